@@ -1,0 +1,150 @@
+// Package config holds sifkernel's settings: their defaults, the strict TOML
+// files they are read from, and where each effective value came from.
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Config is the effective configuration. Every field has a default (see Default).
+type Config struct {
+	Apptainer Apptainer `toml:"apptainer" json:"apptainer"`
+	Node      Node      `toml:"node" json:"node"`
+	Cache     Cache     `toml:"cache" json:"cache"`
+	Prolog    Prolog    `toml:"prolog" json:"prolog"`
+	Kernel    Kernel    `toml:"kernel" json:"kernel"`
+	Log       Log       `toml:"log" json:"log"`
+}
+
+// Apptainer says how the container runtime is found and called.
+type Apptainer struct {
+	Path         string   `toml:"path" json:"path"`
+	Search       []string `toml:"search" json:"search"`
+	GPUFlag      string   `toml:"gpu_flag" json:"gpu_flag"`
+	DefaultBinds []string `toml:"default_binds" json:"default_binds"`
+}
+
+// Node describes how compute nodes are recognised.
+type Node struct {
+	GPUPartitions []string `toml:"gpu_partitions" json:"gpu_partitions"`
+}
+
+// Cache configures the node-local image cache.
+type Cache struct {
+	Dir          string   `toml:"dir" json:"dir"`
+	UserQuota    Size     `toml:"user_quota" json:"user_quota"`
+	Reserve      Size     `toml:"reserve" json:"reserve"`
+	KeepWarm     Duration `toml:"keep_warm" json:"keep_warm"`
+	StageTimeout Duration `toml:"stage_timeout" json:"stage_timeout"`
+	Verify       string   `toml:"verify" json:"verify"`
+}
+
+// Prolog configures what the root Prolog does.
+type Prolog struct {
+	Stage      bool     `toml:"stage" json:"stage"`
+	Partitions []string `toml:"partitions" json:"partitions"`
+	FailNodeOn []string `toml:"fail_node_on" json:"fail_node_on"`
+}
+
+// Kernel holds defaults for the kernelspecs sifkernel writes.
+type Kernel struct {
+	PythonNoUserSite bool `toml:"python_no_user_site" json:"python_no_user_site"`
+	// PullDir is where `kernel add --image docker://...` stores pulled images.
+	// Empty means $SCRATCH/sifkernel-images, else ~/.local/share/sifkernel/images.
+	PullDir string `toml:"pull_dir" json:"pull_dir"`
+}
+
+// Log configures logging; hooks need a file or syslog since Slurm drops their output.
+type Log struct {
+	Level  string `toml:"level" json:"level"`
+	Format string `toml:"format" json:"format"`
+	File   string `toml:"file" json:"file"`
+}
+
+// NodeFaults are the node-level faults a site may opt in to failing the Prolog on.
+var NodeFaults = []string{"cache_root"}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	must := func(s string) Size { v, _ := ParseSize(s); return v }
+	dur := func(s string) Duration { var d Duration; _ = d.UnmarshalText([]byte(s)); return d }
+	return Config{
+		Apptainer: Apptainer{
+			Search: []string{
+				"/opt/apps/tacc-apptainer/*/bin/apptainer",
+				"/usr/local/bin/apptainer",
+				"/usr/bin/apptainer",
+			},
+			GPUFlag:      "--nv",
+			DefaultBinds: []string{"/run/user"},
+		},
+		Node: Node{GPUPartitions: []string{"rtx", "rtx-dev"}},
+		Cache: Cache{
+			Dir:          "/tmp/sifkernel",
+			UserQuota:    must("50%"),
+			Reserve:      must("2GiB"),
+			KeepWarm:     dur("0s"),
+			StageTimeout: dur("120s"),
+			Verify:       "size",
+		},
+		Prolog: Prolog{Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
+		Kernel: Kernel{PythonNoUserSite: true},
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// Validate reports every value that is out of range, each naming its key.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
+	}
+	if p := c.Apptainer.Path; p != "" && !filepath.IsAbs(p) {
+		bad("apptainer.path", "%q is not an absolute path", p)
+	}
+	if !strings.HasPrefix(c.Apptainer.GPUFlag, "-") {
+		bad("apptainer.gpu_flag", "%q is not a flag (such as --nv)", c.Apptainer.GPUFlag)
+	}
+	for _, b := range c.Apptainer.DefaultBinds {
+		if src, _, _ := strings.Cut(b, ":"); !filepath.IsAbs(src) {
+			bad("apptainer.default_binds", "%q: the source must be an absolute path", b)
+		}
+	}
+	for _, g := range append(slices.Clone(c.Node.GPUPartitions), c.Prolog.Partitions...) {
+		if _, err := filepath.Match(g, ""); err != nil {
+			bad("partitions", "%q is not a valid glob", g)
+		}
+	}
+	if !filepath.IsAbs(c.Cache.Dir) || filepath.Clean(c.Cache.Dir) == "/" {
+		bad("cache.dir", "%q must be an absolute path other than /", c.Cache.Dir)
+	}
+	if c.Cache.StageTimeout.Duration <= 0 {
+		bad("cache.stage_timeout", "must be above zero")
+	}
+	if c.Cache.Verify != "size" && c.Cache.Verify != "sha256" {
+		bad("cache.verify", "%q: want \"size\" or \"sha256\"", c.Cache.Verify)
+	}
+	for _, f := range c.Prolog.FailNodeOn {
+		if !slices.Contains(NodeFaults, f) {
+			bad("prolog.fail_node_on", "%q: known node-level faults are %s", f, strings.Join(NodeFaults, ", "))
+		}
+	}
+	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
+		bad("log.level", "%q: want panic, fatal, error, warn, info, debug or trace", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q: want \"text\" or \"json\"", c.Log.Format)
+	}
+	if p := c.Log.File; p != "" && p != "syslog" && !filepath.IsAbs(p) {
+		bad("log.file", "%q: want an absolute path or \"syslog\"", p)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}
