@@ -1,0 +1,299 @@
+package kernelspec
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+)
+
+// Severity ranks a finding. Only errors make `kernel check` fail.
+type Severity string
+
+// The severities, most serious first.
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+	Info    Severity = "info"
+)
+
+// Finding is one problem check found in a kernelspec.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	Code     string   `json:"code"`
+	File     string   `json:"file"`
+	Line     int      `json:"line,omitempty"`
+	Column   int      `json:"column,omitempty"`
+	Message  string   `json:"message"`
+	Hint     string   `json:"hint,omitempty"`
+	Fixable  bool     `json:"fixable"` // `sifkernel kernel fix` can repair it
+}
+
+func (f Finding) String() string {
+	loc := f.File
+	if f.Line > 0 {
+		loc = fmt.Sprintf("%s:%d:%d", f.File, f.Line, f.Column)
+	}
+	s := fmt.Sprintf("%s: %s: %s [%s]", loc, f.Severity, f.Message, f.Code)
+	if f.Hint != "" {
+		s += "\n    hint: " + f.Hint
+	}
+	return s
+}
+
+// Checker lints kernelspecs against what is on this node.
+type Checker struct {
+	Env     Env
+	Runtime *apptainer.Runtime // the runtime found here; nil if none
+	GPUFlag string             // the flag that adds GPUs, "--nv"
+	// LookPath resolves a relative argv[0]; nil means exec.LookPath.
+	LookPath func(string) (string, error)
+}
+
+// Check lints one entry. The findings are in the order a reader fixes them.
+func (c Checker) Check(e Entry) []Finding {
+	r := &report{file: e.File()}
+	c.checkName(r, e)
+	if e.Err != nil {
+		c.checkLoadError(r, e.Kernel)
+		return r.out
+	}
+	s := e.Spec
+	if s.DisplayName == "" {
+		r.add(Warning, "display-name", "no display_name: Jupyter shows an empty name", "")
+	}
+	if len(s.Argv) == 0 {
+		r.add(Error, "argv", "argv is empty: there is nothing to start", "")
+		return r.out
+	}
+	if !slices.ContainsFunc(s.Argv, func(a string) bool { return strings.Contains(a, ConnectionFile) }) {
+		r.add(Error, "connection-file", "argv does not pass {connection_file}: the kernel cannot find its ports",
+			"add \"{connection_file}\" where the kernel expects the connection file, e.g. after -f")
+	}
+	c.checkArgv0(r, s.Argv[0])
+	if IsContainer(s) {
+		c.checkContainer(r, e.Kernel)
+	}
+	return r.out
+}
+
+type report struct {
+	file string
+	out  []Finding
+}
+
+func (r *report) add(sev Severity, code, msg, hint string) *Finding {
+	r.out = append(r.out, Finding{Severity: sev, Code: code, File: r.file, Message: msg, Hint: hint})
+	return &r.out[len(r.out)-1]
+}
+
+// IsContainer reports whether a spec runs a container kernel: argv[0] is
+// apptainer or singularity (any path), or it carries metadata.sifkernel.
+func IsContainer(s *Spec) bool {
+	if len(s.Argv) > 0 && apptainer.IsRuntime(s.Argv[0]) {
+		return true
+	}
+	_, ok := s.Metadata["sifkernel"]
+	return ok
+}
+
+func (c Checker) checkName(r *report, e Entry) {
+	if err := ValidName(e.Name); err != nil {
+		if low := strings.ToLower(e.Name); ValidName(low) == nil {
+			r.add(Warning, "name", fmt.Sprintf("directory name %q has capitals: Jupyter lists it as %q", e.Name, low), "")
+		} else {
+			r.add(Error, "name", fmt.Sprintf("directory name %q is not a valid kernel name: Jupyter ignores it", e.Name),
+				"rename the directory using only a-z, 0-9, '.', '_' and '-'")
+		}
+	}
+	if e.ShadowedBy != "" {
+		r.add(Warning, "shadowed", fmt.Sprintf("shadowed by %s, which comes first in Jupyter's search path: this one is never used", e.ShadowedBy),
+			"remove one of them, or rename this one")
+	}
+}
+
+func (c Checker) checkLoadError(r *report, k *Kernel) {
+	var syn *SyntaxError
+	var fe *FieldError
+	switch {
+	case errors.As(k.Err, &syn) && syn.Curly:
+		f := r.add(Error, "json-curly-quotes", syn.Msg, "run `sifkernel kernel fix "+k.Name+"` to straighten them")
+		f.Line, f.Column, f.Fixable = syn.Line, syn.Column, true
+	case errors.As(k.Err, &syn):
+		f := r.add(Error, "json", "invalid JSON: "+syn.Msg, "Jupyter silently drops a kernel whose kernel.json does not parse")
+		f.Line, f.Column = syn.Line, syn.Column
+	case errors.As(k.Err, &fe):
+		r.add(Error, "schema", fe.Error(), "")
+	default:
+		r.add(Error, "read", "cannot read: "+strings.TrimPrefix(k.Err.Error(), k.File()+": "), "")
+	}
+}
+
+func (c Checker) lookPath(name string) (string, error) {
+	if c.LookPath != nil {
+		return c.LookPath(name)
+	}
+	return exec.LookPath(name)
+}
+
+func (c Checker) checkArgv0(r *report, argv0 string) {
+	if !filepath.IsAbs(argv0) {
+		if _, err := c.lookPath(argv0); err != nil {
+			r.add(Warning, "argv0", fmt.Sprintf("argv[0] %q is not on PATH here", argv0),
+				"Jupyter runs it through PATH; use an absolute path or load the module that provides it")
+		}
+		return
+	}
+	err := apptainer.Executable(argv0)
+	if err == nil {
+		return
+	}
+	if apptainer.IsRuntime(argv0) && c.Runtime != nil && c.Runtime.Path != argv0 {
+		f := r.add(Error, "stale-apptainer", fmt.Sprintf("argv[0] %s: %v; this node has %s (%s)", argv0, err, c.Runtime.Path, versionOr(c.Runtime.Version)),
+			"the Apptainer module was probably upgraded; `sifkernel kernel fix` points argv[0] at the one found here")
+		f.Fixable = true
+		return
+	}
+	r.add(Error, "argv0", fmt.Sprintf("argv[0] %s: %v", argv0, err), "")
+}
+
+func versionOr(v string) string {
+	if v == "" {
+		return "version unknown"
+	}
+	return "version " + v
+}
+
+func (c Checker) checkContainer(r *report, k *Kernel) {
+	cmd, err := apptainer.Parse(k.Spec.Argv)
+	if err != nil {
+		r.add(Error, "container-argv", "cannot read the container command: "+err.Error(),
+			"expected: RUNTIME exec [flags] IMAGE COMMAND...")
+		return
+	}
+	for _, u := range cmd.Unknown() {
+		r.add(Warning, "unknown-flag", fmt.Sprintf("unknown Apptainer flag %s: taken to have no value", u),
+			"if it takes a value, write it as "+u+"=VALUE so the image is found")
+	}
+	c.checkImage(r, k, cmd.Image)
+	meta, _, err := k.Spec.Sifkernel()
+	if err != nil {
+		r.add(Error, "schema", err.Error(), "")
+	}
+	if gpu := c.gpuFlag(); cmd.Has(gpu) && meta.GPU != GPUAlways {
+		f := r.add(Warning, "nv-hardcoded", gpu+" is hard-coded: CPU nodes print warnings, and sifkernel cannot decide per job",
+			"`sifkernel kernel fix` removes it and lets each job add it on GPU nodes (or keep it with --keep-nv)")
+		f.Fixable = true
+	}
+	if rt := c.Env.RuntimeDir(); !cmd.Sees(rt, c.Env.Home) {
+		f := r.add(Error, "connection-dir", fmt.Sprintf("the connection file's directory %s is not visible in the container", rt),
+			"`sifkernel kernel fix` adds a --bind for it")
+		f.Fixable = true
+	}
+	if !hasNoUserSite(k.Spec, cmd) && strings.EqualFold(k.Spec.Language, "python") {
+		r.add(Info, "user-site", "PYTHONNOUSERSITE is not set: packages in ~/.local can shadow the image's",
+			"add --env PYTHONNOUSERSITE=1 (kernels made by `sifkernel kernel add` have it)")
+	}
+}
+
+func (c Checker) gpuFlag() string {
+	if c.GPUFlag == "" {
+		return "--nv"
+	}
+	return c.GPUFlag
+}
+
+func hasNoUserSite(s *Spec, cmd *apptainer.Command) bool {
+	if _, ok := s.Env["PYTHONNOUSERSITE"]; ok {
+		return true
+	}
+	if _, ok := s.Env["APPTAINERENV_PYTHONNOUSERSITE"]; ok {
+		return true
+	}
+	return slices.ContainsFunc(cmd.Values("--env"), func(v string) bool {
+		return slices.ContainsFunc(strings.Split(v, ","), func(kv string) bool { return strings.HasPrefix(kv, "PYTHONNOUSERSITE=") })
+	})
+}
+
+func (c Checker) checkImage(r *report, k *Kernel, image string) {
+	image = strings.ReplaceAll(image, "{resource_dir}", k.Dir)
+	if i := strings.Index(image, "://"); i > 0 {
+		r.add(Info, "image-remote", fmt.Sprintf("image %s is fetched by Apptainer at every start and cannot be staged", image),
+			"pull it once: sifkernel kernel add NAME --image "+image)
+		return
+	}
+	if !filepath.IsAbs(image) {
+		r.add(Warning, "image-relative", fmt.Sprintf("image %q is relative: it depends on the directory Jupyter starts in", image),
+			"use an absolute path")
+		return
+	}
+	if msg, err := CheckImage(image); err != nil {
+		r.add(Error, imageCode(err), err.Error(), "")
+	} else if msg != "" {
+		r.add(Warning, "image-format", msg, "")
+	}
+}
+
+// CheckImage says whether image can be run: it exists, is readable, and if
+// it is a SIF, has a usable header. A readable non-SIF image gives a note.
+func CheckImage(image string) (note string, err error) {
+	f, err := os.Open(image)
+	if err != nil {
+		return "", &ImageError{Image: image, Err: err}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", &ImageError{Image: image, Err: err}
+	}
+	if st.IsDir() {
+		return fmt.Sprintf("image %s is a sandbox directory: it runs, but cannot be staged", image), nil
+	}
+	if !sifimage.HasMagic(f) {
+		if _, err := f.ReadAt(make([]byte, 1), 0); err != nil {
+			return "", &ImageError{Image: image, Err: err}
+		}
+		return fmt.Sprintf("image %s is not a SIF file: it may run, but sifkernel cannot check or stage it", image), nil
+	}
+	if _, err := sifimage.Inspect(f); err != nil {
+		return "", &ImageError{Image: image, Err: err}
+	}
+	return "", nil
+}
+
+// ImageError says why an image cannot be used.
+type ImageError struct {
+	Image string
+	Err   error
+}
+
+func (e *ImageError) Error() string {
+	switch {
+	case errors.Is(e.Err, fs.ErrNotExist):
+		return fmt.Sprintf("image %s does not exist (purged from scratch?)", e.Image)
+	case errors.Is(e.Err, fs.ErrPermission):
+		return fmt.Sprintf("image %s is not readable by you", e.Image)
+	case errors.Is(e.Err, sifimage.ErrCorrupt):
+		return fmt.Sprintf("image %s: %v", e.Image, e.Err)
+	}
+	return fmt.Sprintf("image %s: %v", e.Image, e.Err)
+}
+
+func (e *ImageError) Unwrap() error { return e.Err }
+
+func imageCode(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "image-missing"
+	case errors.Is(err, sifimage.ErrCorrupt):
+		return "image-corrupt"
+	}
+	return "image-unreadable"
+}

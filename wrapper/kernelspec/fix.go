@@ -1,0 +1,131 @@
+package kernelspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pmezard/go-difflib/difflib"
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+)
+
+// FixOptions say what Fix may change.
+type FixOptions struct {
+	Checker
+	KeepNV bool // keep a hard-coded GPU flag instead of deferring to job-time detection
+}
+
+// Repair is a planned change to one kernel.json.
+type Repair struct {
+	Kernel  *Kernel
+	After   []byte
+	Changes []string // one line per change, for people
+}
+
+// ErrNothingToFix says a kernel needs no repair that fix knows how to make.
+var ErrNothingToFix = errors.New("nothing to fix")
+
+// PlanFix works out the repaired kernel.json without touching the disk.
+func PlanFix(k *Kernel, opts FixOptions) (*Repair, error) {
+	rep := &Repair{Kernel: k}
+	spec := k.Spec
+	if spec == nil {
+		var syn *SyntaxError
+		if !errors.As(k.Err, &syn) || !syn.Curly {
+			return nil, fmt.Errorf("%s: cannot repair: %w", k.File(), k.Err)
+		}
+		fixed, _, _ := RepairQuotes(k.Raw)
+		var err error
+		if spec, err = Parse(k.File(), fixed); err != nil {
+			return nil, fmt.Errorf("%s: straightening quotes did not give valid JSON: %w", k.File(), err)
+		}
+		rep.Changes = append(rep.Changes, "replaced curly quotes with straight ones")
+	}
+	if IsContainer(spec) && len(spec.Argv) > 0 {
+		if err := fixContainer(rep, spec, opts); err != nil {
+			return nil, fmt.Errorf("%s: %w", k.File(), err)
+		}
+	}
+	if len(rep.Changes) == 0 {
+		return nil, ErrNothingToFix
+	}
+	after, err := spec.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("%s: encoding: %w", k.File(), err)
+	}
+	rep.After = after
+	return rep, nil
+}
+
+func fixContainer(rep *Repair, spec *Spec, opts FixOptions) error {
+	cmd, err := apptainer.Parse(spec.Argv)
+	if err != nil {
+		return fmt.Errorf("cannot read the container command: %w", err)
+	}
+	if rt := opts.Runtime; rt != nil && filepath.IsAbs(cmd.Runtime) && cmd.Runtime != rt.Path && apptainer.Executable(cmd.Runtime) != nil {
+		rep.Changes = append(rep.Changes, fmt.Sprintf("argv[0]: %s (missing) -> %s (%s)", cmd.Runtime, rt.Path, versionOr(rt.Version)))
+		cmd.Runtime = rt.Path
+	}
+	meta, _, err := spec.Sifkernel()
+	if err != nil {
+		return err
+	}
+	if gpu := opts.gpuFlag(); !opts.KeepNV && meta.GPU != GPUAlways && cmd.Remove(gpu) {
+		meta.GPU = GPUAuto
+		if err := spec.SetSifkernel(meta); err != nil {
+			return err
+		}
+		rep.Changes = append(rep.Changes, fmt.Sprintf("removed %s: each job adds it on GPU nodes (metadata.sifkernel.gpu = %q)", gpu, GPUAuto))
+	}
+	if rt := opts.Env.RuntimeDir(); !cmd.Sees(rt, opts.Env.Home) {
+		src := existingAncestor(rt)
+		cmd.Add("--bind", src)
+		rep.Changes = append(rep.Changes, fmt.Sprintf("added --bind %s so the connection file in %s is visible", src, rt))
+	}
+	spec.Argv = cmd.Argv()
+	return nil
+}
+
+// existingAncestor gives dir, or its nearest existing parent other than /,
+// since Apptainer refuses to bind a source that does not exist.
+func existingAncestor(dir string) string {
+	for d := filepath.Clean(dir); d != "/" && d != "."; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return d
+		}
+	}
+	return dir
+}
+
+// Diff is a unified diff from the file on disk to the repaired one.
+func (r *Repair) Diff() string {
+	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(string(r.Kernel.Raw)), B: difflib.SplitLines(string(r.After)),
+		FromFile: r.Kernel.File(), ToFile: r.Kernel.File() + " (fixed)", Context: 3,
+	})
+	return d
+}
+
+// Apply keeps a backup of the original, then replaces kernel.json atomically.
+// If the file changed since it was read, nothing is written. On any failure
+// the original is left as it was.
+func (r *Repair) Apply(now time.Time) (backup string, err error) {
+	path := r.Kernel.File()
+	current, err := readLimited(path)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(current, r.Kernel.Raw) {
+		return "", fmt.Errorf("%s changed since it was read; run fix again", path)
+	}
+	if backup, err = Backup(path, current, now); err != nil {
+		return "", err
+	}
+	if err := WriteFile(path, r.After, FileMode); err != nil {
+		return backup, err
+	}
+	return backup, nil
+}

@@ -1,0 +1,122 @@
+package kernelspec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// MaxFileSize bounds a kernel.json; real ones are well under a kilobyte.
+const MaxFileSize = 1 << 20
+
+// FileName is the kernelspec file inside a kernel directory.
+const FileName = "kernel.json"
+
+// Kernel is one kernel directory as found on disk.
+type Kernel struct {
+	Name string // the directory's base name
+	Dir  string // the kernel directory
+	Raw  []byte // the file's bytes, when it could be read
+	Spec *Spec  // nil when the file could not be read or parsed
+	Err  error  // why Spec is nil: a read error, *SyntaxError or *FieldError
+}
+
+// File is the path of the kernel.json.
+func (k *Kernel) File() string { return filepath.Join(k.Dir, FileName) }
+
+// SyntaxError is invalid JSON, with the position where it was noticed.
+type SyntaxError struct {
+	File         string
+	Line, Column int
+	Msg          string
+	Curly        bool // curly quotes stand where JSON needs straight ones
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: invalid JSON: %s", e.File, e.Line, e.Column, e.Msg)
+}
+
+// Load reads dir/kernel.json. It never fails: problems are kept in Err.
+func Load(dir string) *Kernel {
+	k := &Kernel{Name: filepath.Base(dir), Dir: dir}
+	k.Raw, k.Err = readLimited(k.File())
+	if k.Err == nil {
+		k.Spec, k.Err = Parse(k.File(), k.Raw)
+	}
+	return k
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, larger than the %d a kernelspec may have", path, st.Size(), MaxFileSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err == nil && len(data) > MaxFileSize {
+		err = fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
+	}
+	return data, err
+}
+
+// Parse decodes kernel.json bytes; file names the source in errors.
+func Parse(file string, data []byte) (*Spec, error) {
+	var s Spec
+	err := json.Unmarshal(data, &s)
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return &s, nil
+	case errors.As(err, &syn):
+		// json counts the offending byte as read; point at it.
+		return nil, syntaxError(file, data, syn.Offset-1, syn.Error())
+	case errors.As(err, &typ):
+		return nil, syntaxError(file, data, 0, "the top level must be an object")
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return nil, fmt.Errorf("%s: %w", file, fe)
+	}
+	return nil, fmt.Errorf("%s: %w", file, err)
+}
+
+func syntaxError(file string, data []byte, offset int64, msg string) *SyntaxError {
+	e := &SyntaxError{File: file, Msg: msg}
+	if fixed, at, ok := RepairQuotes(data); ok {
+		if _, err := Parse(file, fixed); err == nil {
+			e.Curly = true
+			offset = int64(at)
+			e.Msg = "curly quotes (“ ” ‘ ’) where JSON needs straight quotes (\")"
+		}
+	}
+	e.Line, e.Column = position(data, offset)
+	return e
+}
+
+// position gives the 1-based line and column (in characters) of the byte at offset.
+func position(data []byte, offset int64) (line, col int) {
+	offset = max(0, min(offset, int64(len(data))))
+	line, col = 1, 1
+	for _, r := range string(data[:offset]) {
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}

@@ -1,0 +1,84 @@
+package kernelspec
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/renameio/v2"
+)
+
+// FileMode is the mode of every kernel.json sifkernel writes.
+const FileMode = 0o644
+
+// Write encodes spec into dir/kernel.json atomically: a temporary file in the
+// same directory, fsync, rename, fsync of the directory. A reader sees the
+// old file or the new one, never a part.
+func Write(dir string, spec *Spec) error {
+	data, err := spec.Encode()
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", filepath.Join(dir, FileName), err)
+	}
+	return WriteFile(filepath.Join(dir, FileName), data, FileMode)
+}
+
+// WriteFile publishes data at path atomically and durably.
+func WriteFile(path string, data []byte, mode os.FileMode) error {
+	if err := renameio.WriteFile(path, data, mode); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename in dir durable; renameio syncs the file, not the directory.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Backup keeps a copy of data beside path as path.bak-<timestamp>, never
+// overwriting an existing backup. It returns the backup's path.
+func Backup(path string, data []byte, now time.Time) (string, error) {
+	base := path + ".bak-" + now.UTC().Format("20060102T150405Z")
+	for i := 0; i < 100; i++ {
+		name := base
+		if i > 0 {
+			name = fmt.Sprintf("%s.%d", base, i)
+		}
+		err := publishNew(name, data)
+		if os.IsExist(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("backing up %s: %w", path, err)
+		}
+		return name, syncDir(filepath.Dir(name))
+	}
+	return "", fmt.Errorf("backing up %s: too many backups named %s*", path, base)
+}
+
+// publishNew writes a complete file at name, failing with an IsExist error if
+// name exists: the data goes to a synced temporary file that is then
+// hard-linked into place, which (unlike rename) refuses to replace anything.
+func publishNew(name string, data []byte) error {
+	t, err := renameio.NewPendingFile(name, renameio.WithPermissions(FileMode))
+	if err != nil {
+		return err
+	}
+	defer t.Cleanup()
+	if _, err := t.Write(data); err != nil {
+		return err
+	}
+	if err := t.Sync(); err != nil {
+		return err
+	}
+	return os.Link(t.Name(), name)
+}
