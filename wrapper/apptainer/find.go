@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,7 +59,9 @@ func (f Finder) Locate() (Runtime, error) {
 			return Runtime{}, false
 		}
 		if err := Executable(path); err != nil {
-			tried = append(tried, fmt.Sprintf("%s: %s: %v", rule, path, err))
+			if !errors.Is(err, fs.ErrNotExist) {
+				tried = append(tried, fmt.Sprintf("%s: %s: %v", rule, path, err))
+			}
 			return Runtime{}, false
 		}
 		return Runtime{Path: path, Rule: rule}, true
@@ -86,10 +89,11 @@ func (f Finder) Locate() (Runtime, error) {
 			}
 		}
 	}
-	msg := "set apptainer.path in the config, APPTAINER_BIN, or load the apptainer module"
+	msg := "not on PATH or in " + strings.Join(f.Search, ", ")
 	if len(tried) > 0 {
-		msg += "; tried " + strings.Join(tried, "; ")
+		msg += "; unusable: " + strings.Join(tried, "; ")
 	}
+	msg += " (load the apptainer module, or set APPTAINER_BIN or apptainer.path)"
 	return Runtime{}, fmt.Errorf("%w: %s", ErrNotFound, msg)
 }
 
@@ -105,7 +109,11 @@ func Glob(pattern string) []string {
 func Executable(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
-		return errors.Unwrap(err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return pe.Err
+		}
+		return err
 	}
 	if !st.Mode().IsRegular() {
 		return errors.New("not a regular file")

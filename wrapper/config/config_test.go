@@ -146,7 +146,7 @@ func TestSetAndSettings(t *testing.T) {
 	if len(byKey) != 19 {
 		t.Errorf("Settings lists %d keys, want 19", len(byKey))
 	}
-	if s := byKey["cache.stage_timeout"]; s.Value != "2m0s" || s.Source.Kind != "default" {
+	if s := byKey["cache.stage_timeout"]; s.Value != "120s" || s.Source.Kind != "default" {
 		t.Errorf("stage_timeout = %+v", s)
 	}
 	if s := byKey["log.level"]; s.Source.String() != "flag --log-level" {

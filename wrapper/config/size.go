@@ -78,7 +78,10 @@ func (s *Size) UnmarshalText(b []byte) error {
 func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Duration is a time.Duration written in Go syntax ("120s", "1h30m").
-type Duration struct{ time.Duration }
+type Duration struct {
+	time.Duration
+	text string
+}
 
 // UnmarshalText parses Go duration syntax.
 func (d *Duration) UnmarshalText(b []byte) error {
@@ -89,9 +92,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	if v < 0 {
 		return fmt.Errorf("duration %q: must not be negative", string(b))
 	}
-	d.Duration = v
+	d.Duration, d.text = v, strings.TrimSpace(string(b))
 	return nil
 }
 
-// MarshalText writes Go duration syntax.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+// MarshalText writes the duration as it was written.
+func (d Duration) MarshalText() ([]byte, error) {
+	if d.text != "" {
+		return []byte(d.text), nil
+	}
+	return []byte(d.Duration.String()), nil
+}

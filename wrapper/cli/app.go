@@ -1,0 +1,207 @@
+// Package cli holds sifkernel's commands: each file parses one command's
+// arguments and calls the libraries. It is the only importer of urfave/cli.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+)
+
+// Options are what the commands take from the process. Tests set them all.
+type Options struct {
+	Version string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Getenv  func(string) string
+	Home    string           // the user's home; empty means os.UserHomeDir
+	Now     func() time.Time // nil means time.Now
+	Euid    int              // effective uid; root never reads a user config
+	// ConfigureLog sets up logging once the config is known. Only main
+	// configures logrus; nil leaves logging as it is.
+	ConfigureLog func(config.Log) error
+	Logger       *logrus.Logger // nil means logrus.StandardLogger()
+}
+
+// env is the state commands share, filled in by the app's Before.
+type env struct {
+	Options
+	cfg  *config.Loaded
+	log  *logrus.Logger
+	args []string
+}
+
+// Run parses args (args[0] is the program) and runs the command.
+func Run(ctx context.Context, opts Options, args []string) error {
+	e := &env{Options: opts}
+	if e.Getenv == nil {
+		e.Getenv = os.Getenv
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.Home == "" {
+		e.Home, _ = os.UserHomeDir()
+	}
+	if e.log = opts.Logger; e.log == nil {
+		e.log = logrus.StandardLogger()
+	}
+	app := e.app()
+	e.args = reorder(app, args)
+	return app.RunContext(ctx, e.args)
+}
+
+func (e *env) app() *cli.App {
+	app := &cli.App{
+		Name:  "sifkernel",
+		Usage: "containerized Jupyter kernels on Slurm clusters",
+		Description: "sifkernel creates, checks and repairs Apptainer kernelspecs, and (in Slurm\n" +
+			"hooks and job scripts) gives each job kernels that use node-local images.\n" +
+			"Run with no command inside a Slurm hook, it acts as that hook.",
+		Version:              e.Version,
+		Writer:               e.Stdout,
+		ErrWriter:            e.Stderr,
+		EnableBashCompletion: true,
+		HideVersion:          true,
+		// Errors map to exit codes in main; cli must never exit by itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "site config `FILE`", EnvVars: []string{"SIFKERNEL_CONFIG"}},
+			&cli.StringFlag{Name: "log-level", Usage: "panic, fatal, error, warn, info, debug or trace", EnvVars: []string{"SIFKERNEL_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"SIFKERNEL_LOG_FORMAT"}},
+		},
+		Before: e.before,
+		Action: e.runDefault,
+		Commands: []*cli.Command{
+			e.versionCommand(),
+			e.configCommand(),
+			e.kernelCommand(),
+			e.completionCommand(),
+		},
+	}
+	for _, c := range app.Commands {
+		setUsageErrors(c)
+	}
+	app.OnUsageError = onUsageError
+	return app
+}
+
+func setUsageErrors(c *cli.Command) {
+	c.OnUsageError = onUsageError
+	for _, s := range c.Subcommands {
+		setUsageErrors(s)
+	}
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return &UsageError{Err: err} }
+
+// before loads the config and sets up logging. A hook (no command, in a
+// Slurm context) must not fail on a bad config: it falls back to the
+// defaults and says so loudly.
+func (e *env) before(c *cli.Context) error {
+	files := config.Files{Site: c.String("config"), SiteExplicit: c.String("config") != "", User: e.userConfig()}
+	cfg, err := config.Load(files)
+	if err != nil && e.isHook(c) {
+		e.log.WithError(err).Error("config unusable; this hook runs with the built-in defaults")
+		cfg, err = config.Load(config.Files{Site: os.DevNull})
+	}
+	if err != nil {
+		return err
+	}
+	for _, o := range []struct{ flag, key string }{{"log-level", "log.level"}, {"log-format", "log.format"}} {
+		if !c.IsSet(o.flag) {
+			continue
+		}
+		src := config.Source{Kind: "flag", Name: "--" + o.flag}
+		if envName := "SIFKERNEL_" + upper(o.flag); e.Getenv(envName) == c.String(o.flag) && !e.flagGiven(o.flag) {
+			src = config.Source{Kind: "env", Name: envName}
+		}
+		if err := cfg.Set(o.key, c.String(o.flag), src); err != nil {
+			return &UsageError{Err: err}
+		}
+	}
+	e.cfg = cfg
+	if e.ConfigureLog != nil {
+		return e.ConfigureLog(cfg.Log)
+	}
+	return nil
+}
+
+// flagGiven says whether a flag was on the command line, not only in the environment.
+func (e *env) flagGiven(name string) bool {
+	for _, a := range e.args[1:] {
+		if a == "--"+name || len(a) > len(name)+3 && a[:len(name)+3] == "--"+name+"=" {
+			return true
+		}
+	}
+	return false
+}
+
+func upper(flag string) string {
+	b := []byte(flag)
+	for i, ch := range b {
+		switch {
+		case ch == '-':
+			b[i] = '_'
+		case ch >= 'a' && ch <= 'z':
+			b[i] = ch - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// userConfig is the user's config file, or "" when running as root.
+func (e *env) userConfig() string {
+	if e.Euid == 0 {
+		return ""
+	}
+	if x := e.Getenv("XDG_CONFIG_HOME"); x != "" {
+		return filepath.Join(x, "sifkernel", "config.toml")
+	}
+	if e.Home == "" {
+		return ""
+	}
+	return filepath.Join(e.Home, ".config", "sifkernel", "config.toml")
+}
+
+// kernelEnv is where Jupyter looks, for this user.
+func (e *env) kernelEnv() kernelspec.Env {
+	return kernelspec.Env{Getenv: e.Getenv, Home: e.Home}
+}
+
+func (e *env) finder() apptainer.Finder {
+	return apptainer.Finder{ConfigPath: e.cfg.Apptainer.Path, Search: e.cfg.Apptainer.Search, Getenv: e.Getenv}
+}
+
+// checker lints against the runtime found on this node, if any.
+func (e *env) checker(ctx context.Context) kernelspec.Checker {
+	ch := kernelspec.Checker{Env: e.kernelEnv(), GPUFlag: e.cfg.Apptainer.GPUFlag}
+	ch.LookPath = func(name string) (string, error) { return lookPath(name, e.Getenv("PATH")) }
+	if rt, err := e.finder().Find(ctx); err == nil {
+		ch.Runtime = &rt
+	}
+	return ch
+}
+
+// lookPath searches the given PATH, not the process's, so tests and hooks control it.
+func lookPath(name, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if apptainer.Executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found on PATH", name)
+}

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/urfave/cli/v2"
+)
+
+// checkedKernel is one kernel in `kernel check --json`.
+type checkedKernel struct {
+	Name     string               `json:"name"`
+	File     string               `json:"file"`
+	Findings []kernelspec.Finding `json:"findings"`
+}
+
+func (e *env) kernelCheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "lint kernelspecs; exits 1 when any error is found",
+		ArgsUsage: "[NAME...]",
+		Flags:     []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			return e.kernelCheck(c, c.Args().Slice(), c.Bool("json"))
+		},
+	}
+}
+
+func (e *env) kernelCheck(c *cli.Context, names []string, asJSON bool) error {
+	entries, err := e.selectKernels(names)
+	if err != nil {
+		return err
+	}
+	findings, errs, warns := checkAll(e.checker(c.Context), entries)
+	if asJSON {
+		out := make([]checkedKernel, 0, len(entries))
+		for _, en := range entries {
+			fs := findings[en.Dir]
+			if fs == nil {
+				fs = []kernelspec.Finding{}
+			}
+			out = append(out, checkedKernel{Name: en.Name, File: en.File(), Findings: fs})
+		}
+		err = writeJSON(e.Stdout, struct {
+			Schema   string          `json:"schema"`
+			Kernels  []checkedKernel `json:"kernels"`
+			Errors   int             `json:"errors"`
+			Warnings int             `json:"warnings"`
+		}{SchemaKernelCheck, out, errs, warns})
+	} else {
+		for _, en := range entries {
+			for _, f := range findings[en.Dir] {
+				fmt.Fprintln(e.Stdout, f)
+			}
+		}
+		_, err = fmt.Fprintf(e.Stdout, "%d kernels checked: %d errors, %d warnings\n", len(entries), errs, warns)
+	}
+	if err == nil && errs > 0 {
+		return ErrProblemsFound
+	}
+	return err
+}

@@ -1,0 +1,91 @@
+// Command sifkernel makes containerized Jupyter kernels work well on Slurm
+// clusters. See the README for the commands and the Slurm hooks.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/syslog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sifkernel/sifkernel/wrapper/cli"
+	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sirupsen/logrus"
+	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
+)
+
+// version is set at build time: -ldflags "-X main.version=..."
+var version = "dev"
+
+// Exit codes, documented in the README.
+const (
+	exitOK       = 0
+	exitProblems = 1
+	exitUsage    = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.Run(ctx, cli.Options{
+		Version:      version,
+		Stdout:       os.Stdout,
+		Stderr:       os.Stderr,
+		Euid:         os.Geteuid(),
+		ConfigureLog: configureLog,
+	}, os.Args)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode is the one place errors become exit codes.
+func exitCode(err error, stderr io.Writer) int {
+	var usage *cli.UsageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, cli.ErrProblemsFound):
+		return exitProblems
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "sifkernel: %v\nRun 'sifkernel --help' for usage.\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "sifkernel: %v\n", err)
+	return exitProblems
+}
+
+// configureLog applies the [log] config. Hooks need a file or syslog: Slurm
+// throws away what they print.
+func configureLog(c config.Log) error {
+	level, err := logrus.ParseLevel(c.Level)
+	if err != nil {
+		return err
+	}
+	logrus.SetLevel(level)
+	if c.Format == "json" {
+		logrus.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: c.File == "", FullTimestamp: true})
+	}
+	switch c.File {
+	case "":
+		logrus.SetOutput(os.Stderr)
+	case "syslog":
+		hook, err := lsyslog.NewSyslogHook("", "", syslog.LOG_INFO|syslog.LOG_DAEMON, "sifkernel")
+		if err != nil {
+			return fmt.Errorf("log.file = syslog: %w", err)
+		}
+		logrus.AddHook(hook)
+	default:
+		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			logrus.WithError(err).Warn("cannot open log.file; logging to standard error")
+			return nil
+		}
+		logrus.SetOutput(io.MultiWriter(os.Stderr, f))
+	}
+	return nil
+}
