@@ -35,9 +35,8 @@ type Options struct {
 // env is the state commands share, filled in by the app's Before.
 type env struct {
 	Options
-	cfg  *config.Loaded
-	log  *logrus.Logger
-	args []string
+	cfg *config.Loaded
+	log *logrus.Logger
 }
 
 // Run parses args (args[0] is the program) and runs the command.
@@ -56,8 +55,7 @@ func Run(ctx context.Context, opts Options, args []string) error {
 		e.log = logrus.StandardLogger()
 	}
 	app := e.app()
-	e.args = reorder(app, args)
-	return app.RunContext(ctx, e.args)
+	return app.RunContext(ctx, reorder(app, args))
 }
 
 func (e *env) app() *cli.App {
@@ -75,9 +73,11 @@ func (e *env) app() *cli.App {
 		// Errors map to exit codes in main; cli must never exit by itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "site config `FILE`", EnvVars: []string{"SIFKERNEL_CONFIG"}},
-			&cli.StringFlag{Name: "log-level", Usage: "panic, fatal, error, warn, info, debug or trace", EnvVars: []string{"SIFKERNEL_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"SIFKERNEL_LOG_FORMAT"}},
+			// The variables are read in before, through Options.Getenv, so
+			// tests and hooks control them; cli's EnvVars would read os.Getenv.
+			&cli.StringFlag{Name: "config", Usage: "site config `FILE` [$SIFKERNEL_CONFIG]"},
+			&cli.StringFlag{Name: "log-level", Usage: "panic, fatal, error, warn, info, debug or trace [$SIFKERNEL_LOG_LEVEL]"},
+			&cli.StringFlag{Name: "log-format", Usage: "text or json [$SIFKERNEL_LOG_FORMAT]"},
 		},
 		Before: e.before,
 		Action: e.runDefault,
@@ -108,24 +108,32 @@ func onUsageError(_ *cli.Context, err error, _ bool) error { return &UsageError{
 // Slurm context) must not fail on a bad config: it falls back to the
 // defaults and says so loudly.
 func (e *env) before(c *cli.Context) error {
-	files := config.Files{Site: c.String("config"), SiteExplicit: c.String("config") != "", User: e.userConfig()}
+	site := c.String("config")
+	if site == "" {
+		site = e.Getenv("SIFKERNEL_CONFIG")
+	}
+	files := config.Files{Site: site, SiteExplicit: site != "", User: e.userConfig()}
 	cfg, err := config.Load(files)
 	if err != nil && e.isHook(c) {
-		e.log.WithError(err).Error("config unusable; this hook runs with the built-in defaults")
-		cfg, err = config.Load(config.Files{Site: os.DevNull})
+		e.log.WithError(err).WithField("hook", e.Getenv("SLURM_SCRIPT_CONTEXT")).WithField("job", e.Getenv("SLURM_JOB_ID")).
+			Error("config unusable; this hook runs with the built-in defaults")
+		cfg, err = config.Defaults(), nil
 	}
 	if err != nil {
 		return err
 	}
-	for _, o := range []struct{ flag, key string }{{"log-level", "log.level"}, {"log-format", "log.format"}} {
+	for _, o := range []struct{ flag, env, key string }{
+		{"log-level", "SIFKERNEL_LOG_LEVEL", "log.level"},
+		{"log-format", "SIFKERNEL_LOG_FORMAT", "log.format"},
+	} {
+		value, src := c.String(o.flag), config.Source{Kind: "flag", Name: "--" + o.flag}
 		if !c.IsSet(o.flag) {
+			value, src = e.Getenv(o.env), config.Source{Kind: "env", Name: o.env}
+		}
+		if value == "" {
 			continue
 		}
-		src := config.Source{Kind: "flag", Name: "--" + o.flag}
-		if envName := "SIFKERNEL_" + upper(o.flag); e.Getenv(envName) == c.String(o.flag) && !e.flagGiven(o.flag) {
-			src = config.Source{Kind: "env", Name: envName}
-		}
-		if err := cfg.Set(o.key, c.String(o.flag), src); err != nil {
+		if err := cfg.Set(o.key, value, src); err != nil {
 			return &UsageError{Err: err}
 		}
 	}
@@ -134,29 +142,6 @@ func (e *env) before(c *cli.Context) error {
 		return e.ConfigureLog(cfg.Log)
 	}
 	return nil
-}
-
-// flagGiven says whether a flag was on the command line, not only in the environment.
-func (e *env) flagGiven(name string) bool {
-	for _, a := range e.args[1:] {
-		if a == "--"+name || len(a) > len(name)+3 && a[:len(name)+3] == "--"+name+"=" {
-			return true
-		}
-	}
-	return false
-}
-
-func upper(flag string) string {
-	b := []byte(flag)
-	for i, ch := range b {
-		switch {
-		case ch == '-':
-			b[i] = '_'
-		case ch >= 'a' && ch <= 'z':
-			b[i] = ch - 'a' + 'A'
-		}
-	}
-	return string(b)
 }
 
 // userConfig is the user's config file, or "" when running as root.

@@ -60,7 +60,7 @@ type Loaded struct {
 // Unknown keys, wrong types and user files setting site-only keys are errors
 // that name the file, line and key.
 func Load(files Files) (*Loaded, error) {
-	l := &Loaded{Config: Default(), sources: map[string]Source{}}
+	l := Defaults()
 	site := files.Site
 	if site == "" {
 		site = DefaultSiteFile
@@ -77,6 +77,11 @@ func Load(files Files) (*Loaded, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// Defaults is the built-in configuration, with every value's source "default".
+func Defaults() *Loaded {
+	return &Loaded{Config: Default(), sources: map[string]Source{}}
 }
 
 // Source returns where key (such as "cache.dir") got its value.

@@ -3,34 +3,14 @@ package kernelspec
 import (
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
+		"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/<test name>.golden, rewriting it with -update.
-func golden(t *testing.T, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", filepath.FromSlash(t.Name())+".golden")
-	if *update {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 func mkKernel(t testing.TB, kernels, name, body string) string {
 	t.Helper()
@@ -125,7 +105,7 @@ func TestSpecPreservesUnknownFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, out)
+	testkit.Golden(t, out)
 	s2, err := Parse("k.json", out)
 	if err != nil {
 		t.Fatal(err)

@@ -89,8 +89,12 @@ func (s Spec) MarshalJSON() ([]byte, error) {
 		out[k] = v
 	}
 	out["argv"] = nonNil(s.Argv)
-	out["display_name"] = s.DisplayName
-	out["language"] = s.Language
+	if s.DisplayName != "" {
+		out["display_name"] = s.DisplayName
+	}
+	if s.Language != "" {
+		out["language"] = s.Language
+	}
 	if len(s.Env) > 0 {
 		out["env"] = s.Env
 	}
