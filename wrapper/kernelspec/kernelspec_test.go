@@ -3,7 +3,7 @@ package kernelspec
 import (
 	"encoding/json"
 	"errors"
-		"os"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
