@@ -61,11 +61,14 @@ type Checker struct {
 func (c Checker) Check(e Entry) []Finding {
 	r := &report{file: e.File()}
 	c.checkName(r, e)
+	k := e.Kernel
 	if e.Err != nil {
 		c.checkLoadError(r, e.Kernel)
-		return r.out
+		if k = straightened(e.Kernel); k == nil {
+			return r.out
+		}
 	}
-	s := e.Spec
+	s := k.Spec
 	if s.DisplayName == "" {
 		r.add(Warning, "display-name", "no display_name: Jupyter shows an empty name", "")
 	}
@@ -79,9 +82,24 @@ func (c Checker) Check(e Entry) []Finding {
 	}
 	c.checkArgv0(r, s.Argv[0])
 	if IsContainer(s) {
-		c.checkContainer(r, e.Kernel)
+		c.checkContainer(r, k)
 	}
 	return r.out
+}
+
+// straightened is the kernel as it reads once its curly quotes are repaired,
+// so check can report everything else at once; nil if that does not parse.
+func straightened(k *Kernel) *Kernel {
+	var syn *SyntaxError
+	if !errors.As(k.Err, &syn) || !syn.Curly {
+		return nil
+	}
+	fixed, _, _ := RepairQuotes(k.Raw)
+	spec, err := Parse(k.File(), fixed)
+	if err != nil {
+		return nil
+	}
+	return &Kernel{Name: k.Name, Dir: k.Dir, Raw: fixed, Spec: spec}
 }
 
 type report struct {

@@ -84,7 +84,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "good", body: kj(good...), want: nil},
 		{name: "tacc", body: kj(tacc...), want: []string{"error:stale-apptainer", "warning:nv-hardcoded", "info:user-site"}},
-		{name: "curly", body: "{\n “argv”: [\"a\"]}", want: []string{"error:json-curly-quotes"}},
+		{name: "curly", body: "{\n “argv”: [\"a\"]}", want: []string{"error:json-curly-quotes", "warning:display-name", "error:connection-file", "warning:argv0"}},
 		{name: "broken", body: "{\"argv\": [\"a\"", want: []string{"error:json"}},
 		{name: "schema", body: `{"argv": "python3"}`, want: []string{"error:schema"}},
 		{name: "no-connection-file", body: kj(good[:len(good)-1]...), want: []string{"error:connection-file"}},
@@ -124,7 +124,7 @@ func jsonList(a []string) string {
 func TestCheckCurlyPosition(t *testing.T) {
 	f := newFixture(t, nil)
 	got := f.check(t, "curly", "{\n  \"argv\": [“python3”]\n}\n")
-	if len(got) != 1 || got[0].Line != 2 || got[0].Column != 12 || !got[0].Fixable || !strings.Contains(got[0].Hint, "kernel fix curly") {
+	if len(got) != 4 || got[3].Code != "argv0" || got[0].Line != 2 || got[0].Column != 12 || !got[0].Fixable || !strings.Contains(got[0].Hint, "kernel fix curly") {
 		t.Errorf("curly finding = %+v, want line 2 column 12, fixable, with a hint", got)
 	}
 }

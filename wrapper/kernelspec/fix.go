@@ -33,15 +33,11 @@ func PlanFix(k *Kernel, opts FixOptions) (*Repair, error) {
 	rep := &Repair{Kernel: k}
 	spec := k.Spec
 	if spec == nil {
-		var syn *SyntaxError
-		if !errors.As(k.Err, &syn) || !syn.Curly {
-			return nil, fmt.Errorf("%s: cannot repair: %w", k.File(), k.Err)
+		s := straightened(k)
+		if s == nil {
+			return nil, fmt.Errorf("cannot repair: %w", k.Err)
 		}
-		fixed, _, _ := RepairQuotes(k.Raw)
-		var err error
-		if spec, err = Parse(k.File(), fixed); err != nil {
-			return nil, fmt.Errorf("%s: straightening quotes did not give valid JSON: %w", k.File(), err)
-		}
+		spec = s.Spec
 		rep.Changes = append(rep.Changes, "replaced curly quotes with straight ones")
 	}
 	if IsContainer(spec) && len(spec.Argv) > 0 {
