@@ -1,0 +1,168 @@
+// Package cache keeps node-local copies of container images: one directory
+// per user under the cache root, entries published by rename and never
+// changed afterwards, one stager per entry per node (a file lock), refs per
+// job, and eviction of unreferenced entries, least recently used first.
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sirupsen/logrus"
+)
+
+// Options configure a cache.
+type Options struct {
+	Root         string      // cache.dir
+	UID, GID     int         // whose cache; Open uses the process's ids when both are 0 and it is not root
+	Quota        config.Size // cache.user_quota
+	Reserve      config.Size // cache.reserve
+	KeepWarm     time.Duration
+	StageTimeout time.Duration
+	Verify       string // "size" or "sha256"
+	// FallbackDir is where a user without a usable root-made cache keeps one:
+	// <FallbackDir>/sifkernel-<uid>. Empty means $TMPDIR, else /tmp.
+	FallbackDir string
+	Log         logrus.FieldLogger
+}
+
+// Cache is one user's part of the node cache.
+type Cache struct {
+	opts Options
+	root string // the cache root in use (the configured one, or the fallback)
+	dir  string // <root>/users/<uid>
+	log  logrus.FieldLogger
+}
+
+// ErrUnsafeRoot marks a cache directory sifkernel refuses to use.
+var ErrUnsafeRoot = errors.New("unsafe cache directory")
+
+// Open finds (and as root, creates) the cache root and this user's directory.
+// As root the configured root is created root:root 0755. A user uses
+// <root>/users/<uid> when a root hook made it, and otherwise a cache of its
+// own under FallbackDir. A root or user directory that is a symlink, owned by
+// someone else, or writable by group or others is refused.
+func Open(opts Options) (*Cache, error) {
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	if opts.StageTimeout <= 0 {
+		opts.StageTimeout = 120 * time.Second
+	}
+	euid := os.Geteuid()
+	if opts.UID == 0 && opts.GID == 0 && euid != 0 {
+		opts.UID, opts.GID = os.Getuid(), os.Getgid()
+	}
+	c := &Cache{opts: opts, log: opts.Log}
+	var err error
+	if euid == 0 {
+		err = c.openAsRoot()
+	} else {
+		err = c.openAsUser(euid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cache) openAsRoot() error {
+	c.root = c.opts.Root
+	if err := ensureDir(c.root, 0o755, 0, 0); err != nil {
+		return err
+	}
+	users := filepath.Join(c.root, "users")
+	if err := ensureDir(users, 0o755, 0, 0); err != nil {
+		return err
+	}
+	c.dir = filepath.Join(users, strconv.Itoa(c.opts.UID))
+	return ensureDir(c.dir, 0o700, c.opts.UID, c.opts.GID)
+}
+
+func (c *Cache) openAsUser(euid int) error {
+	if euid != c.opts.UID {
+		return fmt.Errorf("opening the cache of uid %d as uid %d: only root may", c.opts.UID, euid)
+	}
+	shared := filepath.Join(c.opts.Root, "users", strconv.Itoa(c.opts.UID))
+	if _, err := os.Lstat(c.opts.Root); err == nil {
+		if err := checkDir(c.opts.Root, 0, 0o755); err != nil {
+			return err
+		}
+		if _, err := os.Lstat(shared); err == nil {
+			c.root, c.dir = c.opts.Root, shared
+			return checkDir(shared, c.opts.UID, 0o700)
+		}
+	}
+	base := c.opts.FallbackDir
+	if base == "" {
+		base = os.TempDir()
+	}
+	c.root = filepath.Join(base, "sifkernel-"+strconv.Itoa(c.opts.UID))
+	if err := ensureDir(c.root, 0o700, c.opts.UID, c.opts.GID); err != nil {
+		return err
+	}
+	if err := ensureDir(filepath.Join(c.root, "users"), 0o700, c.opts.UID, c.opts.GID); err != nil {
+		return err
+	}
+	c.dir = filepath.Join(c.root, "users", strconv.Itoa(c.opts.UID))
+	return ensureDir(c.dir, 0o700, c.opts.UID, c.opts.GID)
+}
+
+// ensureDir creates dir (not its parents) with mode and owner if it is
+// missing, then checks it is safe to use.
+func ensureDir(dir string, mode fs.FileMode, uid, gid int) error {
+	err := os.Mkdir(dir, mode)
+	switch {
+	case err == nil:
+		// Mkdir applies the umask and keeps the creator as owner: set both.
+		if err := os.Chmod(dir, mode); err != nil {
+			return err
+		}
+		if os.Geteuid() == 0 {
+			if err := os.Lchown(dir, uid, gid); err != nil {
+				return err
+			}
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("creating cache directory %s: %w", dir, err)
+	}
+	return checkDir(dir, uid, mode)
+}
+
+// checkDir refuses a directory that is a symlink, not owned by uid, or
+// grants more than mode allows to group or others.
+func checkDir(dir string, uid int, mode fs.FileMode) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("cache directory %s: %w", dir, err)
+	}
+	sys, _ := st.Sys().(*syscall.Stat_t)
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%w: %s is a symbolic link", ErrUnsafeRoot, dir)
+	case !st.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrUnsafeRoot, dir)
+	case sys == nil || int(sys.Uid) != uid:
+		return fmt.Errorf("%w: %s is owned by uid %d, not %d (someone may have created it to tamper with images)",
+			ErrUnsafeRoot, dir, sys.Uid, uid)
+	case st.Mode().Perm()&^mode&0o077 != 0:
+		return fmt.Errorf("%w: %s has mode %v: group or others may write or read more than %v allows",
+			ErrUnsafeRoot, dir, st.Mode().Perm(), mode)
+	}
+	return nil
+}
+
+// Dir is this user's cache directory.
+func (c *Cache) Dir() string { return c.dir }
+
+// Root is the cache root in use.
+func (c *Cache) Root() string { return c.root }
+
+func (c *Cache) path(name string) string { return filepath.Join(c.dir, name) }

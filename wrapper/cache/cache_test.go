@@ -1,0 +1,554 @@
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/shirou/gopsutil/v3/disk"
+	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+	"github.com/sirupsen/logrus"
+)
+
+// image writes a real SIF of about size bytes with random content.
+func image(t testing.TB, dir, name string, size int) string {
+	t.Helper()
+	rootfs := make([]byte, size)
+	rand.Read(rootfs)
+	p := filepath.Join(dir, name)
+	if err := sifimage.Build(p, rootfs); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func quietLog() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+// open makes a cache in a fresh root with roomy defaults.
+func open(t testing.TB, mod func(*Options)) *Cache {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "cache")
+	o := Options{Root: root, FallbackDir: filepath.Dir(root), StageTimeout: 30 * time.Second, Verify: "size", Log: quietLog()}
+	o.UID, o.GID = os.Getuid(), os.Getgid()
+	if mod != nil {
+		mod(&o)
+	}
+	c, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestStageAndHit(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "bert.sif", 300<<10)
+	r1, err := c.Stage(context.Background(), src, "101", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r1.Staged || !r1.Copied || !strings.HasPrefix(r1.Key, "bert-") || filepath.Dir(r1.Path) != c.Dir() {
+		t.Fatalf("first stage = %+v", r1)
+	}
+	r2, err := c.Stage(context.Background(), src, "102", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Copied || r2.Path != r1.Path {
+		t.Errorf("second stage = %+v, want a hit on %s", r2, r1.Path)
+	}
+	st, _ := os.Stat(r1.Path)
+	if st.Mode().Perm() != 0o400 {
+		t.Errorf("entry mode %v, want 0400", st.Mode().Perm())
+	}
+	a, _ := os.ReadFile(src)
+	b, _ := os.ReadFile(r1.Path)
+	if !slices.Equal(a, b) {
+		t.Error("entry differs from the source")
+	}
+	es, _ := c.Entries()
+	if len(es) != 1 || !slices.Equal(es[0].Refs, []string{"101", "102"}) {
+		t.Errorf("entries %+v, want one with refs 101 and 102", es)
+	}
+	for range 2 {
+		if err := c.Release("101"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if es, _ := c.Entries(); !slices.Equal(es[0].Refs, []string{"102"}) {
+		t.Errorf("after releasing 101 refs are %v", es[0].Refs)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	c := open(t, nil)
+	dir := t.TempDir()
+	src := image(t, dir, "a.sif", 4096)
+	link := filepath.Join(dir, "link.sif")
+	os.Symlink(src, link)
+	r1, _ := c.Stage(context.Background(), src, "", nil)
+	r2, err := c.Stage(context.Background(), link, "", nil)
+	if err != nil || r2.Key != r1.Key || r2.Copied {
+		t.Errorf("a symlink to the same image: %+v %v, want key %s and a hit", r2, err, r1.Key)
+	}
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(src, later, later)
+	r3, err := c.Stage(context.Background(), src, "", nil)
+	if err != nil || r3.Key == r1.Key || !r3.Copied {
+		t.Errorf("a changed source must get a new key: %+v %v", r3, err)
+	}
+	other := image(t, t.TempDir(), "a.sif", 4096)
+	if r4, _ := c.Stage(context.Background(), other, "", nil); r4.Key == r1.Key || r4.Key == r3.Key {
+		t.Errorf("another image with the same name got key %s", r4.Key)
+	}
+}
+
+func TestBadSources(t *testing.T) {
+	c := open(t, nil)
+	dir := t.TempDir()
+	good := image(t, dir, "good.sif", 8192)
+	data, _ := os.ReadFile(good)
+	corrupt := filepath.Join(dir, "corrupt.sif")
+	os.WriteFile(corrupt, data[:len(data)-100], 0o644)
+	loop := filepath.Join(dir, "loop.sif")
+	os.Symlink(loop, loop)
+	tests := []struct{ name, path, want string }{
+		{"missing", filepath.Join(dir, "gone.sif"), "no such file"},
+		{"directory", dir, "sandbox directory cannot be staged"},
+		{"corrupt", corrupt, "corrupt SIF"},
+		{"symlink loop", loop, "too many links"},
+		{"under a file", good + "/x", "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := c.Stage(context.Background(), tt.path, "1", nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.path) {
+				t.Errorf("Stage = %v, want an error naming %s and saying %q", err, tt.path, tt.want)
+			}
+			if r.Path != tt.path || r.Staged {
+				t.Errorf("result %+v should point at the source", r)
+			}
+		})
+	}
+	assertClean(t, c)
+}
+
+// assertClean fails if the cache holds entries or temporary files.
+func assertClean(t *testing.T, c *Cache) {
+	t.Helper()
+	for _, pat := range []string{"*.sif", ".tmp-*"} {
+		if m, _ := filepath.Glob(filepath.Join(c.Dir(), pat)); len(m) > 0 {
+			t.Errorf("cache holds %v", m)
+		}
+	}
+}
+
+// withCopy replaces the copy seam for one test, with a small chunk size.
+func withCopy(t *testing.T, f func(n int, dst *os.File, src io.Reader) (int64, error)) {
+	t.Helper()
+	oldCopy, oldChunk := copyChunk, chunk
+	n := 0
+	copyChunk = func(dst *os.File, src io.Reader) (int64, error) { n++; return f(n, dst, src) }
+	chunk = 64 << 10
+	t.Cleanup(func() { copyChunk, chunk = oldCopy, oldChunk })
+}
+
+func TestCopyFaults(t *testing.T) {
+	tests := []struct {
+		name string
+		copy func(n int, dst *os.File, src io.Reader) (int64, error)
+		want string
+		is   error
+	}{
+		{name: "disk full", want: "no space", is: ErrNoSpace, copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+			if n == 2 {
+				return 100, syscall.ENOSPC
+			}
+			return dst.ReadFrom(src)
+		}},
+		{name: "io error", want: "input/output error", is: syscall.EIO, copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+			if n == 3 {
+				return 0, syscall.EIO
+			}
+			return dst.ReadFrom(src)
+		}},
+		{name: "short copy", want: "copied", copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+			if n == 2 {
+				return 0, nil // the copy stops early without an error
+			}
+			return dst.ReadFrom(src)
+		}},
+		{name: "corrupted in flight", want: "not a valid SIF", copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+			w, err := dst.ReadFrom(src)
+			if n == 1 {
+				dst.WriteAt(make([]byte, 64), 0)
+			}
+			return w, err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := open(t, nil)
+			src := image(t, t.TempDir(), "x.sif", 300<<10)
+			withCopy(t, tt.copy)
+			r, err := c.Stage(context.Background(), src, "1", nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || (tt.is != nil && !errors.Is(err, tt.is)) {
+				t.Fatalf("Stage = %v, want %q", err, tt.want)
+			}
+			if r.Path != src {
+				t.Errorf("on failure the path to use is the source, got %s", r.Path)
+			}
+			assertClean(t, c)
+		})
+	}
+}
+
+func TestSourceChangesDuringCopy(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "x.sif", 300<<10)
+	withCopy(t, func(n int, dst *os.File, r io.Reader) (int64, error) {
+		if n == 2 {
+			f, _ := os.OpenFile(src, os.O_WRONLY|os.O_APPEND, 0)
+			f.Write([]byte("more"))
+			f.Close()
+		}
+		return dst.ReadFrom(r)
+	})
+	if _, err := c.Stage(context.Background(), src, "1", nil); err == nil || !strings.Contains(err.Error(), "changed while it was copied") {
+		t.Fatalf("Stage = %v", err)
+	}
+	assertClean(t, c)
+}
+
+func TestTimeout(t *testing.T) {
+	c := open(t, func(o *Options) { o.StageTimeout = 150 * time.Millisecond })
+	src := image(t, t.TempDir(), "slow.sif", 1<<20)
+	withCopy(t, func(n int, dst *os.File, r io.Reader) (int64, error) {
+		time.Sleep(40 * time.Millisecond)
+		return dst.ReadFrom(r)
+	})
+	r, err := c.Stage(context.Background(), src, "1", nil)
+	if !errors.Is(err, ErrTimeout) || r.Path != src {
+		t.Fatalf("Stage = %+v, %v; want ErrTimeout and the source", r, err)
+	}
+	assertClean(t, c)
+}
+
+func TestWaitsForAnotherStager(t *testing.T) {
+	c := open(t, func(o *Options) { o.StageTimeout = 200 * time.Millisecond })
+	src := image(t, t.TempDir(), "x.sif", 8192)
+	s, _ := openSource(src)
+	s.f.Close()
+	held := flock.New(c.lockPath(s.key()))
+	if ok, err := held.TryLock(); !ok || err != nil {
+		t.Fatal("could not take the lock", err)
+	}
+	_, err := c.Stage(context.Background(), src, "1", nil)
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "another stager") {
+		t.Errorf("Stage while another holds the lock = %v", err)
+	}
+	held.Unlock()
+	if r, err := c.Stage(context.Background(), src, "1", nil); err != nil || !r.Copied {
+		t.Errorf("Stage after the lock is free = %+v, %v", r, err)
+	}
+}
+
+func TestSHA256(t *testing.T) {
+	c := open(t, func(o *Options) { o.Verify = "sha256" })
+	src := image(t, t.TempDir(), "x.sif", 200<<10)
+	r, err := c.Stage(context.Background(), src, "1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, _ := c.Entries()
+	if len(es[0].SHA256) != 64 {
+		t.Fatalf("no digest recorded: %+v", es[0])
+	}
+	if checks, _ := c.Verify(); len(checks) != 1 || !checks[0].OK {
+		t.Errorf("Verify of a good entry = %+v", checks)
+	}
+	os.Chmod(r.Path, 0o600)
+	f, _ := os.OpenFile(r.Path, os.O_WRONLY, 0)
+	f.WriteAt([]byte("flip"), 100<<10)
+	f.Close()
+	checks, _ := c.Verify()
+	if checks[0].OK || !strings.Contains(checks[0].Problem, "sha256") {
+		t.Errorf("Verify of a damaged entry = %+v", checks)
+	}
+}
+
+// fakeDisk makes the cache filesystem look total bytes big with free bytes free.
+func fakeDisk(t *testing.T, total, free uint64) {
+	t.Helper()
+	old := diskUsage
+	diskUsage = func(string) (*disk.UsageStat, error) { return &disk.UsageStat{Total: total, Free: free}, nil }
+	t.Cleanup(func() { diskUsage = old })
+}
+
+func size(s string) config.Size { v, _ := config.ParseSize(s); return v }
+
+func TestQuotaAndEviction(t *testing.T) {
+	c := open(t, func(o *Options) { o.Quota = size("500KiB"); o.Reserve = size("1MiB") })
+	fakeDisk(t, 100<<20, 50<<20)
+	dir := t.TempDir()
+	a, b, big := image(t, dir, "a.sif", 300<<10), image(t, dir, "b.sif", 300<<10), image(t, dir, "big.sif", 800<<10)
+
+	ra, err := c.Stage(context.Background(), a, "1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stage(context.Background(), b, "1", nil); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "quota") {
+		t.Fatalf("b over quota while a is referenced = %v, want ErrNoSpace naming the quota", err)
+	}
+	c.Release("1")
+	rb, err := c.Stage(context.Background(), b, "2", nil)
+	if err != nil {
+		t.Fatalf("b after a was released = %v", err)
+	}
+	if _, err := os.Stat(ra.Path); !os.IsNotExist(err) {
+		t.Error("a was not evicted to make room for b")
+	}
+	if _, err := c.Stage(context.Background(), big, "3", nil); !errors.Is(err, ErrNoSpace) {
+		t.Errorf("an image larger than the quota = %v", err)
+	}
+	if _, err := os.Stat(rb.Path); err != nil {
+		t.Error("a referenced entry was evicted")
+	}
+	assertNoTemps(t, c)
+}
+
+func TestReserve(t *testing.T) {
+	c := open(t, func(o *Options) { o.Quota = size("50%"); o.Reserve = size("2GiB") })
+	fakeDisk(t, 100<<30, 2<<30+100<<10)
+	src := image(t, t.TempDir(), "x.sif", 300<<10)
+	_, err := c.Stage(context.Background(), src, "1", nil)
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "reserve") {
+		t.Errorf("Stage into the reserve = %v", err)
+	}
+	assertClean(t, c)
+}
+
+func assertNoTemps(t *testing.T, c *Cache) {
+	t.Helper()
+	if m, _ := filepath.Glob(filepath.Join(c.Dir(), ".tmp-*")); len(m) > 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+}
+
+func TestGC(t *testing.T) {
+	c := open(t, func(o *Options) { o.KeepWarm = time.Hour })
+	dir := t.TempDir()
+	old, fresh, used := image(t, dir, "old.sif", 4096), image(t, dir, "fresh.sif", 4096), image(t, dir, "used.sif", 4096)
+	ro, _ := c.Stage(context.Background(), old, "", nil)
+	c.Stage(context.Background(), fresh, "", nil)
+	c.Stage(context.Background(), used, "77", nil)
+	past := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(c.metaPath(ro.Key), past, past)
+
+	// A copy left by a dead stager (lock free), one in progress (lock held),
+	// and metadata whose entry is gone.
+	os.WriteFile(filepath.Join(c.Dir(), ".tmp-dead-0123456789abcdef-1"), []byte("x"), 0o600)
+	busy := flock.New(c.lockPath("busy-0123456789abcdef"))
+	busy.TryLock()
+	defer busy.Unlock()
+	os.WriteFile(filepath.Join(c.Dir(), ".tmp-busy-0123456789abcdef-2"), []byte("x"), 0o600)
+	os.WriteFile(c.metaPath("orphan-0123456789abcdef"), []byte("{}"), 0o600)
+
+	dry, err := c.GC(GCOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Entries) != 1 || len(dry.Temps) != 1 || len(dry.Orphans) != 1 {
+		t.Errorf("dry run = %+v", dry)
+	}
+	if es, _ := c.Entries(); len(es) != 3 {
+		t.Fatal("a dry run removed entries")
+	}
+	r, err := c.GC(GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Entries, []string{ro.Key}) || !slices.Equal(r.Temps, []string{".tmp-dead-0123456789abcdef-1"}) || !slices.Equal(r.Orphans, []string{"orphan-0123456789abcdef"}) {
+		t.Errorf("gc = %+v", r)
+	}
+	r, _ = c.GC(GCOptions{All: true, Jobs: []string{"77"}})
+	if len(r.Entries) != 2 || !slices.Equal(r.Jobs, []string{"77"}) {
+		t.Errorf("gc --all --job 77 = %+v, want fresh and used removed", r)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir(), ".tmp-busy-0123456789abcdef-2")); err != nil {
+		t.Error("gc removed a copy whose stager holds the lock")
+	}
+}
+
+func TestJobIDs(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "x.sif", 4096)
+	for _, bad := range []string{"../x", "a/b", "..", ".hidden", "", "x y"} {
+		if bad == "" {
+			continue // no job: no ref
+		}
+		if _, err := c.Stage(context.Background(), src, bad, nil); err == nil {
+			t.Errorf("job %q accepted", bad)
+		}
+		if err := c.Release(bad); err == nil {
+			t.Errorf("Release(%q) accepted", bad)
+		}
+	}
+	for _, good := range []string{"12345", "12345_7", "12345.batch", "interactive-1"} {
+		if err := ValidJob(good); err != nil {
+			t.Errorf("ValidJob(%q) = %v", good, err)
+		}
+	}
+}
+
+func TestUnsafeRoots(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o755)
+	link := filepath.Join(base, "link")
+	os.Symlink(real, link)
+	loose := filepath.Join(base, "loose")
+	os.Mkdir(loose, 0o777)
+	os.Chmod(loose, 0o777)
+	cases := map[string]string{link: "symbolic link", loose: "mode"}
+	for root, want := range cases {
+		_, err := Open(Options{Root: root, UID: os.Getuid(), GID: os.Getgid(), FallbackDir: base, Log: quietLog()})
+		if !errors.Is(err, ErrUnsafeRoot) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%s) = %v, want ErrUnsafeRoot (%s)", root, err, want)
+		}
+	}
+}
+
+// TestRootOwnedByAnotherUser: a cache root someone else created is refused,
+// whether root or the user opens it.
+func TestRootOwnedByAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testkit.Skip(t, "making a directory owned by another user needs root")
+	}
+	base := testkit.SharedDir(t)
+	root := filepath.Join(base, "cache")
+	os.Mkdir(root, 0o755)
+	os.Chown(root, 65534, 65534)
+	_, err := Open(Options{Root: root, FallbackDir: base, Log: quietLog()})
+	if !errors.Is(err, ErrUnsafeRoot) || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("root opening a root owned by nobody = %v", err)
+	}
+	out, err := testkit.RunAs(t, 1234, 1234, []string{"SIFKERNEL_CACHE_HELPER=open", "SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_FALLBACK=/tmp"}, "-test.run=^$")
+	if err == nil || !strings.Contains(string(out), "owned by uid 65534") {
+		t.Errorf("a user opening a root owned by another = %v\n%s", err, out)
+	}
+}
+
+// TestUserFallback: a user with no root-made cache gets one of its own,
+// private, under the fallback directory; a user cannot open another's.
+func TestUserFallback(t *testing.T) {
+	base := testkit.SharedDir(t)
+	os.Chmod(base, 0o1777) // like /tmp
+	env := []string{"SIFKERNEL_CACHE_HELPER=open", "SIFKERNEL_CACHE_ROOT=" + filepath.Join(base, "absent"), "SIFKERNEL_CACHE_FALLBACK=" + base}
+	out, err := testkit.RunAs(t, 1234, 1234, env, "-test.run=^$")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := filepath.Join(base, "sifkernel-1234", "users", "1234")
+	if !strings.Contains(string(out), "DIR "+want) {
+		t.Errorf("user cache not at %s:\n%s", want, out)
+	}
+	st, _ := os.Stat(filepath.Join(base, "sifkernel-1234"))
+	if st.Mode().Perm() != 0o700 || st.Sys().(*syscall.Stat_t).Uid != 1234 {
+		t.Errorf("fallback root mode %v owner %d", st.Mode().Perm(), st.Sys().(*syscall.Stat_t).Uid)
+	}
+	if _, err := os.Stat(filepath.Join(base, "absent")); !os.IsNotExist(err) {
+		t.Error("a user created the configured cache root")
+	}
+	// Another user squatting the fallback name is refused.
+	out, err = testkit.RunAs(t, 1235, 1235, []string{"SIFKERNEL_CACHE_HELPER=open", "SIFKERNEL_CACHE_ROOT=" + filepath.Join(base, "absent"), "SIFKERNEL_CACHE_FALLBACK=" + base, "SIFKERNEL_CACHE_UID=1234"}, "-test.run=^$")
+	if err == nil {
+		t.Errorf("uid 1235 opened uid 1234's cache:\n%s", out)
+	}
+}
+
+// TestRootMadeUserDir: root creates users/<uid> for a user (as a Prolog
+// will), and the user then stages into it.
+func TestRootMadeUserDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testkit.Skip(t, "creating another user's cache directory needs root")
+	}
+	base := testkit.SharedDir(t)
+	root := filepath.Join(base, "cache")
+	c, err := Open(Options{Root: root, UID: 1234, GID: 1234, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(c.Dir())
+	if st.Sys().(*syscall.Stat_t).Uid != 1234 || st.Mode().Perm() != 0o700 {
+		t.Fatalf("user dir owner %d mode %v", st.Sys().(*syscall.Stat_t).Uid, st.Mode().Perm())
+	}
+	if rs, _ := os.Stat(root); rs.Mode().Perm() != 0o755 || rs.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("cache root mode %v owner %d, want 0755 root", rs.Mode().Perm(), rs.Sys().(*syscall.Stat_t).Uid)
+	}
+	src := image(t, base, "img.sif", 8192)
+	os.Chmod(src, 0o644)
+	out, err := testkit.RunAs(t, 1234, 1234, []string{"SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + src}, "-test.run=^$")
+	if err != nil || !strings.Contains(string(out), c.Dir()) {
+		t.Errorf("user staging into the root-made dir: %v\n%s", err, out)
+	}
+}
+
+// TestMain lets the test binary act as a stager process (helper process pattern).
+func TestMain(m *testing.M) {
+	if h := os.Getenv("SIFKERNEL_CACHE_HELPER"); h != "" {
+		os.Exit(helper(h))
+	}
+	os.Exit(m.Run())
+}
+
+func helper(mode string) int {
+	o := Options{Root: os.Getenv("SIFKERNEL_CACHE_ROOT"), FallbackDir: os.Getenv("SIFKERNEL_CACHE_FALLBACK"), StageTimeout: time.Minute, Log: quietLog()}
+	if u := os.Getenv("SIFKERNEL_CACHE_UID"); u != "" {
+		fmt.Sscan(u, &o.UID)
+		o.GID = o.UID
+	}
+	c, err := Open(o)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	fmt.Println("DIR", c.Dir())
+	if mode != "stage" {
+		return 0
+	}
+	if os.Getenv("SIFKERNEL_CACHE_SLOW") != "" {
+		chunk = 256 << 10
+		copyChunk = func(dst *os.File, src io.Reader) (int64, error) {
+			n, err := dst.ReadFrom(src)
+			fmt.Println("COPYING")
+			time.Sleep(30 * time.Millisecond)
+			return n, err
+		}
+	}
+	r, err := c.Stage(context.Background(), os.Getenv("SIFKERNEL_CACHE_IMAGE"), os.Getenv("SIFKERNEL_CACHE_JOB"), nil)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	b, _ := json.Marshal(r)
+	fmt.Println("RESULT", string(b))
+	return 0
+}

@@ -1,0 +1,74 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+)
+
+// chunk is how much is copied between checks of the context and progress
+// reports. *os.File.ReadFrom of an io.LimitedReader over an *os.File still
+// uses copy_file_range (and so reflinks where the filesystem can).
+var chunk int64 = 64 << 20
+
+// Test seams: tests replace these to inject faults and slow copies.
+var (
+	copyChunk = func(dst *os.File, src io.Reader) (int64, error) { return dst.ReadFrom(src) }
+	inspect   = sifimage.Inspect
+)
+
+// copy copies src into dst in chunks, hashing when verify is sha256, and
+// stops at a chunk boundary when ctx ends. It returns the hex digest, if any.
+func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, progress Progress) (string, error) {
+	if _, err := src.f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	var h hash.Hash
+	if c.opts.Verify == "sha256" {
+		h = sha256.New()
+	}
+	var done int64
+	for done < src.size {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("%w: staging %s stopped after %d of %d bytes", ErrTimeout, src.path, done, src.size)
+		}
+		n, err := c.copyOne(dst, src, h)
+		done += n
+		if progress != nil {
+			progress(done, src.size)
+		}
+		if err != nil {
+			return "", copyError(src.path, err)
+		}
+		if n == 0 {
+			break // the source is shorter than it was: check reports it
+		}
+	}
+	if h == nil {
+		return "", nil
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (c *Cache) copyOne(dst *os.File, src *source, h hash.Hash) (int64, error) {
+	lr := &io.LimitedReader{R: src.f, N: chunk}
+	if h == nil {
+		return copyChunk(dst, lr)
+	}
+	return io.CopyBuffer(io.MultiWriter(dst, h), lr, make([]byte, 1<<20))
+}
+
+func copyError(path string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: staging %s: %v", ErrNoSpace, path, err)
+	}
+	return fmt.Errorf("staging %s: %w", path, err)
+}

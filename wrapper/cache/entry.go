@@ -1,0 +1,117 @@
+package cache
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/renameio/v2"
+)
+
+// Meta is what <key>.json records about an entry. It is written once; the
+// file's modification time is the entry's last use.
+type Meta struct {
+	Key      string    `json:"key"`
+	Source   string    `json:"source"`
+	Size     int64     `json:"size"`
+	MTime    time.Time `json:"mtime"`
+	SIFID    string    `json:"sif_id,omitempty"`
+	SHA256   string    `json:"sha256,omitempty"`
+	StagedAt time.Time `json:"staged_at"`
+}
+
+// Entry is a published image with what is known about it.
+type Entry struct {
+	Meta
+	Path     string    `json:"path"`
+	LastUsed time.Time `json:"last_used"`
+	Refs     []string  `json:"refs"` // job ids
+}
+
+func (c *Cache) entryPath(key string) string { return c.path(key + ".sif") }
+func (c *Cache) metaPath(key string) string  { return c.path(key + ".json") }
+func (c *Cache) lockPath(key string) string  { return c.path(key + ".lock") }
+
+func (c *Cache) readMeta(key string) (Meta, error) {
+	var m Meta
+	data, err := os.ReadFile(c.metaPath(key))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", c.metaPath(key), err)
+	}
+	return m, nil
+}
+
+func (c *Cache) writeMeta(m Meta) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return renameio.WriteFile(c.metaPath(m.Key), append(data, '\n'), 0o600)
+}
+
+// touch records a use of the entry.
+func (c *Cache) touch(key string, now time.Time) {
+	_ = os.Chtimes(c.metaPath(key), now, now)
+}
+
+// published reports whether key holds a complete copy of src.
+func (c *Cache) published(key string, src *source) bool {
+	st, err := os.Lstat(c.entryPath(key))
+	if err != nil || !st.Mode().IsRegular() || st.Size() != src.size {
+		return false
+	}
+	m, err := c.readMeta(key)
+	return err == nil && m.Size == src.size && m.SIFID == src.sifID
+}
+
+// Entries lists the published entries, oldest use first.
+func (c *Cache) Entries() ([]Entry, error) {
+	names, err := filepath.Glob(filepath.Join(c.dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, n := range names {
+		key := strings.TrimSuffix(filepath.Base(n), ".json")
+		if !validKey(key) {
+			continue
+		}
+		e, err := c.entry(key)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile, or metadata without an entry (gc removes those)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	sortByLastUse(out)
+	return out, nil
+}
+
+func (c *Cache) entry(key string) (Entry, error) {
+	m, err := c.readMeta(key)
+	if err != nil {
+		return Entry{}, err
+	}
+	if _, err := os.Lstat(c.entryPath(key)); err != nil {
+		return Entry{}, err
+	}
+	st, err := os.Stat(c.metaPath(key))
+	if err != nil {
+		return Entry{}, err
+	}
+	refs, err := c.refs(key)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Meta: m, Path: c.entryPath(key), LastUsed: st.ModTime(), Refs: refs}, nil
+}

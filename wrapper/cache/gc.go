@@ -1,0 +1,159 @@
+package cache
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// GCOptions say what gc removes.
+type GCOptions struct {
+	DryRun bool
+	All    bool     // every unreferenced entry, however recently used
+	Jobs   []string // release these jobs' refs first (jobs that ended without an epilog)
+	Now    time.Time
+}
+
+// GCReport lists what gc removed (or, in a dry run, would remove).
+type GCReport struct {
+	Entries []string `json:"entries"`
+	Temps   []string `json:"temps"`
+	Orphans []string `json:"orphans"` // metadata without an entry
+	Jobs    []string `json:"jobs"`
+	Freed   int64    `json:"freed"`
+}
+
+// GC removes unreferenced entries not used for keep_warm (all of them with
+// All), copies left by stagers that died, and orphaned metadata.
+func (c *Cache) GC(o GCOptions) (GCReport, error) {
+	r := GCReport{Entries: []string{}, Temps: []string{}, Orphans: []string{}, Jobs: []string{}}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	var errs []error
+	for _, j := range o.Jobs {
+		if !o.DryRun {
+			if err := c.Release(j); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		r.Jobs = append(r.Jobs, j)
+	}
+	errs = append(errs, c.gcTemps(&r, o.DryRun), c.gcOrphans(&r, o.DryRun), c.gcEntries(&r, o))
+	return r, errors.Join(errs...)
+}
+
+func (c *Cache) gcEntries(r *GCReport, o GCOptions) error {
+	entries, err := c.Entries()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if len(e.Refs) > 0 && !(o.DryRun && refsReleased(e.Refs, o.Jobs)) {
+			continue
+		}
+		if !o.All && o.Now.Sub(e.LastUsed) < c.opts.KeepWarm {
+			continue
+		}
+		if !o.DryRun {
+			ok, err := c.evict(e.Key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue // in use right now
+			}
+		}
+		r.Entries = append(r.Entries, e.Key)
+		r.Freed += e.Size
+	}
+	return nil
+}
+
+// refsReleased reports whether a dry run's released jobs cover all refs.
+func refsReleased(refs, jobs []string) bool {
+	for _, ref := range refs {
+		found := false
+		for _, j := range jobs {
+			found = found || ref == j
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// gcTemps removes copies in progress whose stager is gone: their lock is free.
+func (c *Cache) gcTemps(r *GCReport, dryRun bool) error {
+	names, err := filepath.Glob(filepath.Join(c.dir, ".tmp-*"))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		key, ok := tempKey(n)
+		if !ok {
+			continue
+		}
+		lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+		got, err := lock.TryLock()
+		if err != nil || !got {
+			lock.Close()
+			continue
+		}
+		size := fileSize(n)
+		if dryRun || os.Remove(n) == nil {
+			r.Temps = append(r.Temps, filepath.Base(n))
+			r.Freed += size
+		}
+		lock.Close()
+	}
+	return nil
+}
+
+// gcOrphans removes metadata left without its entry.
+func (c *Cache) gcOrphans(r *GCReport, dryRun bool) error {
+	names, err := filepath.Glob(filepath.Join(c.dir, "*.json"))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		key := strings.TrimSuffix(filepath.Base(n), ".json")
+		if _, err := os.Lstat(c.entryPath(key)); !errors.Is(err, fs.ErrNotExist) || !validKey(key) {
+			continue
+		}
+		if ok, _ := c.orphanGone(key, dryRun); ok {
+			r.Orphans = append(r.Orphans, key)
+		}
+	}
+	return nil
+}
+
+func (c *Cache) orphanGone(key string, dryRun bool) (bool, error) {
+	lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+	defer lock.Close()
+	if ok, err := lock.TryLock(); !ok {
+		return false, err
+	}
+	if _, err := os.Lstat(c.entryPath(key)); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil // published meanwhile
+	}
+	if dryRun {
+		return true, nil
+	}
+	return true, os.Remove(c.metaPath(key))
+}
+
+func fileSize(p string) int64 {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}

@@ -1,0 +1,78 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+func (c *Cache) refDir(key string) string { return filepath.Join(c.dir, "refs", key) }
+
+// ref marks that job uses the entry key.
+func (c *Cache) ref(key, job string) error {
+	if job == "" {
+		return nil
+	}
+	if err := ValidJob(job); err != nil {
+		return err
+	}
+	var err error
+	// Release removes empty ref directories; if it takes this one between
+	// Mkdir and OpenFile, make it again.
+	for range 3 {
+		for _, d := range []string{filepath.Join(c.dir, "refs"), c.refDir(key)} {
+			if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("recording ref: %w", err)
+			}
+		}
+		var f *os.File
+		if f, err = os.OpenFile(filepath.Join(c.refDir(key), job), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			return f.Close()
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	return fmt.Errorf("recording ref: %w", err)
+}
+
+// refs lists the jobs that use key.
+func (c *Cache) refs(key string) ([]string, error) {
+	ents, err := os.ReadDir(c.refDir(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
+// Release drops every ref of job. Running it again does nothing.
+func (c *Cache) Release(job string) error {
+	if err := ValidJob(job); err != nil {
+		return err
+	}
+	keys, err := os.ReadDir(filepath.Join(c.dir, "refs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range keys {
+		err := os.Remove(filepath.Join(c.refDir(k.Name()), job))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		_ = os.Remove(c.refDir(k.Name())) // only succeeds once empty
+	}
+	return errors.Join(errs...)
+}

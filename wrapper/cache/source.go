@@ -1,0 +1,117 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+)
+
+// source is an image opened for staging.
+type source struct {
+	path  string // as given
+	real  string // symlinks resolved
+	f     *os.File
+	size  int64
+	mtime time.Time
+	sifID string // empty for images that are not SIF files
+}
+
+// openSource opens and identifies an image. A directory (a sandbox) cannot be
+// staged; a file with SIF magic must have a usable header.
+func openSource(path string) (*source, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, unwrapPath(err))
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(real)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, unwrapPath(err))
+	}
+	s := &source{path: path, real: real, f: f}
+	if err := s.identify(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *source) identify() error {
+	st, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("image %s: %w", s.path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("image %s is not a regular file (a sandbox directory cannot be staged)", s.path)
+	}
+	s.size, s.mtime = st.Size(), st.ModTime()
+	if sifimage.HasMagic(s.f) {
+		info, err := sifimage.Inspect(s.f)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", s.path, err)
+		}
+		s.sifID = info.ID
+	}
+	return nil
+}
+
+// changed reports whether the open file was modified since identify.
+func (s *source) changed() bool {
+	st, err := s.f.Stat()
+	return err != nil || st.Size() != s.size || !st.ModTime().Equal(s.mtime)
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// key names an entry: the image's base name for people, and a hash of its
+// resolved path, size, mtime and SIF id, so a changed source gets a new key.
+func (s *source) key() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s", s.real, s.size, s.mtime.UnixNano(), s.sifID)
+	name := strings.TrimSuffix(filepath.Base(s.real), ".sif")
+	name = strings.Trim(unsafeChars.ReplaceAllString(name, "_"), "._-")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	if name == "" {
+		name = "image"
+	}
+	return name + "-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*-[0-9a-f]{16}$`)
+
+// validKey guards names read back from the directory.
+func validKey(k string) bool { return keyPattern.MatchString(k) }
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// jobPattern is what a job id may look like: Slurm's numeric ids and array
+// forms, or names a user gives with --job. Never a path.
+var jobPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ValidJob reports why job cannot name a ref.
+func ValidJob(job string) error {
+	if !jobPattern.MatchString(job) || strings.Contains(job, "..") {
+		return fmt.Errorf("job id %s: use letters, digits, '.', '_' and '-' only", strconv.Quote(job))
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gofrs/flock"
+	"github.com/shirou/gopsutil/v3/disk"
+)
+
+// ErrNoSpace says an image does not fit: not enough free space above the
+// reserve, or over the user's quota, even after eviction.
+var ErrNoSpace = errors.New("no space in the node cache")
+
+// diskUsage is gopsutil's, overridden by tests to play a small or full disk.
+var diskUsage = disk.Usage
+
+// Usage is the space picture of this user's cache.
+type Usage struct {
+	Used    int64  `json:"used"`    // bytes in this user's entries and copies in progress
+	Quota   uint64 `json:"quota"`   // most this user may use
+	Free    uint64 `json:"free"`    // free on the cache filesystem
+	Reserve uint64 `json:"reserve"` // always left free
+	Total   uint64 `json:"total"`   // size of the cache filesystem
+}
+
+// Usage measures the cache filesystem and this user's part of it.
+func (c *Cache) Usage() (Usage, error) {
+	d, err := diskUsage(c.dir)
+	if err != nil {
+		return Usage{}, fmt.Errorf("measuring %s: %w", c.dir, err)
+	}
+	used, err := c.used()
+	if err != nil {
+		return Usage{}, err
+	}
+	return Usage{Used: used, Quota: c.opts.Quota.Of(d.Total), Free: d.Free, Reserve: c.opts.Reserve.Of(d.Total), Total: d.Total}, nil
+}
+
+func (c *Cache) used() (int64, error) {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".sif") && !strings.HasPrefix(e.Name(), ".tmp-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			n += info.Size()
+		}
+	}
+	return n, nil
+}
+
+// fits says why size more bytes do not fit, or "" when they do.
+func (u Usage) fits(size int64) string {
+	switch {
+	case u.Quota > 0 && uint64(u.Used+size) > u.Quota:
+		return fmt.Sprintf("%s more would take this user's cache to %s, over its quota of %s",
+			human(size), human(u.Used+size), human(int64(u.Quota)))
+	case u.Free < uint64(size)+u.Reserve:
+		return fmt.Sprintf("%s needed, %s free, %s kept in reserve", human(size), human(int64(u.Free)), human(int64(u.Reserve)))
+	}
+	return ""
+}
+
+// makeRoom evicts unreferenced entries, least recently used first, until
+// size bytes fit. It never evicts keep (the entry being staged).
+func (c *Cache) makeRoom(size int64, keep string) error {
+	for {
+		u, err := c.Usage()
+		if err != nil {
+			return err
+		}
+		why := u.fits(size)
+		if why == "" {
+			return nil
+		}
+		evicted, err := c.evictOne(keep)
+		if err != nil {
+			return err
+		}
+		if !evicted {
+			return fmt.Errorf("%w: %s", ErrNoSpace, why)
+		}
+	}
+}
+
+// evictOne removes the least recently used entry no job refers to.
+func (c *Cache) evictOne(keep string) (bool, error) {
+	entries, err := c.Entries()
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if e.Key == keep || len(e.Refs) > 0 {
+			continue
+		}
+		ok, err := c.evict(e.Key)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			c.log.WithField("entry", e.Key).Infof("evicted %s (last used %s) to make room", e.Key, e.LastUsed.Format("2006-01-02 15:04"))
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// evict removes an entry if nobody holds its lock and no job refers to it.
+// The lock file stays: removing it could let two stagers lock different
+// files of the same name.
+func (c *Cache) evict(key string) (bool, error) {
+	lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+	defer lock.Close()
+	ok, err := lock.TryLock()
+	if err != nil || !ok {
+		return false, err
+	}
+	if refs, err := c.refs(key); err != nil || len(refs) > 0 {
+		return false, err
+	}
+	// The entry goes first: metadata without an entry is never used.
+	if err := os.Remove(c.entryPath(key)); err != nil && !os.IsNotExist(err) {
+		return false, err
+	}
+	if err := os.Remove(c.metaPath(key)); err != nil && !os.IsNotExist(err) {
+		return false, err
+	}
+	_ = os.Remove(c.refDir(key))
+	return true, nil
+}
+
+func sortByLastUse(es []Entry) {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].LastUsed.Before(es[j].LastUsed) })
+}
+
+// human writes a byte count for people: 1.5 GiB.
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// tempKey gives the key of a temporary copy's name, ".tmp-<key>-<random>".
+func tempKey(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(filepath.Base(name), ".tmp-")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndex(rest, "-")
+	if i < 0 || !validKey(rest[:i]) {
+		return "", false
+	}
+	return rest[:i], true
+}

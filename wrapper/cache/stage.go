@@ -1,0 +1,189 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// Result says where an image can be used from after Stage.
+type Result struct {
+	Source string        `json:"source"`
+	Path   string        `json:"path"` // the entry, or the source when it was not staged
+	Key    string        `json:"key,omitempty"`
+	Staged bool          `json:"staged"` // Path is a cache entry
+	Copied bool          `json:"copied"` // this call wrote it; false for a cache hit
+	Bytes  int64         `json:"bytes"`
+	Took   time.Duration `json:"took_ns"`
+	Reason string        `json:"reason,omitempty"` // why it was not staged
+}
+
+// Progress is told how many bytes of total have been copied.
+type Progress func(done, total int64)
+
+// lockRetry is how often a waiting stager retries the entry lock.
+var lockRetry = 20 * time.Millisecond
+
+// Stage makes a node-local copy of image (or finds one) and records that job
+// uses it. It gives up when ctx ends or the stage timeout passes; the copy
+// in progress is then removed and the error says to use the source.
+func (c *Cache) Stage(ctx context.Context, image, job string, progress Progress) (Result, error) {
+	start := time.Now()
+	res := Result{Source: image, Path: image}
+	if job != "" {
+		if err := ValidJob(job); err != nil {
+			return res, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
+	defer cancel()
+	src, err := openSource(image)
+	if err != nil {
+		return res, err
+	}
+	defer src.f.Close()
+	res.Key, res.Bytes = src.key(), src.size
+	copied, err := c.stageLocked(ctx, src, res.Key, job, progress)
+	if err != nil {
+		return res, err
+	}
+	res.Path, res.Staged, res.Copied, res.Took = c.entryPath(res.Key), true, copied, time.Since(start)
+	return res, nil
+}
+
+func (c *Cache) stageLocked(ctx context.Context, src *source, key, job string, progress Progress) (bool, error) {
+	lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+	defer lock.Close()
+	// A shared lock is enough to use a published entry; it waits for a copy
+	// in progress and keeps eviction away while the ref is recorded.
+	if ok, err := lock.TryRLockContext(ctx, lockRetry); !ok {
+		return false, lockError(ctx, err, key)
+	}
+	if c.published(key, src) {
+		return false, c.use(key, job)
+	}
+	if err := lock.Unlock(); err != nil {
+		return false, err
+	}
+	if ok, err := lock.TryLockContext(ctx, lockRetry); !ok {
+		return false, lockError(ctx, err, key)
+	}
+	if c.published(key, src) {
+		return false, c.use(key, job)
+	}
+	c.removeTemps(key) // a stager that died left them; we hold the lock
+	if err := c.makeRoom(src.size, key); err != nil {
+		return false, err
+	}
+	if err := c.publish(ctx, src, key, progress); err != nil {
+		return false, err
+	}
+	return true, c.use(key, job)
+}
+
+func (c *Cache) use(key, job string) error {
+	c.touch(key, time.Now())
+	return c.ref(key, job)
+}
+
+func lockError(ctx context.Context, err error, key string) error {
+	if err == nil {
+		err = ctx.Err()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: waited for another stager of %s", ErrTimeout, key)
+	}
+	return fmt.Errorf("locking %s: %w", key, err)
+}
+
+// ErrTimeout says staging took longer than allowed; use the source.
+var ErrTimeout = errors.New("stage timeout")
+
+// publish copies src into a temporary file beside the entry, checks it, and
+// renames it into place. On any failure the temporary file is removed.
+func (c *Cache) publish(ctx context.Context, src *source, key string, progress Progress) (err error) {
+	tmp, err := os.CreateTemp(c.dir, ".tmp-"+key+"-*")
+	if err != nil {
+		return fmt.Errorf("staging %s: %w", src.path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	sum, err := c.copy(ctx, tmp, src, progress)
+	if err != nil {
+		return err
+	}
+	if err := c.check(tmp, src); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o400); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("staging %s: sync: %w", src.path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), c.entryPath(key)); err != nil {
+		return err
+	}
+	if err := syncDir(c.dir); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	return c.writeMeta(Meta{Key: key, Source: src.real, Size: src.size, MTime: src.mtime.UTC(), SIFID: src.sifID, SHA256: sum, StagedAt: now})
+}
+
+// check verifies a finished copy: the byte count, an unchanged source, and
+// for SIF images a usable header with the same id.
+func (c *Cache) check(tmp *os.File, src *source) error {
+	st, err := tmp.Stat()
+	if err != nil {
+		return err
+	}
+	if src.changed() {
+		return fmt.Errorf("staging %s: the image changed while it was copied; try again", src.path)
+	}
+	if st.Size() != src.size {
+		return fmt.Errorf("staging %s: copied %d of %d bytes", src.path, st.Size(), src.size)
+	}
+	if src.sifID == "" {
+		return nil
+	}
+	info, err := inspect(tmp)
+	if err != nil {
+		return fmt.Errorf("staging %s: the copy is not a valid SIF: %w", src.path, err)
+	}
+	if info.ID != src.sifID {
+		return fmt.Errorf("staging %s: the copy has SIF id %s, the source %s", src.path, info.ID, src.sifID)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// removeTemps deletes copies of key left by a stager that died. The caller
+// holds key's lock, so none of them is in progress.
+func (c *Cache) removeTemps(key string) int {
+	names, _ := filepath.Glob(filepath.Join(c.dir, ".tmp-"+key+"-*"))
+	for _, n := range names {
+		os.Remove(n)
+	}
+	return len(names)
+}
