@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -29,7 +30,7 @@ func image(t testing.TB, dir, name string, size int) string {
 	rootfs := make([]byte, size)
 	rand.Read(rootfs)
 	p := filepath.Join(dir, name)
-	if err := sifimage.Build(p, rootfs); err != nil {
+	if err := sifimage.Build(p, bytes.NewReader(rootfs)); err != nil {
 		t.Fatal(err)
 	}
 	return p

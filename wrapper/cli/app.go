@@ -85,6 +85,8 @@ func (e *env) app() *cli.App {
 			e.versionCommand(),
 			e.configCommand(),
 			e.kernelCommand(),
+			e.stageCommand(),
+			e.cacheCommand(),
 			e.completionCommand(),
 		},
 	}

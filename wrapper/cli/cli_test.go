@@ -37,7 +37,7 @@ func newSite(t *testing.T) *site {
 		}
 	}
 	os.WriteFile(s.runtime, []byte("#!/bin/sh\necho apptainer version 1.4.1\n"), 0o755)
-	if err := sifimage.Build(s.image, sifimage.Minimal); err != nil {
+	if err := sifimage.Build(s.image, bytes.NewReader(sifimage.Minimal)); err != nil {
 		t.Fatal(err)
 	}
 	s.config = filepath.Join(root, "etc/sifkernel/config.toml")
@@ -218,7 +218,7 @@ func writeMkimage(t *testing.T, path string) {
 
 func TestMain(m *testing.M) {
 	if os.Getenv("SIFKERNEL_TEST_MKIMAGE") == "1" {
-		if err := sifimage.Build(os.Args[len(os.Args)-1], sifimage.Minimal); err != nil {
+		if err := sifimage.Build(os.Args[len(os.Args)-1], bytes.NewReader(sifimage.Minimal)); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 			os.Exit(1)
 		}

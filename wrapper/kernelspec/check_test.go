@@ -1,6 +1,7 @@
 package kernelspec
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,7 +30,7 @@ func newFixture(t testing.TB, env map[string]string) *fixture {
 	os.MkdirAll(f.kernels, 0o755)
 	f.image = filepath.Join(root, "scratch/bert.sif")
 	os.MkdirAll(filepath.Dir(f.image), 0o755)
-	if err := sifimage.Build(f.image, sifimage.Minimal); err != nil {
+	if err := sifimage.Build(f.image, bytes.NewReader(sifimage.Minimal)); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(f.image)

@@ -98,10 +98,11 @@ func InspectPath(path string) (Info, error) {
 }
 
 // Build writes a SIF at path whose primary partition is the squashfs image
-// rootfs. The file is written under a temporary name and renamed into place.
-func Build(path string, rootfs []byte) error {
+// read from rootfs. The file is written under a temporary name and renamed
+// into place.
+func Build(path string, rootfs io.Reader) error {
 	tmp := path + ".tmp"
-	di, err := sif.NewDescriptorInput(sif.DataPartition, bytes.NewReader(rootfs),
+	di, err := sif.NewDescriptorInput(sif.DataPartition, rootfs,
 		sif.OptPartitionMetadata(sif.FsSquash, sif.PartPrimSys, runtime.GOARCH))
 	if err != nil {
 		return fmt.Errorf("building SIF %s: %w", path, err)

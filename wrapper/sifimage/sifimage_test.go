@@ -1,6 +1,7 @@
 package sifimage
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,7 +11,7 @@ import (
 
 func TestBuildAndInspect(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.sif")
-	if err := Build(p, Minimal); err != nil {
+	if err := Build(p, bytes.NewReader(Minimal)); err != nil {
 		t.Fatal(err)
 	}
 	info, err := InspectPath(p)
@@ -30,7 +31,7 @@ func TestBuildAndInspect(t *testing.T) {
 func TestInspectCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.sif")
-	if err := Build(good, Minimal); err != nil {
+	if err := Build(good, bytes.NewReader(Minimal)); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(good)

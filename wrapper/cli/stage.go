@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// SchemaStage names the JSON output of stage.
+const SchemaStage = "sifkernel/stage/v1"
+
+func (e *env) stageCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "stage",
+		Usage:     "copy images to the node-local cache; prints the path to use for each",
+		ArgsUsage: "IMAGE...",
+		Description: "Each image is copied once per node and user into cache.dir; later calls\n" +
+			"(and other jobs) reuse the copy. When an image cannot be staged (no space,\n" +
+			"too slow, unreadable) the path printed is the source, and the exit code is 1.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "job", Usage: "record the copies as used by job `ID` (default: $SLURM_JOB_ID)"},
+			&cli.DurationFlag{Name: "timeout", Usage: "longest one image may take (default: cache.stage_timeout)"},
+			jsonFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("stage needs at least one IMAGE")
+			}
+			job := c.String("job")
+			if job == "" {
+				job = e.Getenv("SLURM_JOB_ID")
+			}
+			if job != "" {
+				if err := cache.ValidJob(job); err != nil {
+					return &UsageError{Err: err}
+				}
+			}
+			return e.stage(c, c.Args().Slice(), job, c.Duration("timeout"), c.Bool("json"))
+		},
+	}
+}
+
+func (e *env) openCache(timeout time.Duration) (*cache.Cache, error) {
+	cc := e.cfg.Cache
+	if timeout <= 0 {
+		timeout = cc.StageTimeout.Duration
+	}
+	return cache.Open(cache.Options{
+		Root: cc.Dir, Quota: cc.UserQuota, Reserve: cc.Reserve, KeepWarm: cc.KeepWarm.Duration,
+		StageTimeout: timeout, Verify: cc.Verify, FallbackDir: e.Getenv("TMPDIR"), Log: e.log,
+	})
+}
+
+func (e *env) stage(c *cli.Context, images []string, job string, timeout time.Duration, asJSON bool) error {
+	ch, err := e.openCache(timeout)
+	if err != nil {
+		return err
+	}
+	results := make([]cache.Result, 0, len(images))
+	var failed []error
+	for _, img := range images {
+		r, err := ch.Stage(c.Context, img, job, e.progress(img, asJSON))
+		if err != nil {
+			r.Reason = err.Error()
+			failed = append(failed, err)
+		}
+		results = append(results, r)
+		if !asJSON {
+			e.printStaged(r)
+		}
+	}
+	if asJSON {
+		if err := writeJSON(e.Stdout, struct {
+			Schema string         `json:"schema"`
+			Cache  string         `json:"cache"`
+			Images []cache.Result `json:"images"`
+		}{SchemaStage, ch.Dir(), results}); err != nil {
+			return err
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d images not staged: %w", len(failed), len(images), errors.Join(failed...))
+	}
+	return nil
+}
+
+func (e *env) printStaged(r cache.Result) {
+	switch {
+	case !r.Staged:
+		fmt.Fprintf(e.Stdout, "%s\t# not staged (%s): use the source\n", r.Path, r.Reason)
+	case r.Copied:
+		fmt.Fprintf(e.Stdout, "%s\t# copied %s in %s\n", r.Path, humanBytes(r.Bytes), r.Took.Round(time.Millisecond))
+	default:
+		fmt.Fprintf(e.Stdout, "%s\t# cached\n", r.Path)
+	}
+}
+
+// progress draws a bar on a terminal; hooks and pipes get log records only.
+func (e *env) progress(image string, quiet bool) cache.Progress {
+	f, ok := e.Stderr.(*os.File)
+	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var bar *progressbar.ProgressBar
+	return func(done, total int64) {
+		if bar == nil {
+			bar = progressbar.DefaultBytes(total, "staging "+image)
+		}
+		bar.Set64(done)
+		if done >= total {
+			bar.Finish()
+		}
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
