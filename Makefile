@@ -3,6 +3,7 @@
 #   make try        run sifkernel on a built-in example (no root, no Slurm)
 #   make test       unit and integration tests (what CI runs)
 #   make lint       gofmt, go vet, shellcheck
+#   make bench      node-cache benchmarks (ratios against cp, measured in one run)
 #   make install    install to $(PREFIX)/bin (default /usr/local)
 
 GO      ?= go
@@ -11,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build try test test-unit fuzz lint install clean
+.PHONY: build try test test-unit fuzz lint bench install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -32,9 +33,12 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run examples/*.sh wrapper/sifimage/gen-minimal.sh; \
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run examples/*.sh testcluster/bench/*.sh wrapper/sifimage/gen-minimal.sh; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
+
+bench: build
+	testcluster/bench/cache.sh
 
 install: build
 	install -D -m 0755 bin/sifkernel $(DESTDIR)$(PREFIX)/bin/sifkernel

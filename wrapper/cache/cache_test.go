@@ -61,9 +61,13 @@ func open(t testing.TB, mod func(*Options)) *Cache {
 func TestStageAndHit(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "bert.sif", 300<<10)
-	r1, err := c.Stage(context.Background(), src, "101", nil)
+	var last, total int64
+	r1, err := c.Stage(context.Background(), src, "101", func(done, of int64) { last, total = done, of })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if last != r1.Bytes || total != r1.Bytes {
+		t.Errorf("progress ended at %d of %d, want %d", last, total, r1.Bytes)
 	}
 	if !r1.Staged || !r1.Copied || !strings.HasPrefix(r1.Key, "bert-") || filepath.Dir(r1.Path) != c.Dir() {
 		t.Fatalf("first stage = %+v", r1)
