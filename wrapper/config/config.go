@@ -13,12 +13,32 @@ import (
 
 // Config is the effective configuration. Every field has a default (see Default).
 type Config struct {
-	Apptainer Apptainer `toml:"apptainer" json:"apptainer"`
-	Node      Node      `toml:"node" json:"node"`
-	Cache     Cache     `toml:"cache" json:"cache"`
-	Prolog    Prolog    `toml:"prolog" json:"prolog"`
-	Kernel    Kernel    `toml:"kernel" json:"kernel"`
-	Log       Log       `toml:"log" json:"log"`
+	Apptainer  Apptainer  `toml:"apptainer" json:"apptainer"`
+	Node       Node       `toml:"node" json:"node"`
+	Cache      Cache      `toml:"cache" json:"cache"`
+	Prolog     Prolog     `toml:"prolog" json:"prolog"`
+	TaskProlog TaskProlog `toml:"taskprolog" json:"taskprolog"`
+	Slurm      Slurm      `toml:"slurm" json:"slurm"`
+	Idev       Idev       `toml:"idev" json:"idev"`
+	Kernel     Kernel     `toml:"kernel" json:"kernel"`
+	Log        Log        `toml:"log" json:"log"`
+}
+
+// TaskProlog configures the per-task hook, which must stay fast.
+type TaskProlog struct {
+	// Budget bounds the work a TaskProlog does itself when no Prolog ran.
+	Budget Duration `toml:"budget" json:"budget"`
+}
+
+// Slurm names the Slurm commands sifkernel runs, by absolute path (hooks have no PATH).
+type Slurm struct {
+	Squeue string `toml:"squeue" json:"squeue"`
+	Sbcast string `toml:"sbcast" json:"sbcast"`
+}
+
+// Idev configures the idev wrapper.
+type Idev struct {
+	Path string `toml:"path" json:"path"` // empty: idev on PATH
 }
 
 // Apptainer says how the container runtime is found and called.
@@ -92,9 +112,11 @@ func Default() Config {
 			StageTimeout: dur("120s"),
 			Verify:       "size",
 		},
-		Prolog: Prolog{Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
-		Kernel: Kernel{PythonNoUserSite: true},
-		Log:    Log{Level: "info", Format: "text"},
+		Prolog:     Prolog{Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
+		TaskProlog: TaskProlog{Budget: dur("20s")},
+		Slurm:      Slurm{Squeue: "/usr/bin/squeue", Sbcast: "/usr/bin/sbcast"},
+		Kernel:     Kernel{PythonNoUserSite: true},
+		Log:        Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -128,6 +150,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.Verify != "size" && c.Cache.Verify != "sha256" {
 		bad("cache.verify", "%q: want \"size\" or \"sha256\"", c.Cache.Verify)
+	}
+	for key, p := range map[string]string{"slurm.squeue": c.Slurm.Squeue, "slurm.sbcast": c.Slurm.Sbcast, "idev.path": c.Idev.Path} {
+		if p != "" && !filepath.IsAbs(p) {
+			bad(key, "%q is not an absolute path", p)
+		}
 	}
 	for _, f := range c.Prolog.FailNodeOn {
 		if !slices.Contains(NodeFaults, f) {

@@ -1,0 +1,106 @@
+package slurm
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFromEnv(t *testing.T) {
+	base := map[string]string{"SLURM_SCRIPT_CONTEXT": "prolog_slurmd", "SLURM_JOB_ID": "4242", "SLURM_JOB_UID": "1001",
+		"SLURM_JOB_GID": "1001", "SLURM_JOB_USER": "alice", "SLURM_JOB_PARTITION": "rtx-dev", "SLURMD_NODENAME": "c001"}
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{name: "ok"},
+		{name: "dot dot job", key: "SLURM_JOB_ID", value: "../x", want: "not a job id"},
+		{name: "empty job", key: "SLURM_JOB_ID", value: "", want: "not a job id"},
+		{name: "job with newline", key: "SLURM_JOB_ID", value: "1\n2", want: "not a job id"},
+		{name: "bad uid", key: "SLURM_JOB_UID", value: "root", want: "SLURM_JOB_UID"},
+		{name: "negative gid", key: "SLURM_JOB_GID", value: "-1", want: "SLURM_JOB_GID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			if tt.key != "" {
+				env[tt.key] = tt.value
+			}
+			c, err := FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if tt.want == "" {
+				if err != nil || c.JobID != "4242" || c.UID != 1001 || c.Partition != "rtx-dev" || c.Node != "c001" {
+					t.Errorf("FromEnv = %+v, %v", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("FromEnv error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTaskOutput(t *testing.T) {
+	var buf bytes.Buffer
+	o := TaskOutput{W: &buf}
+	if err := o.Export("JUPYTER_PATH", "/tmp/sifkernel/jobs/1/jupyter:/opt/jp"); err != nil {
+		t.Fatal(err)
+	}
+	o.Unset("OLD")
+	o.Print("sifkernel: 2 kernels ready")
+	for _, bad := range []struct{ name, value string }{
+		{"X", "a\nexport LD_PRELOAD=/tmp/evil.so"}, {"X", "a\rb"}, {"X", "a\x00b"}, {"BAD-NAME", "v"}, {"1X", "v"},
+	} {
+		if err := o.Export(bad.name, bad.value); err == nil {
+			t.Errorf("Export(%q, %q) accepted", bad.name, bad.value)
+		}
+	}
+	if err := o.Print("two\nlines"); err == nil {
+		t.Error("Print accepted a newline")
+	}
+	want := "export JUPYTER_PATH=/tmp/sifkernel/jobs/1/jupyter:/opt/jp\nunset OLD\nprint sifkernel: 2 kernels ready\n"
+	if buf.String() != want {
+		t.Errorf("output %q, want %q", buf.String(), want)
+	}
+}
+
+func TestLookupUser(t *testing.T) {
+	u, err := LookupUser(os.Getuid())
+	if err != nil || u.Home == "" || u.Name == "" {
+		t.Errorf("LookupUser(self) = %+v, %v", u, err)
+	}
+	if _, err := LookupUser(1 << 30); err == nil {
+		t.Error("LookupUser of an unknown uid succeeded")
+	}
+}
+
+func TestRunningJobs(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "squeue")
+	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" >"+dir+"/args\nprintf '101\\n202\\nbogus\\n'\n"), 0o755)
+	jobs, err := RunningJobs(context.Background(), fake, "c001", time.Second)
+	if err != nil || !jobs["101"] || !jobs["202"] || len(jobs) != 2 {
+		t.Errorf("RunningJobs = %v, %v", jobs, err)
+	}
+	args, _ := os.ReadFile(filepath.Join(dir, "args"))
+	if !strings.Contains(string(args), "--nodelist=c001") {
+		t.Errorf("squeue args %q", args)
+	}
+	slow := filepath.Join(dir, "slow")
+	os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 10\n"), 0o755)
+	start := time.Now()
+	if _, err := RunningJobs(context.Background(), slow, "", 200*time.Millisecond); err == nil || time.Since(start) > 3*time.Second {
+		t.Errorf("a hanging squeue: %v after %v", err, time.Since(start))
+	}
+	failing := filepath.Join(dir, "failing")
+	os.WriteFile(failing, []byte("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"), 0o755)
+	if _, err := RunningJobs(context.Background(), failing, "", time.Second); err == nil || !strings.Contains(err.Error(), "Unable to contact") {
+		t.Errorf("a failing squeue: %v", err)
+	}
+}

@@ -1,0 +1,105 @@
+// Package runas runs a program as a job's user, the way root hooks must touch
+// anything a user owns: a child with the user's uid, gid and groups, stdin
+// from /dev/null, a fixed PATH and a scrubbed environment, its own process
+// group (killed whole on timeout), and its output captured.
+package runas
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Path is the only PATH a child gets.
+const Path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Cmd is a program to run as a user.
+type Cmd struct {
+	Path    string   // absolute path of the program
+	Args    []string // after the program name
+	UID     int
+	GID     int
+	Groups  []int
+	Env     []string // the whole environment, besides PATH
+	Dir     string   // working directory; "" means /
+	Timeout time.Duration
+}
+
+// Result is what the child printed.
+type Result struct {
+	Stdout []byte
+	Stderr []byte
+}
+
+// Error is a child that failed, with what it said.
+type Error struct {
+	Cmd    string
+	Err    error
+	Stderr string
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s: %v", e.Cmd, e.Err)
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		msg += ": " + lastLines(s, 5)
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run runs c and waits, at most c.Timeout. As root it switches to c's user;
+// as that user already it runs the program directly; any other user cannot
+// run something as someone else.
+func Run(ctx context.Context, c Cmd) (Result, error) {
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	cmd.Env = append([]string{"PATH=" + Path}, c.Env...)
+	cmd.Dir = c.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = "/"
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	switch euid := os.Geteuid(); {
+	case euid == 0:
+		groups := make([]uint32, 0, len(c.Groups))
+		for _, g := range c.Groups {
+			groups = append(groups, uint32(g))
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(c.UID), Gid: uint32(c.GID), Groups: groups}
+	case euid != c.UID:
+		return Result{}, fmt.Errorf("running %s as uid %d: only root can (this is uid %d)", c.Path, c.UID, euid)
+	}
+	// Kill the whole process group, not only the child, on timeout.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := Result{Stdout: out.Bytes(), Stderr: errb.Bytes()}
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
+		}
+		return res, &Error{Cmd: c.Path, Err: err, Stderr: errb.String()}
+	}
+	return res, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
