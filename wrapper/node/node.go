@@ -31,7 +31,7 @@ type GPU struct {
 // Env is what GPU detection reads: the job's environment and a root under
 // which /dev and /proc are found (so tests can use fixtures).
 type Env struct {
-	LookupEnv     func(string) (string, bool) // nil means os.LookupEnv; "set but empty" matters
+	LookupEnv func(string) (string, bool) // nil means os.LookupEnv; "set but empty" matters
 
 	Root          string   // "" means "/"
 	GPUPartitions []string // names or globs
