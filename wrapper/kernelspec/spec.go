@@ -30,6 +30,26 @@ type Meta struct {
 	GPU              string `json:"gpu,omitempty"` // auto, always or never
 	Stage            *bool  `json:"stage,omitempty"`
 	CreatedByVersion string `json:"created_by_version,omitempty"`
+	// PythonNoUserSite false opts a kernel out of PYTHONNOUSERSITE=1.
+	PythonNoUserSite *bool `json:"python_no_user_site,omitempty"`
+
+	// Written into job-time overlays only: where they came from.
+	Overlay *Provenance `json:"overlay,omitempty"`
+}
+
+// Provenance records how a job-time overlay was made.
+type Provenance struct {
+	Of               string `json:"of"`           // the user's kernel.json
+	Job              string `json:"job"`          // Slurm job id
+	Node             string `json:"node"`         // host name
+	SourceImage      string `json:"source_image"` // the image the user named
+	StagedImage      string `json:"staged_image"` // the node-local copy, or "" when not staged
+	NotStaged        string `json:"not_staged,omitempty"`
+	GPU              bool   `json:"gpu"`
+	GPUReason        string `json:"gpu_reason"`
+	Apptainer        string `json:"apptainer"`
+	ApptainerVersion string `json:"apptainer_version,omitempty"`
+	SifkernelVersion string `json:"sifkernel_version"`
 }
 
 // GPU policies a kernel can carry.
@@ -168,7 +188,7 @@ func (s *Spec) SetSifkernel(m Meta) error {
 	if err := json.Unmarshal(b, &fresh); err != nil {
 		return err
 	}
-	for _, k := range []string{"image", "gpu", "stage", "created_by_version"} {
+	for _, k := range []string{"image", "gpu", "stage", "created_by_version", "python_no_user_site", "overlay"} {
 		delete(merged, k)
 	}
 	maps.Copy(merged, fresh)
