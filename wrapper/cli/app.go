@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
@@ -23,27 +24,49 @@ type Options struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Getenv  func(string) string
-	Home    string           // the user's home; empty means os.UserHomeDir
+	// LookupEnv tells a variable set empty from one not set; nil derives it
+	// from Getenv (or uses os.LookupEnv when Getenv is nil too).
+	LookupEnv func(string) (string, bool)
+	Home      string           // the user's home; empty means os.UserHomeDir
 	Now     func() time.Time // nil means time.Now
 	Euid    int              // effective uid; root never reads a user config
-	// ConfigureLog sets up logging once the config is known. Only main
-	// configures logrus; nil leaves logging as it is.
-	ConfigureLog func(config.Log) error
+	// ConfigureLog sets up logging once the config is known; hook says a
+	// Slurm hook runs (its output is thrown away). Only main configures
+	// logrus; nil leaves logging as it is.
+	ConfigureLog func(c config.Log, hook bool) error
 	Logger       *logrus.Logger // nil means logrus.StandardLogger()
+	// Self is the binary hooks run again as the job user; "" means os.Executable.
+	Self string
+	// LookupUser finds a uid in the user database; nil means slurm.LookupUser.
+	LookupUser func(int) (slurm.User, error)
 }
 
 // env is the state commands share, filled in by the app's Before.
 type env struct {
 	Options
-	cfg *config.Loaded
-	log *logrus.Logger
+	cfg        *config.Loaded
+	configFile string // the site file named by --config or SIFKERNEL_CONFIG
+	log        *logrus.Logger
 }
 
 // Run parses args (args[0] is the program) and runs the command.
 func Run(ctx context.Context, opts Options, args []string) error {
 	e := &env{Options: opts}
-	if e.Getenv == nil {
-		e.Getenv = os.Getenv
+	switch {
+	case e.Getenv == nil && e.LookupEnv == nil:
+		e.Getenv, e.LookupEnv = os.Getenv, os.LookupEnv
+	case e.LookupEnv == nil:
+		get := e.Getenv
+		e.LookupEnv = func(k string) (string, bool) { v := get(k); return v, v != "" }
+	case e.Getenv == nil:
+		look := e.LookupEnv
+		e.Getenv = func(k string) string { v, _ := look(k); return v }
+	}
+	if e.LookupUser == nil {
+		e.LookupUser = slurm.LookupUser
+	}
+	if e.Self == "" {
+		e.Self, _ = os.Executable()
 	}
 	if e.Now == nil {
 		e.Now = time.Now
@@ -87,6 +110,15 @@ func (e *env) app() *cli.App {
 			e.kernelCommand(),
 			e.stageCommand(),
 			e.cacheCommand(),
+			e.nodeCommand(),
+			e.prologCommand(),
+			e.taskPrologCommand(),
+			e.epilogCommand(),
+			e.activateCommand(),
+			e.runCommand(),
+			e.sweepCommand(),
+			e.idevCommand(),
+			e.internalCommand(),
 			e.completionCommand(),
 		},
 	}
@@ -114,6 +146,7 @@ func (e *env) before(c *cli.Context) error {
 	if site == "" {
 		site = e.Getenv("SIFKERNEL_CONFIG")
 	}
+	e.configFile = site
 	files := config.Files{Site: site, SiteExplicit: site != "", User: e.userConfig()}
 	cfg, err := config.Load(files)
 	if err != nil && e.isHook(c) {
@@ -141,7 +174,7 @@ func (e *env) before(c *cli.Context) error {
 	}
 	e.cfg = cfg
 	if e.ConfigureLog != nil {
-		return e.ConfigureLog(cfg.Log)
+		return e.ConfigureLog(cfg.Log, e.isHook(c) || isHookCommand(c))
 	}
 	return nil
 }

@@ -17,8 +17,8 @@ func (e *env) isHook(c *cli.Context) bool {
 }
 
 // runDefault runs when no command is given: inside a Slurm hook it acts as
-// that hook, otherwise it shows help. A hook never fails the job over
-// sifkernel itself: Slurm drains a node whose Prolog or Epilog fails.
+// that hook (so slurm.conf can name the binary itself as Prolog, Epilog and
+// TaskProlog), otherwise it shows help.
 func (e *env) runDefault(c *cli.Context) error {
 	if c.Args().Present() {
 		return usagef("unknown command %q (see sifkernel --help)", c.Args().First())
@@ -27,11 +27,15 @@ func (e *env) runDefault(c *cli.Context) error {
 	if ctx == "" {
 		return cli.ShowAppHelp(c)
 	}
-	log := e.log.WithField("hook", ctx).WithField("job", e.Getenv("SLURM_JOB_ID"))
-	if name, ok := hookContexts[ctx]; ok {
-		log.Warnf("the %s hook is not available in sifkernel %s; doing nothing", name, e.Version)
-		return nil
+	lc := e.lifecycle()
+	switch hookContexts[ctx] {
+	case "prolog":
+		return lc.Prolog(c.Context)
+	case "epilog":
+		return lc.Epilog(c.Context)
+	case "taskprolog":
+		return lc.TaskProlog(c.Context)
 	}
-	log.Infof("sifkernel has nothing to do in Slurm context %q", ctx)
+	e.log.WithField("hook", ctx).WithField("job", e.Getenv("SLURM_JOB_ID")).Infof("sifkernel has nothing to do in Slurm context %q", ctx)
 	return nil
 }

@@ -44,9 +44,12 @@ func main() {
 // exitCode is the one place errors become exit codes.
 func exitCode(err error, stderr io.Writer) int {
 	var usage *cli.UsageError
+	var status *cli.ExitStatus
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &status):
+		return status.Code
 	case errors.Is(err, cli.ErrProblemsFound):
 		return exitProblems
 	case errors.As(err, &usage):
@@ -59,7 +62,7 @@ func exitCode(err error, stderr io.Writer) int {
 
 // configureLog applies the [log] config. Hooks need a file or syslog: Slurm
 // throws away what they print.
-func configureLog(c config.Log) error {
+func configureLog(c config.Log, hook bool) error {
 	level, err := logrus.ParseLevel(c.Level)
 	if err != nil {
 		return err
@@ -73,6 +76,12 @@ func configureLog(c config.Log) error {
 	switch c.File {
 	case "":
 		logrus.SetOutput(os.Stderr)
+		if hook {
+			// Slurm throws a hook's output away: keep a copy in syslog.
+			if h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_INFO|syslog.LOG_DAEMON, "sifkernel"); err == nil {
+				logrus.AddHook(h)
+			}
+		}
 	case "syslog":
 		hook, err := lsyslog.NewSyslogHook("", "", syslog.LOG_INFO|syslog.LOG_DAEMON, "sifkernel")
 		if err != nil {

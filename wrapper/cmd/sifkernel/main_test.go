@@ -68,7 +68,7 @@ func TestBinary(t *testing.T) {
 		}
 	}
 	logged, err := os.ReadFile(logFile)
-	if err != nil || !strings.Contains(string(logged), "hook=prolog_slurmd") || !strings.Contains(string(logged), "job=77") {
+	if err != nil || !strings.Contains(string(logged), "hook=prolog") || !strings.Contains(string(logged), "job=77") {
 		t.Errorf("the hook did not log to log.file with hook and job: %v %q", err, logged)
 	}
 }

@@ -1,0 +1,62 @@
+package wrapper
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+)
+
+// Shells activate can print for.
+var Shells = []string{"sh", "csh", "fish"}
+
+// JobID is the job activate and run act for: --job, else SLURM_JOB_ID.
+func (e *Env) JobID(flag string) (string, error) {
+	job := flag
+	if job == "" {
+		job = e.getenv("SLURM_JOB_ID")
+	}
+	if job == "" {
+		return "", fmt.Errorf("not inside a Slurm job (no SLURM_JOB_ID); give --job ID")
+	}
+	if slurm.ValidJobID(job) != nil {
+		if err := cache.ValidJob(job); err != nil {
+			return "", err
+		}
+	}
+	return job, nil
+}
+
+// Activate prepares the job's kernels (as the TaskProlog would) and returns
+// the exports. Unlike a hook it reports failure: it is run by people.
+func (e *Env) Activate(ctx context.Context, job, createdBy string) (Exports, error) {
+	return e.prepare(ctx, job, createdBy, e.Config.Cache.StageTimeout.Duration)
+}
+
+// Format writes exports for eval in a shell.
+func (ex Exports) Format(shell string) (string, error) {
+	var b strings.Builder
+	for _, kv := range [][2]string{{"JUPYTER_PATH", ex.JupyterPath}, {"SIFKERNEL_JOB_DIR", ex.JobDir}} {
+		q := quote(kv[1])
+		switch shell {
+		case "sh", "bash", "zsh", "":
+			fmt.Fprintf(&b, "export %s=%s;\n", kv[0], q)
+		case "csh", "tcsh":
+			fmt.Fprintf(&b, "setenv %s %s;\n", kv[0], q)
+		case "fish":
+			fmt.Fprintf(&b, "set -gx %s %s;\n", kv[0], q)
+		default:
+			return "", fmt.Errorf("shell %q: want sh, csh or fish", shell)
+		}
+	}
+	return b.String(), nil
+}
+
+// quote single-quotes a value for sh, csh and fish alike; a value with a
+// single quote or newline in it is refused by Format's callers' paths never
+// holding one (job directories are made by sifkernel), but is still escaped.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/sifkernel/sifkernel/wrapper/node"
+	"github.com/urfave/cli/v2"
+)
+
+// SchemaNode names the JSON output of node.
+const SchemaNode = "sifkernel/node/v1"
+
+func (e *env) nodeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "node",
+		Usage: "show what sifkernel sees on this node: GPUs (and why), host, cache filesystem",
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			g := node.DetectGPU(node.Env{LookupEnv: e.LookupEnv, GPUPartitions: e.cfg.Node.GPUPartitions})
+			h := node.DetectHost(e.cfg.Cache.Dir)
+			if c.Bool("json") {
+				return writeJSON(e.Stdout, struct {
+					Schema string    `json:"schema"`
+					GPU    node.GPU  `json:"gpu"`
+					Host   node.Host `json:"host"`
+				}{SchemaNode, g, h})
+			}
+			fmt.Fprintf(e.Stdout, "GPUs: %s (%s)\n", yesNo(g.Present), g.Reason)
+			if g.Warning != "" {
+				fmt.Fprintf(e.Stdout, "  warning: %s\n", g.Warning)
+			}
+			for _, f := range g.Facts {
+				fmt.Fprintf(e.Stdout, "  %s = %s\n", f.Source, f.Value)
+			}
+			fmt.Fprintf(e.Stdout, "host: %s, %s, kernel %s, %d CPUs, %s memory (%s available)\n",
+				h.Hostname, h.OS, h.Kernel, h.CPUs, humanBytes(int64(h.MemTotal)), humanBytes(int64(h.MemAvail)))
+			fmt.Fprintf(e.Stdout, "cache: %s on %s: %s free of %s\n", h.CacheDir, h.CacheFS, humanBytes(int64(h.CacheFree)), humanBytes(int64(h.CacheTotal)))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,93 @@
+// Package wrapper is sifkernel's job lifecycle: the Slurm Prolog, TaskProlog
+// and Epilog, activate and run for job scripts, and sweep. Root code here
+// never touches what a user owns: it creates the job directory and then runs
+// this binary again as the job user for everything inside it.
+package wrapper
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/node"
+	"github.com/sirupsen/logrus"
+)
+
+// Env is what the lifecycle takes from the process. Tests set every field.
+type Env struct {
+	Config     *config.Loaded
+	ConfigFile string // passed on to children as --config; "" for the default
+	Log        logrus.FieldLogger
+	LookupEnv  func(string) (string, bool)
+	Self       string // this binary, run again as the job user
+	LookupUser func(uid int) (slurm.User, error)
+	Version    string
+	NodeRoot   string // where /dev and /proc are; "" means /
+	Stdout     io.Writer
+	Now        func() time.Time
+}
+
+func (e *Env) getenv(k string) string {
+	v, _ := e.LookupEnv(k)
+	return v
+}
+
+// jobsDir is where root hooks make job directories.
+func (e *Env) jobsDir() string { return filepath.Join(e.Config.Cache.Dir, "jobs") }
+
+// rootJobDir is the job directory a Prolog made.
+func (e *Env) rootJobDir(job string) string { return filepath.Join(e.jobsDir(), job) }
+
+// userJobDir is the job directory a user's own TaskProlog, activate or run
+// made, inside the user's cache directory (a user cannot create jobs/).
+func userJobDir(c *cache.Cache, job string) string { return filepath.Join(c.Dir(), "jobs", job) }
+
+// ready reports whether a job directory's user part finished: node.json is
+// written last.
+func ready(jobDir string) bool {
+	st, err := os.Stat(filepath.Join(jobDir, "node.json"))
+	return err == nil && st.Mode().IsRegular()
+}
+
+// openUserCache opens the calling user's part of the node cache.
+func (e *Env) openUserCache(timeout time.Duration) (*cache.Cache, error) {
+	cc := e.Config.Cache
+	if timeout <= 0 {
+		timeout = cc.StageTimeout.Duration
+	}
+	return cache.Open(cache.Options{
+		Root: cc.Dir, Quota: cc.UserQuota, Reserve: cc.Reserve, KeepWarm: cc.KeepWarm.Duration,
+		StageTimeout: timeout, Verify: cc.Verify, FallbackDir: e.getenv("TMPDIR"), Log: e.Log,
+	})
+}
+
+func (e *Env) finder() apptainer.Finder {
+	return apptainer.Finder{ConfigPath: e.Config.Apptainer.Path, Search: e.Config.Apptainer.Search, Getenv: e.getenv}
+}
+
+func (e *Env) kernelEnv(home string) kernelspec.Env {
+	return kernelspec.Env{Getenv: e.getenv, Home: home}
+}
+
+func (e *Env) gpu() node.GPU {
+	return node.DetectGPU(node.Env{LookupEnv: e.LookupEnv, Root: e.NodeRoot, GPUPartitions: e.Config.Node.GPUPartitions})
+}
+
+// hookLog gives the logger every line of a hook writes with: hook and job.
+func (e *Env) hookLog(hook, job string) logrus.FieldLogger {
+	return e.Log.WithField("hook", hook).WithField("job", job)
+}
+
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}

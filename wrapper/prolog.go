@@ -1,0 +1,186 @@
+package wrapper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/runas"
+)
+
+// ErrNodeFault is a node-level fault a site opted in to failing the Prolog
+// on (prolog.fail_node_on). Nothing else makes a hook fail: Slurm drains a
+// node whose Prolog or Epilog fails.
+var ErrNodeFault = errors.New("node fault")
+
+// Prolog runs as root on every node of a job before it starts: it readies
+// the cache root, creates the job directory for the job user, and runs the
+// user part as that user. It returns an error only for a node fault the
+// site opted in to.
+func (e *Env) Prolog(ctx context.Context) error {
+	hc, err := slurm.FromEnv(e.LookupEnv)
+	log := e.hookLog("prolog", hc.JobID)
+	if err != nil {
+		log.Errorf("not a job this Prolog can act on: %v; doing nothing", err)
+		return nil
+	}
+	// Creating the user's cache directory readies the root as well.
+	if _, err := cache.Open(cache.Options{Root: e.Config.Cache.Dir, UID: hc.UID, GID: hc.GID, Log: e.Log}); err != nil {
+		return e.nodeFault(log, "cache_root", err)
+	}
+	dir, err := e.makeJobDir(hc)
+	if err != nil {
+		return e.nodeFault(log, "cache_root", err)
+	}
+	u, err := e.LookupUser(hc.UID)
+	if err != nil {
+		log.Errorf("%v: the job gets no kernels from sifkernel", err)
+		return nil
+	}
+	stage := e.Config.Prolog.Stage && e.stagesIn(hc.Partition)
+	budget := e.Config.Cache.StageTimeout.Duration
+	rep, err := e.asUser(ctx, u, hc, budget+30*time.Second, "user-part", "--job", hc.JobID, "--job-dir", dir,
+		"--home", u.Home, "--created-by", "prolog", "--stage="+strconv.FormatBool(stage), "--budget", budget.String())
+	if err != nil {
+		log.Errorf("user part as %s failed: %v; the job's kernels use their images in place", u.Name, err)
+		return nil
+	}
+	e.logReport(log, rep)
+	return nil
+}
+
+// nodeFault logs a node-level fault and fails the hook only if the site opted in.
+func (e *Env) nodeFault(log interface{ Errorf(string, ...any) }, fault string, err error) error {
+	if slices.Contains(e.Config.Prolog.FailNodeOn, fault) {
+		log.Errorf("node fault %s: %v; failing (prolog.fail_node_on)", fault, err)
+		return fmt.Errorf("%w: %s: %v", ErrNodeFault, fault, err)
+	}
+	log.Errorf("node fault %s: %v; carrying on without the node cache", fault, err)
+	return nil
+}
+
+func (e *Env) stagesIn(partition string) bool {
+	if len(e.Config.Prolog.Partitions) == 0 {
+		return true
+	}
+	for _, p := range e.Config.Prolog.Partitions {
+		if ok, _ := filepath.Match(p, partition); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// makeJobDir creates <cache>/jobs/<job>, owned by the job user, 0700, inside
+// the root-owned jobs directory and without following symlinks. A directory
+// left by an earlier run of the same job (a requeue) is reused if it is the
+// user's.
+func (e *Env) makeJobDir(hc slurm.Context) (string, error) {
+	jobs := e.jobsDir()
+	if err := os.Mkdir(jobs, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	if err := checkRootDir(jobs); err != nil {
+		return "", err
+	}
+	root, err := os.OpenRoot(jobs)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	err = root.Mkdir(hc.JobID, 0o700)
+	switch {
+	case err == nil:
+		if err := root.Lchown(hc.JobID, hc.UID, hc.GID); err != nil {
+			root.Remove(hc.JobID)
+			return "", err
+		}
+	case errors.Is(err, fs.ErrExist):
+		st, err := root.Lstat(hc.JobID)
+		if err != nil {
+			return "", err
+		}
+		sys, _ := st.Sys().(*syscall.Stat_t)
+		if !st.IsDir() || sys == nil || int(sys.Uid) != hc.UID {
+			return "", fmt.Errorf("%s exists and is not a directory of uid %d; not using it", filepath.Join(jobs, hc.JobID), hc.UID)
+		}
+	default:
+		return "", err
+	}
+	return filepath.Join(jobs, hc.JobID), nil
+}
+
+// checkRootDir refuses a directory root does not own, or others may write.
+func checkRootDir(dir string) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	sys, _ := st.Sys().(*syscall.Stat_t)
+	if !st.IsDir() || sys == nil || sys.Uid != 0 || st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: %s must be a directory owned by root, writable by root alone", cache.ErrUnsafeRoot, dir)
+	}
+	return nil
+}
+
+// asUser runs `sifkernel internal ARGS` as the job user with a scrubbed
+// environment and decodes the JSON report it prints.
+func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeout time.Duration, args ...string) (Report, error) {
+	var rep Report
+	full := []string{}
+	if e.ConfigFile != "" {
+		full = append(full, "--config", e.ConfigFile)
+	}
+	full = append(append(full, "internal"), args...)
+	env := []string{"HOME=" + u.Home, "USER=" + u.Name, "LOGNAME=" + u.Name, "SIFKERNEL_LOG_FORMAT=text"}
+	for _, k := range []string{"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER", "SLURM_JOB_PARTITION",
+		"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL"} {
+		if v, ok := e.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	gid := hc.GID
+	groups := u.Groups
+	if len(groups) == 0 {
+		groups = []int{gid}
+	}
+	res, err := runas.Run(ctx, runas.Cmd{Path: e.Self, Args: full, UID: hc.UID, GID: gid, Groups: groups, Env: env, Timeout: timeout})
+	if err != nil {
+		return rep, err
+	}
+	if len(res.Stdout) == 0 {
+		return rep, nil
+	}
+	if err := json.Unmarshal(res.Stdout, &rep); err != nil {
+		return rep, fmt.Errorf("reading the report of the user part: %w", err)
+	}
+	return rep, nil
+}
+
+// logReport writes one line per kernel: what it uses and why.
+func (e *Env) logReport(log interface {
+	Infof(string, ...any)
+	Warnf(string, ...any)
+}, r Report) {
+	for _, k := range r.Kernels {
+		switch {
+		case k.Skipped:
+			log.Warnf("kernel %s skipped: %s", k.Name, k.Reason)
+		case k.Staged:
+			log.Infof("kernel %s uses the staged %s", k.Name, k.Image)
+		default:
+			log.Warnf("kernel %s uses %s in place: %s", k.Name, k.Image, k.Reason)
+		}
+	}
+	log.Infof("%d kernels ready in %s (GPUs: %v, %s)", len(r.Kernels), r.JobDir, r.GPU.Present, r.GPU.Reason)
+}

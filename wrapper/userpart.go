@@ -1,0 +1,256 @@
+package wrapper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/node"
+)
+
+// UserPartOptions say what the user part does for one job.
+type UserPartOptions struct {
+	Job       string
+	JobDir    string // exists, owned by the calling user
+	Home      string
+	Stage     bool          // stage images (prolog.stage, prolog.partitions)
+	Budget    time.Duration // for all staging together
+	CreatedBy string        // prolog, taskprolog, activate or run
+}
+
+// KernelReport says what became of one kernel.
+type KernelReport struct {
+	Name    string   `json:"name"`
+	Source  string   `json:"source,omitempty"` // the user's kernel.json
+	Image   string   `json:"image,omitempty"`  // the image the overlay uses
+	Staged  bool     `json:"staged"`
+	Reason  string   `json:"reason,omitempty"` // why it was not staged, or skipped
+	Skipped bool     `json:"skipped"`          // no overlay was written
+	Changes []string `json:"changes,omitempty"`
+}
+
+// Report is the outcome of a user part, also written to node.json.
+type Report struct {
+	Job        string         `json:"job"`
+	JobDir     string         `json:"job_dir"`
+	CreatedBy  string         `json:"created_by"`
+	Node       string         `json:"node"`
+	GPU        node.GPU       `json:"gpu"`
+	Apptainer  string         `json:"apptainer,omitempty"`
+	Kernels    []KernelReport `json:"kernels"`
+	FinishedAt time.Time      `json:"finished_at"`
+}
+
+// UserPart is the part of every lifecycle that runs as the job user: find
+// the user's container kernels, stage their images (most recently used
+// first, within the budget), and write overlay kernelspecs into the job
+// directory. Problems with one kernel or image are reported, not returned:
+// the kernel then uses its source image.
+func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
+	host, _ := os.Hostname()
+	r := Report{Job: o.Job, JobDir: o.JobDir, CreatedBy: o.CreatedBy, Node: host, GPU: e.gpu(), Kernels: []KernelReport{}}
+	log := e.Log.WithField("job", o.Job)
+	if r.GPU.Warning != "" {
+		log.Warn(r.GPU.Warning)
+	}
+	var rt *apptainer.Runtime
+	if found, err := e.finder().Find(ctx); err == nil {
+		rt, r.Apptainer = &found, found.Path
+	} else {
+		log.Warnf("%v; kernels keep the Apptainer they name", err)
+	}
+	var ch *cache.Cache
+	if o.Stage {
+		var err error
+		if ch, err = e.openUserCache(0); err != nil {
+			log.Warnf("no staging: %v", err)
+		}
+	}
+	kenv := e.kernelEnv(o.Home)
+	kernelsDir := filepath.Join(o.JobDir, "jupyter", "kernels")
+	if err := os.MkdirAll(kernelsDir, 0o755); err != nil {
+		return r, fmt.Errorf("creating %s: %w", kernelsDir, err)
+	}
+	stageCtx, cancel := withTimeout(ctx, o.Budget)
+	defer cancel()
+	for _, en := range containerKernels(kenv, &r) {
+		kr := e.overlayOne(stageCtx, en, o, ch, rt, kenv, r.GPU, kernelsDir)
+		r.Kernels = append(r.Kernels, kr)
+	}
+	r.FinishedAt = e.Now().UTC()
+	return r, writeJSON(filepath.Join(o.JobDir, "node.json"), r)
+}
+
+// containerKernels lists the kernels Jupyter would use that run a container,
+// most recently used image first (by the image's access time). Kernels that
+// cannot be read are reported as skipped.
+func containerKernels(kenv kernelspec.Env, r *Report) []kernelspec.Entry {
+	var out []kernelspec.Entry
+	for _, en := range kernelspec.Discover(kenv.SearchPath()) {
+		switch {
+		case en.ShadowedBy != "" || kernelspec.ValidName(en.Name) != nil:
+			continue
+		case en.Err != nil:
+			if looksContainer(en.Raw) {
+				r.Kernels = append(r.Kernels, KernelReport{Name: en.Name, Source: en.File(), Skipped: true, Reason: en.Err.Error()})
+			}
+			continue
+		case !kernelspec.IsContainer(en.Spec):
+			continue
+		}
+		out = append(out, en)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return imageAtime(out[i]).After(imageAtime(out[j])) })
+	return out
+}
+
+// looksContainer guesses whether an unreadable kernel.json was a container
+// kernel, so the report mentions it.
+func looksContainer(raw []byte) bool {
+	s := string(raw)
+	return strings.Contains(s, "apptainer") || strings.Contains(s, "singularity") || strings.Contains(s, "sifkernel")
+}
+
+func imageAtime(en kernelspec.Entry) time.Time {
+	cmd, err := apptainer.Parse(en.Spec.Argv)
+	if err != nil {
+		return time.Time{}
+	}
+	st, err := os.Stat(cmd.Image)
+	if err != nil {
+		return time.Time{}
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(sys.Atim.Sec, sys.Atim.Nsec)
+	}
+	return st.ModTime()
+}
+
+func (e *Env) overlayOne(ctx context.Context, en kernelspec.Entry, o UserPartOptions, ch *cache.Cache,
+	rt *apptainer.Runtime, kenv kernelspec.Env, gpu node.GPU, kernelsDir string) KernelReport {
+	kr := KernelReport{Name: en.Name, Source: en.File()}
+	log := e.Log.WithField("job", o.Job).WithField("kernel", en.Name)
+	cmd, err := apptainer.Parse(en.Spec.Argv)
+	if err != nil {
+		kr.Skipped, kr.Reason = true, err.Error()
+		log.Warnf("kernel %s skipped: %v", en.Name, err)
+		return kr
+	}
+	image := strings.ReplaceAll(cmd.Image, "{resource_dir}", en.Dir)
+	kr.Image, kr.Reason = image, e.stageable(en, image, o, ch)
+	if kr.Reason == "" {
+		res, err := ch.Stage(ctx, image, o.Job, nil)
+		if err != nil {
+			kr.Reason = err.Error()
+			log.Warnf("image %s of kernel %s not staged, the kernel uses it in place: %v", image, en.Name, err)
+		} else {
+			kr.Image, kr.Staged = res.Path, true
+		}
+	}
+	host, _ := os.Hostname()
+	notStaged := ""
+	if !kr.Staged {
+		notStaged = kr.Reason
+	}
+	spec, changes, err := kernelspec.Overlay(en.Kernel, kernelspec.OverlayOptions{
+		Runtime: rt, Image: kr.Image, NotStaged: notStaged, GPU: gpu.Present, GPUReason: gpu.Reason,
+		GPUFlag: e.Config.Apptainer.GPUFlag, DefaultBinds: e.Config.Apptainer.DefaultBinds,
+		RuntimeDir: kenv.RuntimeDir(), Home: o.Home, NoUserSite: e.Config.Kernel.PythonNoUserSite,
+		Job: o.Job, Node: host, Version: e.Version,
+	})
+	if err == nil {
+		err = writeOverlay(filepath.Join(kernelsDir, en.Name), en.Dir, spec)
+	}
+	if err != nil {
+		kr.Skipped, kr.Reason = true, err.Error()
+		log.Warnf("kernel %s: no job copy: %v", en.Name, err)
+		return kr
+	}
+	kr.Changes = changes
+	return kr
+}
+
+// stageable says why an image is not to be staged, or "" if it is.
+func (e *Env) stageable(en kernelspec.Entry, image string, o UserPartOptions, ch *cache.Cache) string {
+	meta, _, _ := en.Spec.Sifkernel()
+	switch {
+	case !o.Stage:
+		return "staging is off for this job"
+	case ch == nil:
+		return "the node cache is not usable"
+	case meta.Stage != nil && !*meta.Stage:
+		return "the kernel asks not to be staged"
+	case strings.Contains(image, "://"):
+		return "a remote image cannot be staged"
+	case !filepath.IsAbs(image):
+		return "a relative image path cannot be staged"
+	}
+	return ""
+}
+
+// writeOverlay writes the job copy of a kernel and the small files beside
+// its kernel.json (logos, kernel.js) that Jupyter shows with it.
+func writeOverlay(dir, from string, spec *kernelspec.Spec) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ents, _ := os.ReadDir(from)
+	for _, de := range ents {
+		name := de.Name()
+		if name == kernelspec.FileName || strings.Contains(name, ".bak-") || !de.Type().IsRegular() {
+			continue
+		}
+		if err := copySmall(filepath.Join(from, name), filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return kernelspec.Write(dir, spec)
+}
+
+// copySmall copies a resource file of at most 1 MiB; larger ones are skipped.
+func copySmall(src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return nil // unreadable resources are not worth failing a kernel for
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil || len(data) > 1<<20 {
+		return nil
+	}
+	return kernelspec.WriteFile(dst, data, 0o644)
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return kernelspec.WriteFile(path, append(data, '\n'), 0o600)
+}
+
+// ReadReport reads a job directory's node.json.
+func ReadReport(jobDir string) (Report, error) {
+	var r Report
+	data, err := os.ReadFile(filepath.Join(jobDir, "node.json"))
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", filepath.Join(jobDir, "node.json"), err)
+	}
+	return r, nil
+}
+
+var errNotReady = errors.New("job directory not ready")
