@@ -31,7 +31,7 @@ func (e *Env) Cleanup(o CleanupOptions) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	errs = append(errs, os.RemoveAll(userJobDir(ch, o.Job)), os.Remove(userJobDir(ch, o.Job)+".lock"))
+	errs = append(errs, os.RemoveAll(userJobDir(ch, o.Job)), ignoreMissing(os.Remove(userJobDir(ch, o.Job)+".lock")))
 	errs = append(errs, ch.Release(o.Job))
 	if o.GC {
 		_, err := ch.GC(cache.GCOptions{Now: e.Now()})
@@ -92,4 +92,11 @@ func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
 		errs = append(errs, fmt.Errorf("gc: %w", err))
 	}
 	return r, errors.Join(errs...)
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }

@@ -172,6 +172,9 @@ func (e *Env) logReport(log interface {
 	Infof(string, ...any)
 	Warnf(string, ...any)
 }, r Report) {
+	for _, w := range r.Warnings {
+		log.Warnf("%s", w)
+	}
 	for _, k := range r.Kernels {
 		switch {
 		case k.Skipped:

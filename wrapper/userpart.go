@@ -49,6 +49,7 @@ type Report struct {
 	GPU        node.GPU       `json:"gpu"`
 	Apptainer  string         `json:"apptainer,omitempty"`
 	Kernels    []KernelReport `json:"kernels"`
+	Warnings   []string       `json:"warnings,omitempty"` // for the hook's log
 	FinishedAt time.Time      `json:"finished_at"`
 }
 
@@ -60,21 +61,20 @@ type Report struct {
 func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	host, _ := os.Hostname()
 	r := Report{Job: o.Job, JobDir: o.JobDir, CreatedBy: o.CreatedBy, Node: host, GPU: e.gpu(), Kernels: []KernelReport{}}
-	log := e.Log.WithField("job", o.Job)
 	if r.GPU.Warning != "" {
-		log.Warn(r.GPU.Warning)
+		r.Warnings = append(r.Warnings, r.GPU.Warning)
 	}
 	var rt *apptainer.Runtime
 	if found, err := e.finder().Find(ctx); err == nil {
 		rt, r.Apptainer = &found, found.Path
 	} else {
-		log.Warnf("%v; kernels keep the Apptainer they name", err)
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%v; kernels keep the Apptainer they name", err))
 	}
 	var ch *cache.Cache
 	if o.Stage {
 		var err error
 		if ch, err = e.openUserCache(0); err != nil {
-			log.Warnf("no staging: %v", err)
+			r.Warnings = append(r.Warnings, fmt.Sprintf("no staging: %v", err))
 		}
 	}
 	kenv := e.kernelEnv(o.Home)
@@ -102,9 +102,8 @@ func containerKernels(kenv kernelspec.Env, r *Report) []kernelspec.Entry {
 		case en.ShadowedBy != "" || kernelspec.ValidName(en.Name) != nil:
 			continue
 		case en.Err != nil:
-			if looksContainer(en.Raw) {
-				r.Kernels = append(r.Kernels, KernelReport{Name: en.Name, Source: en.File(), Skipped: true, Reason: en.Err.Error()})
-			}
+			// Unreadable: it may have been a container kernel; say so either way.
+			r.Kernels = append(r.Kernels, KernelReport{Name: en.Name, Source: en.File(), Skipped: true, Reason: en.Err.Error()})
 			continue
 		case !kernelspec.IsContainer(en.Spec):
 			continue
@@ -113,13 +112,6 @@ func containerKernels(kenv kernelspec.Env, r *Report) []kernelspec.Entry {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return imageAtime(out[i]).After(imageAtime(out[j])) })
 	return out
-}
-
-// looksContainer guesses whether an unreadable kernel.json was a container
-// kernel, so the report mentions it.
-func looksContainer(raw []byte) bool {
-	s := string(raw)
-	return strings.Contains(s, "apptainer") || strings.Contains(s, "singularity") || strings.Contains(s, "sifkernel")
 }
 
 func imageAtime(en kernelspec.Entry) time.Time {
