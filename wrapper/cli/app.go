@@ -28,8 +28,8 @@ type Options struct {
 	// from Getenv (or uses os.LookupEnv when Getenv is nil too).
 	LookupEnv func(string) (string, bool)
 	Home      string           // the user's home; empty means os.UserHomeDir
-	Now     func() time.Time // nil means time.Now
-	Euid    int              // effective uid; root never reads a user config
+	Now       func() time.Time // nil means time.Now
+	Euid      int              // effective uid; root never reads a user config
 	// ConfigureLog sets up logging once the config is known; hook says a
 	// Slurm hook runs (its output is thrown away). Only main configures
 	// logrus; nil leaves logging as it is.
