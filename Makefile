@@ -1,6 +1,7 @@
 # sifkernel — build, test, install.
 #   make            build bin/sifkernel
-#   make try        run sifkernel on a built-in example (no root, no Slurm)
+#   make demo       a job's whole lifecycle on a simulated GPU node (no root, no Slurm)
+#   make try        kernel add/check/fix on built-in examples (no root, no Slurm)
 #   make test       unit and integration tests (what CI runs)
 #   make lint       gofmt, go vet, shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
@@ -12,11 +13,14 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build try test test-unit fuzz lint bench install clean
+.PHONY: build demo try test test-unit fuzz lint bench install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
 	$(GO) build -trimpath -o bin/mkimage ./wrapper/cmd/mkimage
+
+demo: build
+	bin/sifkernel demo
 
 try: build
 	examples/try.sh
@@ -33,7 +37,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run examples/*.sh testcluster/bench/*.sh wrapper/sifimage/gen-minimal.sh; \
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh wrapper/sifimage/gen-minimal.sh; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 

@@ -27,7 +27,7 @@ func (e *Env) Cleanup(o CleanupOptions) error {
 	if o.JobDir != "" {
 		errs = append(errs, emptyDir(o.JobDir))
 	}
-	ch, err := e.openUserCache(0)
+	ch, err := e.OpenUserCache(0)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -60,7 +60,7 @@ func emptyDir(dir string) error {
 // longer run here, remove the user's job directories of those jobs, and
 // remove copies left by stagers that died.
 func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
-	ch, err := e.openUserCache(0)
+	ch, err := e.OpenUserCache(0)
 	if err != nil {
 		return cache.GCReport{}, err
 	}

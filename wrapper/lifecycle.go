@@ -56,8 +56,8 @@ func ready(jobDir string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// openUserCache opens the calling user's part of the node cache.
-func (e *Env) openUserCache(timeout time.Duration) (*cache.Cache, error) {
+// OpenUserCache opens the calling user's part of the node cache.
+func (e *Env) OpenUserCache(timeout time.Duration) (*cache.Cache, error) {
 	cc := e.Config.Cache
 	if timeout <= 0 {
 		timeout = cc.StageTimeout.Duration

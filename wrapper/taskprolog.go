@@ -51,7 +51,7 @@ func (e *Env) prepare(ctx context.Context, job, createdBy string, budget time.Du
 	if dir := e.rootJobDir(job); ready(dir) {
 		return e.exports(dir), nil
 	}
-	ch, err := e.openUserCache(budget)
+	ch, err := e.OpenUserCache(budget)
 	if err != nil {
 		return Exports{}, err
 	}

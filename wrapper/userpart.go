@@ -73,7 +73,7 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	var ch *cache.Cache
 	if o.Stage {
 		var err error
-		if ch, err = e.openUserCache(0); err != nil {
+		if ch, err = e.OpenUserCache(0); err != nil {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("no staging: %v", err))
 		}
 	}

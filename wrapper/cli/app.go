@@ -118,6 +118,7 @@ func (e *env) app() *cli.App {
 			e.runCommand(),
 			e.sweepCommand(),
 			e.idevCommand(),
+			e.demoCommand(),
 			e.internalCommand(),
 			e.completionCommand(),
 		},

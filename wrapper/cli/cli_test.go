@@ -441,3 +441,21 @@ func TestReorder(t *testing.T) {
 		}
 	}
 }
+
+func TestDemo(t *testing.T) {
+	s := newSite(t)
+	t.Setenv("TMPDIR", t.TempDir())
+	out, err := s.run(t, "demo")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, w := range []string{`+    "--nv",`, "added --nv (gpu policy auto: Slurm allocated GPUs 0)", "node-local copy",
+		"job directory: gone", "cached images: 0", "the user's own kernel.json: unchanged"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("demo output lacks %q:\n%s", w, out)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "sifkernel-demo-*")); len(left) != 0 {
+		t.Errorf("demo left %v", left)
+	}
+}
