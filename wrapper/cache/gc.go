@@ -58,7 +58,7 @@ func (c *Cache) gcEntries(r *GCReport, o GCOptions) error {
 		if len(e.Refs) > 0 && !(o.DryRun && refsReleased(e.Refs, o.Jobs)) {
 			continue
 		}
-		if !o.All && o.Now.Sub(e.LastUsed) < c.opts.KeepWarm {
+		if !o.All && c.opts.KeepWarm > 0 && o.Now.Sub(e.LastUsed) < c.opts.KeepWarm {
 			continue
 		}
 		if !o.DryRun {
