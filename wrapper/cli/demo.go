@@ -193,4 +193,3 @@ func (d *demoRun) epilog(context.Context) error {
 	fmt.Fprintln(d.e.Stdout, "  the user's own kernel.json: unchanged")
 	return nil
 }
-
