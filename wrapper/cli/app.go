@@ -147,8 +147,12 @@ func (e *env) before(c *cli.Context) error {
 	if site == "" {
 		site = e.Getenv("SIFKERNEL_CONFIG")
 	}
+	explicit := site != ""
+	if !explicit {
+		site = e.installedConfig()
+	}
 	e.configFile = site
-	files := config.Files{Site: site, SiteExplicit: site != "", User: e.userConfig()}
+	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig()}
 	cfg, err := config.Load(files)
 	if err != nil && e.isHook(c) {
 		e.log.WithError(err).WithField("hook", e.Getenv("SLURM_SCRIPT_CONTEXT")).WithField("job", e.Getenv("SLURM_JOB_ID")).
@@ -178,6 +182,20 @@ func (e *env) before(c *cli.Context) error {
 		return e.ConfigureLog(cfg.Log, e.isHook(c) || isHookCommand(c))
 	}
 	return nil
+}
+
+// installedConfig is the site config when none is named: /etc/sifkernel/
+// config.toml, or if there is none, etc/sifkernel/config.toml beside the
+// binary's bin/ (a module or test cluster install), or "" for the default.
+func (e *env) installedConfig() string {
+	if _, err := os.Stat(config.DefaultSiteFile); err == nil || e.Self == "" {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(filepath.Dir(e.Self)), "etc", "sifkernel", "config.toml")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
 }
 
 // userConfig is the user's config file, or "" when running as root.
