@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -21,6 +22,9 @@ func RunningJobs(ctx context.Context, squeue, node string, timeout time.Duration
 	}
 	cmd := exec.CommandContext(ctx, squeue, args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	if conf := os.Getenv("SLURM_CONF"); conf != "" {
+		cmd.Env = append(cmd.Env, "SLURM_CONF="+conf) // a site's slurm.conf outside /etc/slurm
+	}
 	cmd.WaitDelay = time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -434,6 +434,7 @@ func TestReorder(t *testing.T) {
 		{"sifkernel kernel check a b --json", "sifkernel kernel check --json a b"},
 		{"sifkernel kernel add bert -- --image", "sifkernel kernel add -- bert --image"},
 		{"sifkernel nosuch --x y", "sifkernel nosuch --x y"},
+		{"sifkernel idev -p normal -t 5 --x", "sifkernel idev -p normal -t 5 --x"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(reorder(app, strings.Fields(tt.in)), " "); got != tt.want {

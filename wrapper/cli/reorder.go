@@ -31,6 +31,9 @@ func reorder(app *cli.App, args []string) []string {
 		}
 		out = append(out, rest[0])
 		rest = rest[1:]
+		if cmd.SkipFlagParsing {
+			return append(out, rest...) // its arguments belong to another program
+		}
 		if len(cmd.Subcommands) == 0 {
 			return append(out, leafArgs(rest, cmd.Flags)...)
 		}

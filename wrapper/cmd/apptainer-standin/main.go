@@ -42,6 +42,11 @@ func run(args []string) error {
 		return err
 	}
 	logCall(args, cmd)
+	if cmd.Has("--nv") && os.Getenv("CUDA_VISIBLE_DEVICES") == "" {
+		// What Apptainer prints for --nv on a node without NVIDIA GPUs. The
+		// stand-in takes "no GPUs given to this job" for "none on the node".
+		fmt.Fprintln(os.Stderr, "WARNING: Could not find any nv files on this host!")
+	}
 	if len(cmd.Args) == 0 {
 		return fmt.Errorf("no command to run (this stand-in does not run runscripts)")
 	}

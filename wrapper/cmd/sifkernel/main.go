@@ -73,28 +73,36 @@ func configureLog(c config.Log, hook bool) error {
 	} else {
 		logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: c.File == "", FullTimestamp: true})
 	}
+	logrus.SetOutput(os.Stderr)
 	switch c.File {
 	case "":
-		logrus.SetOutput(os.Stderr)
 		if hook {
-			// Slurm throws a hook's output away: keep a copy in syslog.
-			if h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_INFO|syslog.LOG_DAEMON, "sifkernel"); err == nil {
-				logrus.AddHook(h)
-			}
+			addSyslog() // Slurm throws a hook's output away: keep a copy in syslog
 		}
 	case "syslog":
-		hook, err := lsyslog.NewSyslogHook("", "", syslog.LOG_INFO|syslog.LOG_DAEMON, "sifkernel")
-		if err != nil {
-			return fmt.Errorf("log.file = syslog: %w", err)
+		if !addSyslog() {
+			return fmt.Errorf("log.file = syslog: no syslog to write to")
 		}
-		logrus.AddHook(hook)
 	default:
+		// Root hooks write the site's log file; a user (a TaskProlog, a
+		// command) usually may not, and then logs to stderr (and syslog).
 		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
-			logrus.WithError(err).Warn("cannot open log.file; logging to standard error")
+			if hook {
+				addSyslog()
+			}
 			return nil
 		}
 		logrus.SetOutput(io.MultiWriter(os.Stderr, f))
 	}
 	return nil
+}
+
+func addSyslog() bool {
+	h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_INFO|syslog.LOG_DAEMON, "sifkernel")
+	if err != nil {
+		return false
+	}
+	logrus.AddHook(h)
+	return true
 }

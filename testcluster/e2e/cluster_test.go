@@ -1,0 +1,301 @@
+//go:build cluster
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const marker = "sifkernel example image"
+
+// Scenario 1: a GPU job on rtx-dev. The Prolog stages the image on m2, the
+// TaskProlog's JUPYTER_PATH reaches the job, jupyter_client starts the
+// user's kernel by name from the staged image with --nv; the Epilog cleans up.
+func TestGPUJob(t *testing.T) {
+	requireCluster(t)
+	img := setupUser(t, "sktest1", "bert")
+	since := standinOffset(t)
+	id := sbatch(t, "sktest1", "-p rtx-dev --gres=gpu:1", "/usr/bin/python3 ~/client.py bert")
+	if s := waitDone(t, id); s != "COMPLETED" {
+		t.Fatalf("job %s: %s\n%s", id, s, output(t, "sktest1", id))
+	}
+	r := parseResult(t, output(t, "sktest1", id))
+	if strings.TrimSpace(r.Out) != marker {
+		t.Errorf("the kernel printed %q, want the image's marker", r.Out)
+	}
+	staged := fmt.Sprintf("%s/users/%d/", nodeCache, uid(t, "sktest1"))
+	if !strings.HasPrefix(r.JupyterPath, nodeCache+"/jobs/"+id+"/jupyter") {
+		t.Errorf("JUPYTER_PATH in the job = %q", r.JupyterPath)
+	}
+	calls := standinCalls(t, since)
+	if len(calls) != 1 || !calls[0].NV || !strings.HasPrefix(calls[0].Image, staged) || calls[0].UID != uid(t, "sktest1") {
+		t.Errorf("Apptainer calls %+v: want one, as sktest1, with --nv and an image under %s", calls, staged)
+	}
+	if existsOn(t, "m2", nodeCache+"/jobs/"+id) || len(globOn(t, "m2", staged+"refs/*/"+id)) != 0 {
+		t.Errorf("the Epilog left the job dir or refs of %s on m2", id)
+	}
+	if len(globOn(t, "m2", staged+"*.sif")) != 0 {
+		t.Error("the image stayed cached after the last job (keep_warm is 0s)")
+	}
+	if _, err := os.Stat(img); err != nil {
+		t.Error("the source image is gone")
+	}
+}
+
+// Scenario 2: the same kernel in a CPU job: no --nv, and no warnings.
+func TestCPUJob(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	since := standinOffset(t)
+	id := sbatch(t, "sktest1", "-p normal -w m1", "/usr/bin/python3 ~/client.py bert")
+	if s := waitDone(t, id); s != "COMPLETED" {
+		t.Fatalf("job %s: %s\n%s", id, s, output(t, "sktest1", id))
+	}
+	out := output(t, "sktest1", id)
+	if r := parseResult(t, out); strings.TrimSpace(r.Out) != marker || slices.Contains(r.Argv, "--nv") {
+		t.Errorf("CPU job result %+v", r)
+	}
+	calls := standinCalls(t, since)
+	if len(calls) != 1 || calls[0].NV {
+		t.Errorf("Apptainer calls %+v: want one without --nv", calls)
+	}
+	if strings.Contains(out, "nv files") {
+		t.Errorf("the job's output has Apptainer's --nv warning:\n%s", out)
+	}
+}
+
+// Scenario 3: two jobs of one user on one node share one copy; the first
+// job's Epilog does not disturb the second, which still starts its kernel.
+func TestConcurrentJobsOneCopy(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	a := sbatch(t, "sktest1", "-p normal -w m1", "sleep 6")
+	waitState(t, a, time.Minute, "RUNNING")
+	b := sbatch(t, "sktest1", "-p normal -w m1", "sleep 10; /usr/bin/python3 ~/client.py bert")
+	waitState(t, b, time.Minute, "RUNNING")
+	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+b+"/node.json") })
+	if jobState(t, a) != "RUNNING" {
+		t.Fatal("the first job ended before the second started; make it sleep longer")
+	}
+	cache := fmt.Sprintf("%s/users/%d/", nodeCache, uid(t, "sktest1"))
+	if n := len(globOn(t, "m1", cache+"*.sif")); n != 1 {
+		t.Errorf("%d copies in m1's cache with two jobs running, want 1", n)
+	}
+	waitState(t, a, time.Minute, "COMPLETED")
+	if s := waitDone(t, b); s != "COMPLETED" {
+		t.Fatalf("job %s: %s\n%s", b, s, output(t, "sktest1", b))
+	}
+	if r := parseResult(t, output(t, "sktest1", b)); strings.TrimSpace(r.Out) != marker {
+		t.Errorf("the second job's kernel printed %q", r.Out)
+	}
+}
+
+// Scenario 4: neither user can read the other's cache or job dir.
+func TestUsersAreIsolated(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	setupUser(t, "sktest2", "bert")
+	a := sbatch(t, "sktest1", "-p normal -w m1", "sleep 30")
+	waitState(t, a, time.Minute, "RUNNING")
+	defer root("scancel", a)
+	probe := fmt.Sprintf("ls %[1]s/users/%[2]d >/dev/null 2>&1 && echo CACHE-READABLE; cat %[1]s/jobs/%[3]s/node.json >/dev/null 2>&1 && echo JOBDIR-READABLE; echo probed",
+		nodeCache, uid(t, "sktest1"), a)
+	b := sbatch(t, "sktest2", "-p normal -w m1", probe)
+	waitDone(t, b)
+	out := output(t, "sktest2", b)
+	if !strings.Contains(out, "probed") || strings.Contains(out, "READABLE") {
+		t.Errorf("sktest2 could read sktest1's files:\n%s", out)
+	}
+}
+
+// Scenario 5: bad inputs never drain the node; the log names each reason.
+func TestBadInputsDoNotDrain(t *testing.T) {
+	requireCluster(t)
+	u := "sktest2"
+	setupUser(t, u, "bert")
+	secret := filepath.Join(skc, "secret.sif")
+	root(filepath.Join(skc, "bin/mkimage"), secret)
+	os.Chmod(secret, 0o600)
+	script := `set -e
+mkdir -p k && mkimage k/gone.sif && sifkernel kernel add missing --image ~/k/gone.sif --force >/dev/null && rm k/gone.sif
+d=~/.local/share/jupyter/kernels
+mkdir -p $d/invalid $d/curly
+echo '{"argv": ["apptainer", "exec"' >$d/invalid/kernel.json
+printf '{\n “argv”: [“apptainer”, “exec”, “x.sif”, “python3”, “{connection_file}”]\n}\n' >$d/curly/kernel.json
+ln -sf ` + secret + ` k/secret.sif
+mkdir -p $d/secret && sed "s#$HOME/images/bert.sif#$HOME/k/secret.sif#g" $d/bert/kernel.json >$d/secret/kernel.json`
+	if out, err := as(t, u, script); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	defer as(t, u, "rm -rf ~/.local/share/jupyter/kernels/{missing,invalid,curly,secret}")
+	id := sbatch(t, u, "-p rtx-dev --gres=gpu:1", "echo ran")
+	if s := waitDone(t, id); s != "COMPLETED" || !strings.Contains(output(t, u, id), "ran") {
+		t.Fatalf("job %s: %s\n%s", id, s, output(t, u, id))
+	}
+	if st := nodeState(t, "m2"); st != "idle" {
+		t.Errorf("m2 is %q after bad inputs, want idle", st)
+	}
+	log := jobLog(t, id)
+	for _, want := range []string{"kernel missing uses", "kernel invalid skipped", "kernel curly skipped", "kernel secret uses", "permission denied", "kernel bert uses the staged"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log of job %s lacks %q:\n%s", id, want, log)
+		}
+	}
+}
+
+// jobLog is what sifkernel logged for one job.
+func jobLog(t *testing.T, id string) string {
+	var lines []string
+	for _, l := range strings.Split(sifkernelLog(t), "\n") {
+		if strings.Contains(l, "job="+id+" ") || strings.HasSuffix(l, "job="+id) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Scenario 7: scancel in the middle of a job: the Epilog cleans up.
+func TestScancelCleansUp(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	id := sbatch(t, "sktest1", "-p normal -w m1", "sleep 300")
+	waitState(t, id, time.Minute, "RUNNING")
+	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+id+"/node.json") })
+	root("scancel", id)
+	waitDone(t, id)
+	if existsOn(t, "m1", nodeCache+"/jobs/"+id) {
+		t.Error("the job dir is still there after scancel")
+	}
+	if n := len(globOn(t, "m1", fmt.Sprintf("%s/users/%d/refs/*/%s", nodeCache, uid(t, "sktest1"), id))); n != 0 {
+		t.Errorf("%d refs left after scancel", n)
+	}
+}
+
+// Scenario 8: a node crashes (no Epilog); sweep removes the dead job's
+// leftovers and nothing of a job that still runs there.
+func TestSweepAfterCrash(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	dead := sbatch(t, "sktest1", "-p normal -w m1 --no-requeue", "sleep 600")
+	waitState(t, dead, time.Minute, "RUNNING")
+	// The crash: slurmd and the job's processes die at once.
+	pid, _ := os.ReadFile(filepath.Join(skc, "run/slurmd-m1.pid"))
+	root("kill", "-9", strings.TrimSpace(string(pid)))
+	root("pkill", "-9", "-f", "slurmstepd: \\["+dead)
+	root("pkill", "-9", "-u", "sktest1")
+	root("scontrol", "update", "nodename=m1", "state=down", "reason=crash-test")
+	waitState(t, dead, time.Minute, "NODE_FAIL", "FAILED", "CANCELLED")
+	if !existsOn(t, "m1", nodeCache+"/jobs/"+dead) {
+		t.Fatal("the crash removed the job dir; nothing to sweep")
+	}
+	if out, err := onNode(t, "m1", "slurmd", "-N", "m1", "-f", filepath.Join(skc, "etc/slurm.conf")); err != nil {
+		t.Fatalf("restarting slurmd m1: %v %s", err, out)
+	}
+	root("scontrol", "update", "nodename=m1", "state=resume")
+	alive := sbatch(t, "sktest1", "-p normal -w m1", "sleep 60")
+	waitState(t, alive, 2*time.Minute, "RUNNING")
+	defer root("scancel", alive)
+	out, err := onNode(t, "m1", filepath.Join(skc, "bin/sifkernel"), "sweep", "--node", "m1")
+	if err != nil {
+		t.Fatalf("sweep: %v\n%s", err, out)
+	}
+	if existsOn(t, "m1", nodeCache+"/jobs/"+dead) {
+		t.Errorf("sweep left the dead job's dir (%s)", out)
+	}
+	if !existsOn(t, "m1", nodeCache+"/jobs/"+alive+"/node.json") {
+		t.Error("sweep removed the running job's dir")
+	}
+	refs := globOn(t, "m1", fmt.Sprintf("%s/users/%d/refs/*/*", nodeCache, uid(t, "sktest1")))
+	if len(refs) != 1 || filepath.Base(refs[0]) != alive {
+		t.Errorf("refs after sweep: %v, want only %s's", refs, alive)
+	}
+}
+
+// Scenario 9: a site without root hooks: `sifkernel run` in the job script
+// gets the kernel working and leaves nothing behind.
+func TestWithoutHooks(t *testing.T) {
+	requireCluster(t)
+	setHooks(t, false)
+	defer setHooks(t, true)
+	setupUser(t, "sktest1", "bert")
+	since := standinOffset(t)
+	id := sbatch(t, "sktest1", "-p normal -w m1", "sifkernel run -- /usr/bin/python3 ~/client.py bert")
+	if s := waitDone(t, id); s != "COMPLETED" {
+		t.Fatalf("job %s: %s\n%s", id, s, output(t, "sktest1", id))
+	}
+	r := parseResult(t, output(t, "sktest1", id))
+	if strings.TrimSpace(r.Out) != marker {
+		t.Errorf("result %+v", r)
+	}
+	// With no Prolog, run stages as the user: into users/<uid> if an earlier
+	// Prolog made it on this node, else into /tmp/sifkernel-<uid>.
+	u := uid(t, "sktest1")
+	caches := []string{fmt.Sprintf("%s/users/%d", nodeCache, u), fmt.Sprintf("/tmp/sifkernel-%d/users/%d", u, u)}
+	calls := standinCalls(t, since)
+	if len(calls) != 1 || !(strings.HasPrefix(calls[0].Image, caches[0]) || strings.HasPrefix(calls[0].Image, caches[1])) {
+		t.Errorf("calls %+v: want the image staged in the user's cache", calls)
+	}
+	for _, c := range caches {
+		if left := globOn(t, "m1", c+"/jobs/* "+c+"/*.sif"); len(left) != 0 {
+			t.Errorf("sifkernel run left %v", left)
+		}
+	}
+	if existsOn(t, "m1", nodeCache+"/jobs/"+id) {
+		t.Error("a job dir was made by a hook that should be off")
+	}
+}
+
+func setHooks(t *testing.T, on bool) {
+	t.Helper()
+	v := map[bool]string{true: "1", false: "0"}[on]
+	cmd := exec.Command("bash", "-c", filepath.Dir(mustWd(t))+"/up && scontrol reconfigure")
+	cmd.Env = append(os.Environ(), "SIFKERNEL_CLUSTER_HOOKS="+v, "SLURM_CONF="+filepath.Join(skc, "etc/slurm.conf"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hooks %v: %v\n%s", on, err, out)
+	}
+	time.Sleep(2 * time.Second) // slurmd applies reconfigure asynchronously
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+	}
+}
+
+func mustWd(t *testing.T) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+// Scenario 10: sifkernel idev with an idev stand-in (salloc + srun to a
+// shell): the shell on the compute node has the job's JUPYTER_PATH.
+func TestIdev(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	out, err := as(t, "sktest1", `IDEV_COMMAND='echo "JP=$JUPYTER_PATH AUTO=$SIFKERNEL_AUTO"' sifkernel idev -p normal -w m1 -t 5`)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "JP="+nodeCache+"/jobs/") || !strings.Contains(out, "AUTO=1") {
+		t.Errorf("the idev shell saw %q", out)
+	}
+	as(t, "sktest1", "mkdir -p ~/.local/share/jupyter/kernels/broken && echo '{' >~/.local/share/jupyter/kernels/broken/kernel.json")
+	defer as(t, "sktest1", "rm -rf ~/.local/share/jupyter/kernels/broken")
+	out, err = as(t, "sktest1", `IDEV_COMMAND=true sifkernel idev -p normal -t 5`)
+	if err == nil || !strings.Contains(out, "broken") {
+		t.Errorf("idev with a broken kernel queued anyway: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,253 @@
+//go:build cluster
+
+// Package e2e runs sifkernel inside the real Slurm of testcluster/up: jobs
+// submitted as non-root test users, hooks run by slurmd, kernels started by
+// the real jupyter_client. Run with `make test-cluster` (root).
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var skc = envOr("SIFKERNEL_CLUSTER_DIR", "/var/tmp/sifkernel-cluster")
+
+const nodeCache = "/var/tmp/sifkernel-node-cache"
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func slurmEnv() []string {
+	return []string{"SLURM_CONF=" + filepath.Join(skc, "etc/slurm.conf"), "PATH=" + filepath.Join(skc, "bin") + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+}
+
+// requireCluster fails (skips outside CI) when testcluster/up has not run.
+func requireCluster(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skip(t, "the cluster tests run as root (they act for the test users)")
+	}
+	if out, err := root("scontrol", "ping"); err != nil || !strings.Contains(out, "UP") {
+		skip(t, "no test cluster: run testcluster/up first ("+strings.TrimSpace(out)+")")
+	}
+}
+
+func skip(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("SIFKERNEL_NO_SKIP") == "1" {
+		t.Fatalf("SIFKERNEL_NO_SKIP=1 and this test cannot run: %s", why)
+	}
+	t.Skip(why)
+}
+
+// root runs a command as root with the cluster's environment.
+func root(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = slurmEnv()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// as runs a bash script as a test user, in their home, with a login-like environment.
+func as(t *testing.T, u, script string, env ...string) (string, error) {
+	t.Helper()
+	args := append([]string{"-u", u, "--", "env", "-i", "HOME=" + home(t, u), "USER=" + u}, slurmEnv()...)
+	args = append(append(args, env...), "bash", "-c", "cd ~ && "+script)
+	cmd := exec.Command("runuser", args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func lookup(t *testing.T, u string) *user.User {
+	t.Helper()
+	usr, err := user.Lookup(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return usr
+}
+
+func home(t *testing.T, u string) string { return lookup(t, u).HomeDir }
+
+func uid(t *testing.T, u string) int {
+	n, _ := strconv.Atoi(lookup(t, u).Uid)
+	return n
+}
+
+// setupUser gives a test user an image and a kernel made by kernel add.
+func setupUser(t *testing.T, u, name string) string {
+	t.Helper()
+	img := filepath.Join(home(t, u), "images", name+".sif")
+	out, err := as(t, u, fmt.Sprintf("mkdir -p images && mkimage %s && sifkernel kernel add %s --image %s --force && cp %s ~/client.py",
+		img, name, img, filepath.Join(skc, "client.py")))
+	if err != nil {
+		t.Fatalf("setting up %s: %v\n%s", u, err, out)
+	}
+	return img
+}
+
+// sbatch submits a job script as u and returns its id.
+func sbatch(t *testing.T, u, opts, script string) string {
+	t.Helper()
+	out, err := as(t, u, fmt.Sprintf("cat >job.sh <<'SCRIPT'\n#!/bin/bash\n%s\nSCRIPT\nsbatch --parsable -o out-%%j.txt -e out-%%j.txt %s job.sh", script, opts))
+	if err != nil {
+		t.Fatalf("sbatch: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(out)
+	if _, err := strconv.Atoi(id); err != nil {
+		t.Fatalf("sbatch printed %q", out)
+	}
+	return id
+}
+
+// jobState reads a job's state with scontrol.
+func jobState(t *testing.T, id string) string {
+	out, _ := root("scontrol", "show", "job", "-o", id)
+	for _, f := range strings.Fields(out) {
+		if v, ok := strings.CutPrefix(f, "JobState="); ok {
+			return v
+		}
+	}
+	return "UNKNOWN"
+}
+
+// waitState polls until the job is in one of states.
+func waitState(t *testing.T, id string, timeout time.Duration, states ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s := jobState(t, id)
+		for _, w := range states {
+			if s == w {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			out, _ := root("scontrol", "show", "job", id)
+			t.Fatalf("job %s is %s after %s, want %v\n%s", id, s, timeout, states, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitDone waits for a job to end and its Epilog to finish on every node.
+func waitDone(t *testing.T, id string) string {
+	t.Helper()
+	s := waitState(t, id, 3*time.Minute, "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		out, _ := root("sinfo", "-h", "-N", "-o", "%N %T")
+		if !strings.Contains(out, "completing") && !strings.Contains(out, "comp") {
+			return s
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("nodes still completing job %s", id)
+	return s
+}
+
+func output(t *testing.T, u, id string) string {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join(home(t, u), "out-"+id+".txt"))
+	return string(b)
+}
+
+// result is what client.py reports after running code in a kernel.
+type result struct {
+	Out         string   `json:"out"`
+	Argv        []string `json:"argv"`
+	JupyterPath string   `json:"jupyter_path"`
+}
+
+func parseResult(t *testing.T, out string) result {
+	t.Helper()
+	var r result
+	_, line, ok := strings.Cut(out, "RESULT ")
+	if !ok {
+		t.Fatalf("the job's client printed no result:\n%s", out)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("result %q: %v", line, err)
+	}
+	return r
+}
+
+// onNode runs a command in a node's mount namespace: it sees that node's disk.
+func onNode(t *testing.T, node string, args ...string) (string, error) {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(skc, "run", "node-"+node+".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root("nsenter", append([]string{"--mount", "--target", strings.TrimSpace(string(pid)), "--"}, args...)...)
+}
+
+func existsOn(t *testing.T, node, path string) bool {
+	_, err := onNode(t, node, "test", "-e", path)
+	return err == nil
+}
+
+func globOn(t *testing.T, node, pattern string) []string {
+	out, _ := onNode(t, node, "sh", "-c", "ls -d "+pattern+" 2>/dev/null")
+	return strings.Fields(out)
+}
+
+// standin is one call the Apptainer stand-in logged.
+type standin struct {
+	Argv  []string `json:"argv"`
+	Image string   `json:"image"`
+	UID   int      `json:"uid"`
+	NV    bool     `json:"nv"`
+}
+
+func standinOffset(t *testing.T) int64 {
+	st, err := os.Stat(filepath.Join(skc, "log/standin.log"))
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func standinCalls(t *testing.T, since int64) []standin {
+	t.Helper()
+	f, err := os.Open(filepath.Join(skc, "log/standin.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Seek(since, 0)
+	var calls []standin
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var c standin
+		if json.Unmarshal(sc.Bytes(), &c) == nil {
+			calls = append(calls, c)
+		}
+	}
+	return calls
+}
+
+func sifkernelLog(t *testing.T) string {
+	b, _ := os.ReadFile(filepath.Join(skc, "log/sifkernel.log"))
+	return string(b)
+}
+
+func nodeState(t *testing.T, node string) string {
+	out, _ := root("sinfo", "-h", "-N", "-n", node, "-o", "%T")
+	return strings.TrimSpace(strings.Split(out, "\n")[0])
+}
