@@ -299,3 +299,33 @@ func TestIdev(t *testing.T) {
 		t.Errorf("idev with a broken kernel queued anyway: %v\n%s", err, out)
 	}
 }
+
+// Scenario 6: a two-node job. The Prolog runs on both nodes; stage --bcast
+// fans an image out with sbcast and both node caches hold it.
+func TestTwoNodeBcast(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	if out, err := as(t, "sktest1", "mkimage ~/images/extra.sif"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	id := sbatch(t, "sktest1", "-p normal -N 2", "sifkernel stage --bcast --json ~/images/extra.sif; echo staged-$?; sleep 5")
+	waitState(t, id, time.Minute, "RUNNING")
+	waitFor(t, func() bool { return strings.Contains(output(t, "sktest1", id), "staged-") })
+	out := output(t, "sktest1", id)
+	if !strings.Contains(out, "staged-0") || strings.Count(out, `"staged": true`) != 2 {
+		t.Fatalf("stage --bcast:\n%s", out)
+	}
+	cache := fmt.Sprintf("%s/users/%d/", nodeCache, uid(t, "sktest1"))
+	for _, n := range []string{"m1", "m2"} {
+		if !existsOn(t, n, nodeCache+"/jobs/"+id+"/node.json") {
+			t.Errorf("no Prolog ran on %s", n)
+		}
+		if refs := globOn(t, n, cache+"refs/extra-*/"+id); len(refs) != 1 {
+			t.Errorf("%s's cache does not hold extra.sif for job %s", n, id)
+		}
+		if left := globOn(t, n, nodeCache+"/jobs/"+id+"/bcast-*"); len(left) != 0 {
+			t.Errorf("sbcast copies left on %s: %v", n, left)
+		}
+	}
+	waitDone(t, id)
+}

@@ -557,3 +557,39 @@ func helper(mode string) int {
 	fmt.Println("RESULT", string(b))
 	return 0
 }
+
+func TestAdopt(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "x.sif", 100<<10)
+	data, _ := os.ReadFile(src)
+	cp := filepath.Join(c.Dir(), "incoming.sif")
+	os.WriteFile(cp, data, 0o600)
+	r, err := c.Adopt(context.Background(), src, cp, "5")
+	if err != nil || !r.Copied || !r.Staged {
+		t.Fatalf("Adopt = %+v, %v", r, err)
+	}
+	if _, err := os.Stat(cp); !os.IsNotExist(err) {
+		t.Error("the adopted copy is still at its old name")
+	}
+	os.WriteFile(cp, data, 0o600)
+	if r2, err := c.Adopt(context.Background(), src, cp, "6"); err != nil || r2.Copied || r2.Path != r.Path {
+		t.Errorf("second Adopt = %+v, %v; want the existing entry", r2, err)
+	}
+	if _, err := os.Stat(cp); !os.IsNotExist(err) {
+		t.Error("a redundant copy was left")
+	}
+	other := image(t, t.TempDir(), "y.sif", 100<<10)
+	bad, _ := os.ReadFile(other)
+	os.WriteFile(cp, bad, 0o600)
+	if _, err := c.Adopt(context.Background(), other, cp, "7"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cp, data[:len(data)/2], 0o600)
+	src2 := image(t, t.TempDir(), "z.sif", 100<<10)
+	if _, err := c.Adopt(context.Background(), src2, cp, "8"); err == nil {
+		t.Error("adopted a truncated copy of another image")
+	}
+	if _, err := os.Stat(cp); !os.IsNotExist(err) {
+		t.Error("a rejected copy was left")
+	}
+}

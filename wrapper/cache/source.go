@@ -115,3 +115,13 @@ func ValidJob(job string) error {
 	}
 	return nil
 }
+
+// Key is the entry key image would get, without staging it.
+func Key(image string) (string, error) {
+	src, err := openSource(image)
+	if err != nil {
+		return "", err
+	}
+	defer src.f.Close()
+	return src.key(), nil
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -26,6 +27,8 @@ func (e *env) stageCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "job", Usage: "record the copies as used by job `ID` (default: $SLURM_JOB_ID)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "longest one image may take (default: cache.stage_timeout)"},
+			&cli.BoolFlag{Name: "bcast", Usage: "in a multi-node job: read each image once and fan it out to every node with sbcast"},
+			&cli.StringFlag{Name: "adopt", Hidden: true, Usage: "publish `FILE`, a copy of the one IMAGE made by sbcast"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -40,6 +43,12 @@ func (e *env) stageCommand() *cli.Command {
 				if err := cache.ValidJob(job); err != nil {
 					return &UsageError{Err: err}
 				}
+			}
+			switch {
+			case c.String("adopt") != "":
+				return e.adopt(c, c.String("adopt"), c.Args().Slice(), job)
+			case c.Bool("bcast"):
+				return e.bcast(c, c.Args().Slice(), job, c.Bool("json"))
 			}
 			return e.stage(c, c.Args().Slice(), job, c.Duration("timeout"), c.Bool("json"))
 		},
@@ -130,4 +139,43 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// bcast stages on every node of the job through sbcast.
+func (e *env) bcast(c *cli.Context, images []string, job string, asJSON bool) error {
+	if job == "" {
+		return usagef("stage --bcast runs inside a Slurm job")
+	}
+	results, err := e.lifecycle().Bcast(c.Context, job, images)
+	if asJSON {
+		if jerr := writeJSON(e.Stdout, struct {
+			Schema string         `json:"schema"`
+			Images []cache.Result `json:"images"`
+		}{SchemaStage, results}); jerr != nil {
+			return jerr
+		}
+	} else {
+		for _, r := range results {
+			e.printStaged(r)
+		}
+	}
+	return err
+}
+
+// adopt is one node's part of --bcast: it prints one JSON line.
+func (e *env) adopt(c *cli.Context, file string, images []string, job string) error {
+	if len(images) != 1 {
+		return usagef("--adopt takes one IMAGE")
+	}
+	ch, err := e.openCache(0)
+	if err != nil {
+		return err
+	}
+	r, err := ch.Adopt(c.Context, images[0], file, job)
+	if err != nil {
+		r.Reason = err.Error()
+	}
+	b, _ := json.Marshal(r)
+	fmt.Fprintln(e.Stdout, string(b))
+	return err
 }

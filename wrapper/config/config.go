@@ -34,6 +34,7 @@ type TaskProlog struct {
 type Slurm struct {
 	Squeue string `toml:"squeue" json:"squeue"`
 	Sbcast string `toml:"sbcast" json:"sbcast"`
+	Srun   string `toml:"srun" json:"srun"`
 }
 
 // Idev configures the idev wrapper.
@@ -114,7 +115,7 @@ func Default() Config {
 		},
 		Prolog:     Prolog{Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
 		TaskProlog: TaskProlog{Budget: dur("20s")},
-		Slurm:      Slurm{Squeue: "/usr/bin/squeue", Sbcast: "/usr/bin/sbcast"},
+		Slurm:      Slurm{Squeue: "/usr/bin/squeue", Sbcast: "/usr/bin/sbcast", Srun: "/usr/bin/srun"},
 		Kernel:     Kernel{PythonNoUserSite: true},
 		Log:        Log{Level: "info", Format: "text"},
 	}
@@ -151,7 +152,7 @@ func (c *Config) Validate() error {
 	if c.Cache.Verify != "size" && c.Cache.Verify != "sha256" {
 		bad("cache.verify", "%q: want \"size\" or \"sha256\"", c.Cache.Verify)
 	}
-	for key, p := range map[string]string{"slurm.squeue": c.Slurm.Squeue, "slurm.sbcast": c.Slurm.Sbcast, "idev.path": c.Idev.Path} {
+	for key, p := range map[string]string{"slurm.squeue": c.Slurm.Squeue, "slurm.sbcast": c.Slurm.Sbcast, "slurm.srun": c.Slurm.Srun, "idev.path": c.Idev.Path} {
 		if p != "" && !filepath.IsAbs(p) {
 			bad(key, "%q is not an absolute path", p)
 		}

@@ -1,0 +1,74 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// Adopt publishes a copy of image that something else wrote to this node
+// (sbcast, for `stage --bcast`) as the entry of image, after the same checks
+// a copy of its own gets: size, SIF header and id. The copy must be on the
+// cache's filesystem; it is renamed, or removed if the entry exists already.
+func (c *Cache) Adopt(ctx context.Context, image, copyPath, job string) (Result, error) {
+	start := time.Now()
+	res := Result{Source: image, Path: image}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
+	defer cancel()
+	src, err := openSource(image)
+	if err != nil {
+		return res, err
+	}
+	defer src.f.Close()
+	res.Key, res.Bytes = src.key(), src.size
+	lock := flock.New(c.lockPath(res.Key), flock.SetPermissions(0o600))
+	defer lock.Close()
+	if ok, err := lock.TryLockContext(ctx, lockRetry); !ok {
+		return res, lockError(ctx, err, res.Key)
+	}
+	copied, err := c.adoptLocked(src, res.Key, copyPath)
+	if err != nil {
+		os.Remove(copyPath)
+		return res, err
+	}
+	if err := c.use(res.Key, job); err != nil {
+		return res, err
+	}
+	res.Path, res.Staged, res.Copied, res.Took = c.entryPath(res.Key), true, copied, time.Since(start)
+	return res, nil
+}
+
+func (c *Cache) adoptLocked(src *source, key, copyPath string) (bool, error) {
+	if c.published(key, src) {
+		return false, os.Remove(copyPath)
+	}
+	f, err := os.Open(copyPath)
+	if err != nil {
+		return false, fmt.Errorf("adopting %s: %w", copyPath, err)
+	}
+	defer f.Close()
+	if err := c.check(f, src); err != nil {
+		return false, err
+	}
+	if err := c.makeRoom(0, key); err != nil {
+		return false, err
+	}
+	if err := os.Chmod(copyPath, 0o400); err != nil {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	if err := os.Rename(copyPath, c.entryPath(key)); err != nil {
+		return false, fmt.Errorf("adopting %s into %s: %w", copyPath, filepath.Dir(c.entryPath(key)), err)
+	}
+	if err := syncDir(c.dir); err != nil {
+		return false, err
+	}
+	now := time.Now().UTC()
+	return true, c.writeMeta(Meta{Key: key, Source: src.real, Size: src.size, MTime: src.mtime.UTC(), SIFID: src.sifID, StagedAt: now})
+}
