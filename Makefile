@@ -3,6 +3,7 @@
 #   make demo       a job's whole lifecycle on a simulated GPU node (no root, no Slurm)
 #   make try        kernel add/check/fix on built-in examples (no root, no Slurm)
 #   make test       unit and integration tests (what CI runs)
+#   make test-cluster  end-to-end tests on a real Slurm cluster on this machine (root)
 #   make lint       gofmt, go vet, shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
 #   make install    install to $(PREFIX)/bin (default /usr/local)
@@ -13,7 +14,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build demo try test test-unit fuzz lint bench install clean
+.PHONY: build demo try test test-unit test-cluster fuzz lint bench install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -37,7 +38,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh wrapper/sifimage/gen-minimal.sh; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh wrapper/sifimage/gen-minimal.sh; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 
@@ -50,3 +51,9 @@ install: build
 
 clean:
 	rm -rf bin
+
+# The end-to-end tests on a real Slurm cluster on this machine (root).
+# Brings the cluster up, runs the tests, prints the logs if they fail, and
+# brings it down again.
+test-cluster: build
+	testcluster/run-tests
