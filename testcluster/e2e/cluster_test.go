@@ -186,18 +186,15 @@ func TestSweepAfterCrash(t *testing.T) {
 	dead := sbatch(t, "sktest1", "-p normal -w m1 --no-requeue", "sleep 600")
 	waitState(t, dead, time.Minute, "RUNNING")
 	// The crash: slurmd and the job's processes die at once.
-	pid, _ := os.ReadFile(filepath.Join(skc, "run/slurmd-m1.pid"))
-	root("kill", "-9", strings.TrimSpace(string(pid)))
-	root("pkill", "-9", "-f", "slurmstepd: \\["+dead)
-	root("pkill", "-9", "-u", "sktest1")
+	killSlurmd(t, "m1")
+	onNode(t, "m1", "pkill", "-9", "-f", "slurmstepd: \\["+dead)
+	onNode(t, "m1", "pkill", "-9", "-u", "sktest1")
 	root("scontrol", "update", "nodename=m1", "state=down", "reason=crash-test")
 	waitState(t, dead, time.Minute, "NODE_FAIL", "FAILED", "CANCELLED")
 	if !existsOn(t, "m1", nodeCache+"/jobs/"+dead) {
 		t.Fatal("the crash removed the job dir; nothing to sweep")
 	}
-	if out, err := onNode(t, "m1", "slurmd", "-N", "m1", "-f", filepath.Join(skc, "etc/slurm.conf")); err != nil {
-		t.Fatalf("restarting slurmd m1: %v %s", err, out)
-	}
+	startSlurmd(t, "m1")
 	root("scontrol", "update", "nodename=m1", "state=resume")
 	alive := sbatch(t, "sktest1", "-p normal -w m1", "sleep 60")
 	waitState(t, alive, 2*time.Minute, "RUNNING")
@@ -222,6 +219,9 @@ func TestSweepAfterCrash(t *testing.T) {
 // gets the kernel working and leaves nothing behind.
 func TestWithoutHooks(t *testing.T) {
 	requireCluster(t)
+	if vms {
+		t.Skip("switching the hooks off is done by testcluster/up, on the one-machine cluster only")
+	}
 	setHooks(t, false)
 	defer setHooks(t, true)
 	setupUser(t, "sktest1", "bert")

@@ -186,9 +186,16 @@ func parseResult(t *testing.T, out string) result {
 	return r
 }
 
-// onNode runs a command in a node's mount namespace: it sees that node's disk.
+// vms says the tests run on the Vagrant cluster: nodes are hosts, reached by ssh.
+var vms = os.Getenv("SIFKERNEL_CLUSTER_SSH") == "1"
+
+// onNode runs a command on a node, seeing its node-local disk: in its mount
+// namespace on the one-machine cluster, by ssh on the Vagrant cluster.
 func onNode(t *testing.T, node string, args ...string) (string, error) {
 	t.Helper()
+	if vms {
+		return root("ssh", append([]string{node, "--"}, args...)...)
+	}
 	pid, err := os.ReadFile(filepath.Join(skc, "run", "node-"+node+".pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -250,4 +257,30 @@ func sifkernelLog(t *testing.T) string {
 func nodeState(t *testing.T, node string) string {
 	out, _ := root("sinfo", "-h", "-N", "-n", node, "-o", "%T")
 	return strings.TrimSpace(strings.Split(out, "\n")[0])
+}
+
+// killSlurmd kills a node's slurmd with SIGKILL, as a crash would.
+func killSlurmd(t *testing.T, node string) {
+	t.Helper()
+	if vms {
+		onNode(t, node, "pkill", "-9", "-x", "slurmd")
+		return
+	}
+	pid, _ := os.ReadFile(filepath.Join(skc, "run/slurmd-"+node+".pid"))
+	root("kill", "-9", strings.TrimSpace(string(pid)))
+}
+
+// startSlurmd starts a node's slurmd again after killSlurmd.
+func startSlurmd(t *testing.T, node string) {
+	t.Helper()
+	var out string
+	var err error
+	if vms {
+		out, err = onNode(t, node, "systemctl", "start", "slurmd")
+	} else {
+		out, err = onNode(t, node, "slurmd", "-N", node, "-f", filepath.Join(skc, "etc/slurm.conf"))
+	}
+	if err != nil {
+		t.Fatalf("restarting slurmd %s: %v %s", node, err, out)
+	}
 }
