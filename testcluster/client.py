@@ -1,6 +1,9 @@
-# Run inside a Slurm job by the cluster tests: start a kernel by name with
-# the real jupyter_client, run code that reads the image's marker file (so
-# it proves where the kernel runs), and print one RESULT line of JSON.
+# Starts a kernel by name with the real jupyter_client, runs code in it, and
+# prints one RESULT line of JSON: what the code printed, and the kernelspec
+# jupyter_client found. The cluster tests run it inside Slurm jobs with the
+# default code, which reads the image's marker file (so it proves where the
+# kernel runs); the unit tests run it with "print(1+1)".
+#   python3 client.py KERNEL_NAME [CODE]
 import json
 import os
 import sys
@@ -8,12 +11,13 @@ import sys
 from jupyter_client.manager import KernelManager
 
 name = sys.argv[1]
+code = sys.argv[2] if len(sys.argv) > 2 else "print(open('/sifkernel-marker').read().strip())"
 km = KernelManager(kernel_name=name)
 km.start_kernel()
 kc = km.client()
 kc.start_channels()
 kc.wait_for_ready(timeout=60)
-msg_id = kc.execute("print(open('/sifkernel-marker').read().strip())")
+msg_id = kc.execute(code)
 out = ""
 while True:
     msg = kc.get_iopub_msg(timeout=60)
@@ -28,5 +32,5 @@ while True:
 kc.stop_channels()
 km.shutdown_kernel(now=True)
 del kc
-print("RESULT " + json.dumps({"out": out, "argv": km.kernel_spec.argv,
+print("RESULT " + json.dumps({"out": out, "argv": km.kernel_spec.argv, "display_name": km.kernel_spec.display_name,
                               "jupyter_path": os.environ.get("JUPYTER_PATH", "")}), flush=True)

@@ -16,15 +16,13 @@ import (
 // cache's filesystem; it is renamed, or removed if the entry exists already.
 func (c *Cache) Adopt(ctx context.Context, image, copyPath, job string) (Result, error) {
 	start := time.Now()
-	res := Result{Source: image, Path: image}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
 	defer cancel()
-	src, err := openSource(image)
+	src, res, err := begin(image, job)
 	if err != nil {
 		return res, err
 	}
 	defer src.f.Close()
-	res.Key, res.Bytes = src.key(), src.size
 	lock := flock.New(c.lockPath(res.Key), flock.SetPermissions(0o600))
 	defer lock.Close()
 	if ok, err := lock.TryLockContext(ctx, lockRetry); !ok {

@@ -63,9 +63,9 @@ func (u Usage) fits(size int64) string {
 	switch {
 	case u.Quota > 0 && uint64(u.Used+size) > u.Quota:
 		return fmt.Sprintf("%s more would take this user's cache to %s, over its quota of %s",
-			human(size), human(u.Used+size), human(int64(u.Quota)))
+			HumanBytes(size), HumanBytes(u.Used+size), HumanBytes(int64(u.Quota)))
 	case u.Free < uint64(size)+u.Reserve:
-		return fmt.Sprintf("%s needed, %s free, %s kept in reserve", human(size), human(int64(u.Free)), human(int64(u.Reserve)))
+		return fmt.Sprintf("%s needed, %s free, %s kept in reserve", HumanBytes(size), HumanBytes(int64(u.Free)), HumanBytes(int64(u.Reserve)))
 	}
 	return ""
 }
@@ -142,8 +142,8 @@ func sortByLastUse(es []Entry) {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].LastUsed.Before(es[j].LastUsed) })
 }
 
-// human writes a byte count for people: 1.5 GiB.
-func human(n int64) string {
+// HumanBytes writes a byte count for people: 1.5 GiB.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

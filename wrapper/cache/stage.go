@@ -34,26 +34,36 @@ var lockRetry = 20 * time.Millisecond
 // in progress is then removed and the error says to use the source.
 func (c *Cache) Stage(ctx context.Context, image, job string, progress Progress) (Result, error) {
 	start := time.Now()
-	res := Result{Source: image, Path: image}
-	if job != "" {
-		if err := ValidJob(job); err != nil {
-			return res, err
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
 	defer cancel()
-	src, err := openSource(image)
+	src, res, err := begin(image, job)
 	if err != nil {
 		return res, err
 	}
 	defer src.f.Close()
-	res.Key, res.Bytes = src.key(), src.size
 	copied, err := c.stageLocked(ctx, src, res.Key, job, progress)
 	if err != nil {
 		return res, err
 	}
 	res.Path, res.Staged, res.Copied, res.Took = c.entryPath(res.Key), true, copied, time.Since(start)
 	return res, nil
+}
+
+// begin checks the job id and opens the image; the result points at the
+// source until the image is staged.
+func begin(image, job string) (*source, Result, error) {
+	res := Result{Source: image, Path: image}
+	if job != "" {
+		if err := ValidJob(job); err != nil {
+			return nil, res, err
+		}
+	}
+	src, err := openSource(image)
+	if err != nil {
+		return nil, res, err
+	}
+	res.Key, res.Bytes = src.key(), src.size
+	return src, res, nil
 }
 
 func (c *Cache) stageLocked(ctx context.Context, src *source, key, job string, progress Progress) (bool, error) {

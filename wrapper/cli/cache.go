@@ -82,12 +82,12 @@ func (e *env) cacheList(asJSON bool) error {
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tSIZE\tLAST USED\tREFS\tSOURCE")
 	for _, en := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", en.Key, humanBytes(en.Size), en.LastUsed.Local().Format("2006-01-02 15:04"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", en.Key, cache.HumanBytes(en.Size), en.LastUsed.Local().Format("2006-01-02 15:04"),
 			dash(strings.Join(en.Refs, ",")), en.Source)
 	}
 	tw.Flush()
 	fmt.Fprintf(e.Stdout, "%d images in %s: %s used of a %s quota; %s free (%s kept in reserve)\n",
-		len(entries), ch.Dir(), humanBytes(u.Used), humanBytes(int64(u.Quota)), humanBytes(int64(u.Free)), humanBytes(int64(u.Reserve)))
+		len(entries), ch.Dir(), cache.HumanBytes(u.Used), cache.HumanBytes(int64(u.Quota)), cache.HumanBytes(int64(u.Free)), cache.HumanBytes(int64(u.Reserve)))
 	return nil
 }
 
@@ -123,7 +123,7 @@ func (e *env) cacheGC(o cache.GCOptions, asJSON bool) error {
 	for _, k := range r.Orphans {
 		fmt.Fprintf(e.Stdout, "%s orphaned metadata %s.json\n", verb, k)
 	}
-	fmt.Fprintf(e.Stdout, "%s %s\n", verb, humanBytes(r.Freed))
+	fmt.Fprintf(e.Stdout, "%s %s\n", verb, cache.HumanBytes(r.Freed))
 	return err
 }
 

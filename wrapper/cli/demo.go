@@ -11,6 +11,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/sifkernel/sifkernel/templates"
 	"github.com/sifkernel/sifkernel/wrapper"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
@@ -170,7 +171,7 @@ func (d *demoRun) showCache(context.Context) error {
 	}
 	d.say("the node cache (%s)", c.Dir())
 	for _, en := range es {
-		fmt.Fprintf(d.e.Stdout, "  %s  %s  used by job %s  (from %s)\n", en.Key, humanBytes(en.Size), strings.Join(en.Refs, ","), en.Source)
+		fmt.Fprintf(d.e.Stdout, "  %s  %s  used by job %s  (from %s)\n", en.Key, cache.HumanBytes(en.Size), strings.Join(en.Refs, ","), en.Source)
 	}
 	return nil
 }

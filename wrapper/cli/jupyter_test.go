@@ -58,32 +58,8 @@ func standIn(args []string) int {
 	return 255
 }
 
-const jupyterClient = `
-import json, sys
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-
-name = sys.argv[1]
-spec = KernelSpecManager().get_kernel_spec(name)
-km = KernelManager(kernel_name=name)
-km.start_kernel()
-kc = km.client()
-kc.start_channels()
-kc.wait_for_ready(timeout=60)
-msg_id = kc.execute("print(1+1)")
-out = ""
-while True:
-    msg = kc.get_iopub_msg(timeout=30)
-    if msg["parent_header"].get("msg_id") != msg_id:
-        continue
-    if msg["msg_type"] == "stream":
-        out += msg["content"]["text"]
-    if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-        break
-kc.stop_channels()
-km.shutdown_kernel(now=False)
-print("REPORT " + json.dumps({"argv": spec.argv, "display_name": spec.display_name, "stdout": out}), flush=True)
-`
+// client is the Jupyter client the cluster tests run inside jobs.
+const client = "../../testcluster/client.py"
 
 // requireJupyter skips (fails in CI) without Debian's Jupyter packages.
 func requireJupyter(t *testing.T) {
@@ -114,7 +90,7 @@ func TestJupyterStartsAddedKernel(t *testing.T) {
 	written := readKernel(t, s.kernelDir("bert"))
 
 	logPath := filepath.Join(s.root, "standin.log")
-	py := exec.Command("/usr/bin/python3", "-c", jupyterClient, "bert")
+	py := exec.Command("/usr/bin/python3", client, "bert", "print(1+1)")
 	py.Env = []string{
 		"HOME=" + s.home, "PATH=/usr/bin:/bin", "SIFKERNEL_STANDIN_LOG=" + logPath,
 		"JUPYTER_RUNTIME_DIR=" + s.env["JUPYTER_RUNTIME_DIR"], "PYTHONNOUSERSITE=1",
@@ -123,7 +99,7 @@ func TestJupyterStartsAddedKernel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("jupyter_client: %v\n%s", err, out)
 	}
-	_, report, ok := strings.Cut(string(out), "REPORT ")
+	_, report, ok := strings.Cut(string(out), "RESULT ")
 	if !ok {
 		t.Fatalf("the client printed no report:\n%s", out)
 	}
@@ -131,7 +107,7 @@ func TestJupyterStartsAddedKernel(t *testing.T) {
 	var got struct {
 		Argv        []string `json:"argv"`
 		DisplayName string   `json:"display_name"`
-		Stdout      string   `json:"stdout"`
+		Stdout      string   `json:"out"`
 	}
 	if err := json.Unmarshal([]byte(report), &got); err != nil {
 		t.Fatalf("reading the client's report: %v\n%s", err, out)

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/node"
 	"github.com/urfave/cli/v2"
 )
@@ -33,8 +34,8 @@ func (e *env) nodeCommand() *cli.Command {
 				fmt.Fprintf(e.Stdout, "  %s = %s\n", f.Source, f.Value)
 			}
 			fmt.Fprintf(e.Stdout, "host: %s, %s, kernel %s, %d CPUs, %s memory (%s available)\n",
-				h.Hostname, h.OS, h.Kernel, h.CPUs, humanBytes(int64(h.MemTotal)), humanBytes(int64(h.MemAvail)))
-			fmt.Fprintf(e.Stdout, "cache: %s on %s: %s free of %s\n", h.CacheDir, h.CacheFS, humanBytes(int64(h.CacheFree)), humanBytes(int64(h.CacheTotal)))
+				h.Hostname, h.OS, h.Kernel, h.CPUs, cache.HumanBytes(int64(h.MemTotal)), cache.HumanBytes(int64(h.MemAvail)))
+			fmt.Fprintf(e.Stdout, "cache: %s on %s: %s free of %s\n", h.CacheDir, h.CacheFS, cache.HumanBytes(int64(h.CacheFree)), cache.HumanBytes(int64(h.CacheTotal)))
 			return nil
 		},
 	}

@@ -56,14 +56,7 @@ func (e *env) stageCommand() *cli.Command {
 }
 
 func (e *env) openCache(timeout time.Duration) (*cache.Cache, error) {
-	cc := e.cfg.Cache
-	if timeout <= 0 {
-		timeout = cc.StageTimeout.Duration
-	}
-	return cache.Open(cache.Options{
-		Root: cc.Dir, Quota: cc.UserQuota, Reserve: cc.Reserve, KeepWarm: cc.KeepWarm.Duration,
-		StageTimeout: timeout, Verify: cc.Verify, FallbackDir: e.Getenv("TMPDIR"), Log: e.log,
-	})
+	return e.lifecycle().OpenUserCache(timeout)
 }
 
 func (e *env) stage(c *cli.Context, images []string, job string, timeout time.Duration, asJSON bool) error {
@@ -104,7 +97,7 @@ func (e *env) printStaged(r cache.Result) {
 	case !r.Staged:
 		fmt.Fprintf(e.Stdout, "%s\t# not staged (%s): use the source\n", r.Path, r.Reason)
 	case r.Copied:
-		fmt.Fprintf(e.Stdout, "%s\t# copied %s in %s\n", r.Path, humanBytes(r.Bytes), r.Took.Round(time.Millisecond))
+		fmt.Fprintf(e.Stdout, "%s\t# copied %s in %s\n", r.Path, cache.HumanBytes(r.Bytes), r.Took.Round(time.Millisecond))
 	default:
 		fmt.Fprintf(e.Stdout, "%s\t# cached\n", r.Path)
 	}
@@ -126,19 +119,6 @@ func (e *env) progress(image string, quiet bool) cache.Progress {
 			bar.Finish()
 		}
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // bcast stages on every node of the job through sbcast.
