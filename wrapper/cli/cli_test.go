@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -458,5 +459,33 @@ func TestDemo(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "sifkernel-demo-*")); len(left) != 0 {
 		t.Errorf("demo left %v", left)
+	}
+}
+
+func TestNodeCommand(t *testing.T) {
+	s := newSite(t)
+	s.env["SLURM_JOB_PARTITION"] = "rtx-dev"
+	s.env["SLURM_JOB_GPUS"] = "1"
+	out, err := s.run(t, "node", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Schema string
+		GPU    struct {
+			Present bool
+			Devices []string
+			Facts   []struct{ Source, Value string }
+		}
+		Host struct{ CPUs int }
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got.Schema != SchemaNode || !got.GPU.Present || len(got.GPU.Devices) != 1 || got.GPU.Devices[0] != "1" || got.Host.CPUs < 1 {
+		t.Errorf("node --json = %+v", got)
+	}
+	if out, err := s.run(t, "node"); err != nil || !strings.Contains(out, "GPUs: yes (Slurm allocated GPUs 1)") || !strings.Contains(out, "SLURM_JOB_GPUS = 1") {
+		t.Errorf("node = %v\n%s", err, out)
 	}
 }

@@ -267,3 +267,19 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+func TestFixKeepNV(t *testing.T) {
+	f := newFixture(t, nil)
+	dir := mkKernel(t, f.kernels, "gpu", `{"argv": ["`+f.runtime+`", "exec", "--nv", "`+f.image+`", "python3", "-f", "{connection_file}"], "display_name": "G", "language": "python"}`)
+	if _, err := PlanFix(Load(dir), FixOptions{Checker: f.checker, KeepNV: true}); err != ErrNothingToFix {
+		t.Errorf("fix --keep-nv of a kernel whose only finding is --nv = %v, want nothing to fix", err)
+	}
+	rep, err := PlanFix(Load(dir), FixOptions{Checker: f.checker})
+	if err != nil {
+		t.Fatalf("fix without --keep-nv = %v", err)
+	}
+	s, _ := Parse("x", rep.After)
+	if slices.Contains(s.Argv, "--nv") {
+		t.Error("--nv still there")
+	}
+}
