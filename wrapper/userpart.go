@@ -3,7 +3,6 @@ package wrapper
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -244,5 +243,3 @@ func ReadReport(jobDir string) (Report, error) {
 	}
 	return r, nil
 }
-
-var errNotReady = errors.New("job directory not ready")
