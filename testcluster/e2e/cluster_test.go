@@ -256,7 +256,7 @@ func setHooks(t *testing.T, on bool) {
 	t.Helper()
 	v := map[bool]string{true: "1", false: "0"}[on]
 	cmd := exec.Command("bash", "-c", filepath.Dir(mustWd(t))+"/up && scontrol reconfigure")
-	cmd.Env = append(os.Environ(), "SIFKERNEL_CLUSTER_HOOKS="+v, "SLURM_CONF="+filepath.Join(skc, "etc/slurm.conf"))
+	cmd.Env = append(os.Environ(), "SIFKERNEL_CLUSTER_HOOKS="+v, "SLURM_CONF="+slurmConf())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hooks %v: %v\n%s", on, err, out)
 	}

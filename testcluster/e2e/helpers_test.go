@@ -30,8 +30,12 @@ func envOr(k, def string) string {
 	return def
 }
 
+// slurmConf is the cluster's slurm.conf: $SLURM_CONF (the Vagrant cluster
+// uses /etc/slurm/slurm.conf), else the one testcluster/up wrote.
+func slurmConf() string { return envOr("SLURM_CONF", filepath.Join(skc, "etc/slurm.conf")) }
+
 func slurmEnv() []string {
-	return []string{"SLURM_CONF=" + filepath.Join(skc, "etc/slurm.conf"), "PATH=" + filepath.Join(skc, "bin") + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+	return []string{"SLURM_CONF=" + slurmConf(), "PATH=" + filepath.Join(skc, "bin") + ":/usr/sbin:/usr/bin:/sbin:/bin"}
 }
 
 // requireCluster fails (skips outside CI) when testcluster/up has not run.
@@ -278,7 +282,7 @@ func startSlurmd(t *testing.T, node string) {
 	if vms {
 		out, err = onNode(t, node, "systemctl", "start", "slurmd")
 	} else {
-		out, err = onNode(t, node, "slurmd", "-N", node, "-f", filepath.Join(skc, "etc/slurm.conf"))
+		out, err = onNode(t, node, "slurmd", "-N", node, "-f", slurmConf())
 	}
 	if err != nil {
 		t.Fatalf("restarting slurmd %s: %v %s", node, err, out)
