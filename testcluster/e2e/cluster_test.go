@@ -124,7 +124,8 @@ func TestBadInputsDoNotDrain(t *testing.T) {
 	root(filepath.Join(skc, "bin/mkimage"), secret)
 	os.Chmod(secret, 0o600)
 	script := `set -e
-mkdir -p k && mkimage k/gone.sif && sifkernel kernel add missing --image ~/k/gone.sif --force >/dev/null && rm k/gone.sif
+` + mkimage + `
+mkdir -p k && mk k/gone.sif && sifkernel kernel add missing --image ~/k/gone.sif --force >/dev/null && rm k/gone.sif
 d=~/.local/share/jupyter/kernels
 mkdir -p $d/invalid $d/curly
 echo '{"argv": ["apptainer", "exec"' >$d/invalid/kernel.json
@@ -305,7 +306,7 @@ func TestIdev(t *testing.T) {
 func TestTwoNodeBcast(t *testing.T) {
 	requireCluster(t)
 	setupUser(t, "sktest1", "bert")
-	if out, err := as(t, "sktest1", "mkimage ~/images/extra.sif"); err != nil {
+	if out, err := as(t, "sktest1", mkimage+"mk ~/images/extra.sif"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
 	id := sbatch(t, "sktest1", "-p normal -N 2", "sifkernel stage --bcast --json ~/images/extra.sif; echo staged-$?; sleep 5")

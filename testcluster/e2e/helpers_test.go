@@ -91,11 +91,18 @@ func uid(t *testing.T, u string) int {
 	return n
 }
 
+// mkimage is a shell snippet that builds a real SIF at $1 as the tests do:
+// a root filesystem tree with the image's marker file, mksquashfs, then
+// mkimage (github.com/apptainer/sif/v2) around it.
+const mkimage = `mk() { t=$(mktemp -d) && mkdir -p $t/etc $t/root $t/home $t/tmp $t/usr $t/proc $t/dev $t/sys $t/run &&
+  : >$t/etc/passwd && : >$t/etc/group && echo 'sifkernel example image' >$t/sifkernel-marker &&
+  mksquashfs $t $t.sqfs -noappend -all-root -quiet >/dev/null && mkimage -rootfs $t.sqfs "$1"; rc=$?; rm -rf $t $t.sqfs; return $rc; }; `
+
 // setupUser gives a test user an image and a kernel made by kernel add.
 func setupUser(t *testing.T, u, name string) string {
 	t.Helper()
 	img := filepath.Join(home(t, u), "images", name+".sif")
-	out, err := as(t, u, fmt.Sprintf("mkdir -p images && mkimage %s && sifkernel kernel add %s --image %s --force && cp %s ~/client.py",
+	out, err := as(t, u, fmt.Sprintf(mkimage+"mkdir -p images && mk %s && sifkernel kernel add %s --image %s --force && cp %s ~/client.py",
 		img, name, img, filepath.Join(skc, "client.py")))
 	if err != nil {
 		t.Fatalf("setting up %s: %v\n%s", u, err, out)

@@ -477,10 +477,14 @@ func TestNodeCommand(t *testing.T) {
 			Devices []string
 			Facts   []struct{ Source, Value string }
 		}
-		Host struct{ CPUs int }
+		Host      struct{ CPUs int }
+		Apptainer struct{ Path, Rule, Version string }
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	if got.Apptainer.Path != s.runtime || got.Apptainer.Version != "1.4.1" || !strings.HasPrefix(got.Apptainer.Rule, "search ") {
+		t.Errorf("node --json apptainer = %+v, want %s found by search", got.Apptainer, s.runtime)
 	}
 	if got.Schema != SchemaNode || !got.GPU.Present || len(got.GPU.Devices) != 1 || got.GPU.Devices[0] != "1" || got.Host.CPUs < 1 {
 		t.Errorf("node --json = %+v", got)

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/node"
 	"github.com/urfave/cli/v2"
@@ -19,12 +20,23 @@ func (e *env) nodeCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			g := node.DetectGPU(node.Env{LookupEnv: e.LookupEnv, GPUPartitions: e.cfg.Node.GPUPartitions})
 			h := node.DetectHost(e.cfg.Cache.Dir)
+			rt, rtErr := e.finder().Find(c.Context)
+			var runtime *apptainer.Runtime
+			if rtErr == nil {
+				runtime = &rt
+			}
 			if c.Bool("json") {
 				return writeJSON(e.Stdout, struct {
-					Schema string    `json:"schema"`
-					GPU    node.GPU  `json:"gpu"`
-					Host   node.Host `json:"host"`
-				}{SchemaNode, g, h})
+					Schema    string             `json:"schema"`
+					GPU       node.GPU           `json:"gpu"`
+					Host      node.Host          `json:"host"`
+					Apptainer *apptainer.Runtime `json:"apptainer"`
+				}{SchemaNode, g, h, runtime})
+			}
+			if runtime != nil {
+				fmt.Fprintf(e.Stdout, "apptainer: %s (version %s, found by %s)\n", rt.Path, dash(rt.Version), rt.Rule)
+			} else {
+				fmt.Fprintf(e.Stdout, "apptainer: %v\n", rtErr)
 			}
 			fmt.Fprintf(e.Stdout, "GPUs: %s (%s)\n", yesNo(g.Present), g.Reason)
 			if g.Warning != "" {
