@@ -139,9 +139,10 @@ func setUsageErrors(c *cli.Command) {
 
 func onUsageError(_ *cli.Context, err error, _ bool) error { return &UsageError{Err: err} }
 
-// before loads the config and sets up logging. A hook (no command, in a
-// Slurm context) must not fail on a bad config: it falls back to the
-// defaults and says so loudly.
+// before loads the config and sets up logging. A hook (no command in a
+// Slurm context, a hook command, or a hook's child running as the user)
+// must not fail on a bad config: it falls back to the defaults and says so
+// loudly.
 func (e *env) before(c *cli.Context) error {
 	site := c.String("config")
 	if site == "" {
@@ -154,7 +155,7 @@ func (e *env) before(c *cli.Context) error {
 	e.configFile = site
 	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig()}
 	cfg, err := config.Load(files)
-	if err != nil && e.isHook(c) {
+	if err != nil && (e.isHook(c) || isHookCommand(c)) {
 		e.log.WithError(err).WithField("hook", e.Getenv("SLURM_SCRIPT_CONTEXT")).WithField("job", e.Getenv("SLURM_JOB_ID")).
 			Error("config unusable; this hook runs with the built-in defaults")
 		cfg, err = config.Defaults(), nil

@@ -410,6 +410,12 @@ func TestHookDispatch(t *testing.T) {
 	if _, err := s.run(t, "kernel", "list"); err == nil {
 		t.Error("an interactive command accepted a broken config")
 	}
+	for _, hook := range []string{"prolog", "epilog", "taskprolog"} {
+		s.env["SLURM_JOB_ID"] = "x" // not a job: the hook only logs
+		if _, err := s.run(t, hook); err != nil {
+			t.Errorf("sifkernel %s with a broken config = %v, want exit 0", hook, err)
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -23,9 +23,9 @@ func (e *env) lifecycle() *wrapper.Env {
 	}
 }
 
-// hookCommands are the commands that act as Slurm hooks and must never fail
-// the job for a user's mistake.
-var hookCommands = []string{"prolog", "epilog", "taskprolog"}
+// hookCommands are the commands that act as Slurm hooks, or run as part of
+// one, and must never fail the job for a user's or an admin's mistake.
+var hookCommands = []string{"prolog", "epilog", "taskprolog", "internal"}
 
 func isHookCommand(c *cli.Context) bool {
 	return c.Args().Present() && slices.Contains(hookCommands, c.Args().First())
