@@ -24,14 +24,17 @@ import (
 type Env struct {
 	Config     *config.Loaded
 	ConfigFile string // passed on to children as --config; "" for the default
-	Log        logrus.FieldLogger
-	LookupEnv  func(string) (string, bool)
-	Self       string // this binary, run again as the job user
-	LookupUser func(uid int) (slurm.User, error)
-	Version    string
-	NodeRoot   string // where /dev and /proc are; "" means /
-	Stdout     io.Writer
-	Now        func() time.Time
+	// ConfigDefaults says the hook runs on the built-in config (the site's
+	// is broken); its children are told to do the same.
+	ConfigDefaults bool
+	Log            logrus.FieldLogger
+	LookupEnv      func(string) (string, bool)
+	Self           string // this binary, run again as the job user
+	LookupUser     func(uid int) (slurm.User, error)
+	Version        string
+	NodeRoot       string // where /dev and /proc are; "" means /
+	Stdout         io.Writer
+	Now            func() time.Time
 }
 
 func (e *Env) getenv(k string) string {

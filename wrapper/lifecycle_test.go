@@ -312,6 +312,8 @@ func TestFailurePolicy(t *testing.T) {
 		{name: "stage timeout", setup: func(t *testing.T, s *site) { s.setConfig(t, "stage_timeout = \"1ns\"\n") }, log: "stage timeout",
 			check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
 		{name: "user unknown", setup: func(t *testing.T, s *site) { s.userKnown = false }, log: "user unknown to the system"},
+		{name: "site config unreadable by the user", setup: func(t *testing.T, s *site) { os.Chmod(s.config, 0o600) },
+			log: "user part as alice failed"},
 		{name: "disk full", setup: func(t *testing.T, s *site) {
 			os.MkdirAll(s.cacheDir, 0o755)
 			if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", s.cacheDir).Run(); err != nil {

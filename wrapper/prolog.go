@@ -143,6 +143,9 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 	}
 	full = append(append(full, "internal"), args...)
 	env := []string{"HOME=" + u.Home, "USER=" + u.Name, "LOGNAME=" + u.Name, "SIFKERNEL_LOG_FORMAT=text"}
+	if e.ConfigDefaults {
+		env = append(env, "SIFKERNEL_CONFIG_DEFAULTS=1")
+	}
 	for _, k := range []string{"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER", "SLURM_JOB_PARTITION",
 		"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL"} {
 		if v, ok := e.LookupEnv(k); ok {

@@ -45,9 +45,17 @@ type Options struct {
 type env struct {
 	Options
 	cfg        *config.Loaded
-	configFile string // the site file named by --config or SIFKERNEL_CONFIG
+	configFile string // the site file in use, passed on to children
+	onDefaults bool   // a hook fell back to the built-in config
 	log        *logrus.Logger
 }
+
+// defaultsVar tells a hook's child that the hook runs on the built-in
+// config. A child that cannot read the site config itself (a file only
+// root may read) must fail, not quietly use another cache directory.
+const defaultsVar = "SIFKERNEL_CONFIG_DEFAULTS"
+
+func isInternal(c *cli.Context) bool { return c.Args().First() == "internal" }
 
 // Run parses args (args[0] is the program) and runs the command.
 func Run(ctx context.Context, opts Options, args []string) error {
@@ -154,11 +162,16 @@ func (e *env) before(c *cli.Context) error {
 	}
 	e.configFile = site
 	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig()}
-	cfg, err := config.Load(files)
-	if err != nil && (e.isHook(c) || isHookCommand(c)) {
+	var cfg *config.Loaded
+	var err error
+	if isInternal(c) && e.Getenv(defaultsVar) == "1" {
+		// The hook that started this child runs on the defaults: so does it.
+		cfg, e.configFile = config.Defaults(), ""
+	} else if cfg, err = config.Load(files); err != nil && (e.isHook(c) || isHookCommand(c) && !isInternal(c)) {
 		e.log.WithError(err).WithField("hook", e.Getenv("SLURM_SCRIPT_CONTEXT")).WithField("job", e.Getenv("SLURM_JOB_ID")).
 			Error("config unusable; this hook runs with the built-in defaults")
-		cfg, err = config.Defaults(), nil
+		cfg, err, e.configFile = config.Defaults(), nil, ""
+		e.onDefaults = true
 	}
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ func (e *ExitStatus) Error() string { return fmt.Sprintf("exit status %d", e.Cod
 // lifecycle gives the wrapper package what it needs from this process.
 func (e *env) lifecycle() *wrapper.Env {
 	return &wrapper.Env{
-		Config: e.cfg, ConfigFile: e.configFile, Log: e.log, LookupEnv: e.LookupEnv, Self: e.Self,
+		Config: e.cfg, ConfigFile: e.configFile, ConfigDefaults: e.onDefaults, Log: e.log, LookupEnv: e.LookupEnv, Self: e.Self,
 		LookupUser: e.LookupUser, Version: e.Version, Stdout: e.Stdout, Now: e.Now,
 	}
 }
