@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
@@ -21,10 +20,8 @@ func (e *Env) JobID(flag string) (string, error) {
 	if job == "" {
 		return "", fmt.Errorf("not inside a Slurm job (no SLURM_JOB_ID); give --job ID")
 	}
-	if slurm.ValidJobID(job) != nil {
-		if err := cache.ValidJob(job); err != nil {
-			return "", err
-		}
+	if err := cache.ValidJob(job); err != nil { // Slurm's numeric ids pass it too
+		return "", err
 	}
 	return job, nil
 }

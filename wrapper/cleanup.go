@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
@@ -78,7 +77,7 @@ func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
 	var errs []error
 	for _, d := range dirs {
 		job := strings.TrimSuffix(d.Name(), ".lock")
-		if slurm.ValidJobID(job) != nil && cache.ValidJob(job) != nil || running[job] {
+		if cache.ValidJob(job) != nil || running[job] {
 			continue
 		}
 		errs = append(errs, os.RemoveAll(filepath.Join(ch.Dir(), "jobs", d.Name())))

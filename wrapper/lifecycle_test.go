@@ -295,13 +295,13 @@ func TestFailurePolicy(t *testing.T) {
 			os.Remove(p)
 			os.Mkdir(p, 0o755)
 			s.chownHome()
-		}, log: "kernels ready"},
+		}, log: "kernel bert skipped"},
 		{name: "kernel.json symlink loop", setup: func(t *testing.T, s *site) {
 			p := filepath.Join(s.kernels, "bert", "kernel.json")
 			os.Remove(p)
 			os.Symlink("kernel.json", p)
 			s.chownHome()
-		}, log: "kernels ready"},
+		}, log: "kernel bert skipped"},
 		{name: "apptainer not found", setup: func(t *testing.T, s *site) {
 			os.RemoveAll(filepath.Join(s.base, "opt"))
 		}, log: "apptainer not found", check: func(t *testing.T, s *site) {

@@ -52,7 +52,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		if slurm.ValidJobID(job) != nil || running[job] {
 			continue
 		}
-		if err := e.sweepJobDir(ctx, job, running); err != nil {
+		if err := e.sweepJobDir(ctx, job); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -75,7 +75,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 }
 
 // sweepJobDir empties a job directory as its owner, then removes it.
-func (e *Env) sweepJobDir(ctx context.Context, job string, running map[string]bool) error {
+func (e *Env) sweepJobDir(ctx context.Context, job string) error {
 	log := e.hookLog("sweep", job)
 	dir, err := e.jobDirForCleanup(job, log)
 	if err != nil || dir == "" {

@@ -76,16 +76,15 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("no staging: %v", err))
 		}
 	}
-	kenv := e.kernelEnv(o.Home)
-	kernelsDir := filepath.Join(o.JobDir, "jupyter", "kernels")
-	if err := os.MkdirAll(kernelsDir, 0o755); err != nil {
-		return r, fmt.Errorf("creating %s: %w", kernelsDir, err)
+	p := &userPart{e: e, o: o, ch: ch, rt: rt, kenv: e.kernelEnv(o.Home), gpu: r.GPU, host: r.Node,
+		kernelsDir: filepath.Join(o.JobDir, "jupyter", "kernels")}
+	if err := os.MkdirAll(p.kernelsDir, 0o755); err != nil {
+		return r, fmt.Errorf("creating %s: %w", p.kernelsDir, err)
 	}
 	stageCtx, cancel := withTimeout(ctx, o.Budget)
 	defer cancel()
-	for _, en := range containerKernels(kenv, &r) {
-		kr := e.overlayOne(stageCtx, en, o, ch, rt, kenv, r.GPU, kernelsDir)
-		r.Kernels = append(r.Kernels, kr)
+	for _, en := range containerKernels(p.kenv, &r) {
+		r.Kernels = append(r.Kernels, p.overlayOne(stageCtx, en))
 	}
 	r.FinishedAt = e.Now().UTC()
 	return r, writeJSON(filepath.Join(o.JobDir, "node.json"), r)
@@ -128,8 +127,21 @@ func imageAtime(en kernelspec.Entry) time.Time {
 	return st.ModTime()
 }
 
-func (e *Env) overlayOne(ctx context.Context, en kernelspec.Entry, o UserPartOptions, ch *cache.Cache,
-	rt *apptainer.Runtime, kenv kernelspec.Env, gpu node.GPU, kernelsDir string) KernelReport {
+// userPart is what one run of the user part knows while it goes through
+// the kernels.
+type userPart struct {
+	e          *Env
+	o          UserPartOptions
+	ch         *cache.Cache       // nil: no staging
+	rt         *apptainer.Runtime // nil: kernels keep their Apptainer
+	kenv       kernelspec.Env
+	gpu        node.GPU
+	host       string
+	kernelsDir string
+}
+
+func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelReport {
+	e, o, ch := p.e, p.o, p.ch
 	kr := KernelReport{Name: en.Name, Source: en.File()}
 	log := e.Log.WithField("job", o.Job).WithField("kernel", en.Name)
 	cmd, err := apptainer.Parse(en.Spec.Argv)
@@ -149,19 +161,18 @@ func (e *Env) overlayOne(ctx context.Context, en kernelspec.Entry, o UserPartOpt
 			kr.Image, kr.Staged = res.Path, true
 		}
 	}
-	host, _ := os.Hostname()
 	notStaged := ""
 	if !kr.Staged {
 		notStaged = kr.Reason
 	}
 	spec, changes, err := kernelspec.Overlay(en.Kernel, kernelspec.OverlayOptions{
-		Runtime: rt, Image: kr.Image, NotStaged: notStaged, GPU: gpu.Present, GPUReason: gpu.Reason,
+		Runtime: p.rt, Image: kr.Image, NotStaged: notStaged, GPU: p.gpu.Present, GPUReason: p.gpu.Reason,
 		GPUFlag: e.Config.Apptainer.GPUFlag, DefaultBinds: e.Config.Apptainer.DefaultBinds,
-		RuntimeDir: kenv.RuntimeDir(), Home: o.Home, NoUserSite: e.Config.Kernel.PythonNoUserSite,
-		Job: o.Job, Node: host, Version: e.Version,
+		RuntimeDir: p.kenv.RuntimeDir(), Home: o.Home, NoUserSite: e.Config.Kernel.PythonNoUserSite,
+		Job: o.Job, Node: p.host, Version: e.Version,
 	})
 	if err == nil {
-		err = writeOverlay(filepath.Join(kernelsDir, en.Name), en.Dir, spec)
+		err = writeOverlay(filepath.Join(p.kernelsDir, en.Name), en.Dir, spec)
 	}
 	if err != nil {
 		kr.Skipped, kr.Reason = true, err.Error()

@@ -22,11 +22,7 @@ func TestGPUJob(t *testing.T) {
 	requireCluster(t)
 	img := setupUser(t, "sktest1", "bert")
 	since := standinOffset(t)
-	id := sbatch(t, "sktest1", "-p rtx-dev --gres=gpu:1", "/usr/bin/python3 ~/client.py bert")
-	if s := waitDone(t, id); s != "COMPLETED" {
-		t.Fatalf("job %s: %s\n%s", id, s, output(t, "sktest1", id))
-	}
-	r := parseResult(t, output(t, "sktest1", id))
+	id, _, r := kernelJob(t, "sktest1", "-p rtx-dev --gres=gpu:1", "/usr/bin/python3 ~/client.py bert")
 	if strings.TrimSpace(r.Out) != marker {
 		t.Errorf("the kernel printed %q, want the image's marker", r.Out)
 	}
@@ -54,12 +50,8 @@ func TestCPUJob(t *testing.T) {
 	requireCluster(t)
 	setupUser(t, "sktest1", "bert")
 	since := standinOffset(t)
-	id := sbatch(t, "sktest1", "-p normal -w m1", "/usr/bin/python3 ~/client.py bert")
-	if s := waitDone(t, id); s != "COMPLETED" {
-		t.Fatalf("job %s: %s\n%s", id, s, output(t, "sktest1", id))
-	}
-	out := output(t, "sktest1", id)
-	if r := parseResult(t, out); strings.TrimSpace(r.Out) != marker || slices.Contains(r.Argv, "--nv") {
+	_, out, r := kernelJob(t, "sktest1", "-p normal -w m1", "/usr/bin/python3 ~/client.py bert")
+	if strings.TrimSpace(r.Out) != marker || slices.Contains(r.Argv, "--nv") {
 		t.Errorf("CPU job result %+v", r)
 	}
 	calls := standinCalls(t, since)
@@ -227,11 +219,7 @@ func TestWithoutHooks(t *testing.T) {
 	defer setHooks(t, true)
 	setupUser(t, "sktest1", "bert")
 	since := standinOffset(t)
-	id := sbatch(t, "sktest1", "-p normal -w m1", "sifkernel run -- /usr/bin/python3 ~/client.py bert")
-	if s := waitDone(t, id); s != "COMPLETED" {
-		t.Fatalf("job %s: %s\n%s", id, s, output(t, "sktest1", id))
-	}
-	r := parseResult(t, output(t, "sktest1", id))
+	id, _, r := kernelJob(t, "sktest1", "-p normal -w m1", "sifkernel run -- /usr/bin/python3 ~/client.py bert")
 	if strings.TrimSpace(r.Out) != marker {
 		t.Errorf("result %+v", r)
 	}

@@ -295,3 +295,15 @@ func startSlurmd(t *testing.T, node string) {
 		t.Fatalf("restarting slurmd %s: %v %s", node, err, out)
 	}
 }
+
+// kernelJob submits a job that starts a kernel with client.py, waits for it
+// and its Epilog, and returns its id, output and the client's result.
+func kernelJob(t *testing.T, u, opts, command string) (string, string, result) {
+	t.Helper()
+	id := sbatch(t, u, opts, command)
+	if s := waitDone(t, id); s != "COMPLETED" {
+		t.Fatalf("job %s: %s\n%s", id, s, output(t, u, id))
+	}
+	out := output(t, u, id)
+	return id, out, parseResult(t, out)
+}
