@@ -20,9 +20,9 @@ import (
 // and publishes it into that node's cache. It needs the Prolog's job
 // directory on every node, and returns one result per node and image.
 func (e *Env) Bcast(ctx context.Context, job string, images []string) ([]cache.Result, error) {
-	dir := e.rootJobDir(job)
-	if !ready(dir) {
-		return nil, fmt.Errorf("stage --bcast needs the sifkernel Prolog on every node of the job (no %s here); use stage without --bcast", dir)
+	dir, ok := e.preparedJobDir(job)
+	if !ok {
+		return nil, fmt.Errorf("stage --bcast needs the sifkernel Prolog on every node of the job (no job directory of yours for job %s in %s here); use stage without --bcast", job, e.Config.Cache.Dir)
 	}
 	nodes := e.getenv("SLURM_JOB_NUM_NODES")
 	if nodes == "" {

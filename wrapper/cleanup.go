@@ -5,32 +5,44 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
+	"path"
+	"strconv"
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
 // CleanupOptions say what a user-side cleanup removes.
 type CleanupOptions struct {
-	Job    string
-	JobDir string // the Prolog's job directory, emptied (root removes it)
-	GC     bool   // evict unreferenced entries past keep_warm
+	Job        string
+	RootJobDir bool // a Prolog made jobs/<job>: empty it (root removes it)
+	GC         bool // evict unreferenced entries past keep_warm
+}
+
+// Args is the request as the hook passes it to its child.
+func (o CleanupOptions) Args() []string {
+	return []string{"user-cleanup", "--job", o.Job, "--root-job-dir=" + strconv.FormatBool(o.RootJobDir), "--gc=" + strconv.FormatBool(o.GC)}
 }
 
 // Cleanup is the user's side of an Epilog or of `run`: remove the contents
 // of the job directory (and the user's own job directory for the job),
-// release the job's refs, and collect garbage. It runs as the job user.
+// release the job's refs, and collect garbage. It runs as the job user and
+// checks before it removes: the job id, the cache root (root's alone, see
+// cache.OpenTree) and that the job directory is its own. It removes through
+// descriptors, never following a symbolic link, and reports what it could
+// not remove.
 func (e *Env) Cleanup(o CleanupOptions) error {
+	if err := cache.ValidJob(o.Job); err != nil {
+		return err
+	}
 	var errs []error
-	if o.JobDir != "" {
-		errs = append(errs, emptyDir(o.JobDir))
+	if o.RootJobDir {
+		errs = append(errs, e.emptyRootJobDir(o.Job))
 	}
 	ch, err := e.OpenUserCache(0)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	errs = append(errs, os.RemoveAll(userJobDir(ch, o.Job)), ignoreMissing(os.Remove(userJobDir(ch, o.Job)+".lock")))
+	errs = append(errs, removeInside(ch.Dir(), path.Join("jobs", o.Job), path.Join("jobs", o.Job+".lock")))
 	errs = append(errs, ch.Release(o.Job))
 	if o.GC {
 		_, err := ch.GC(cache.GCOptions{Now: e.Now()})
@@ -39,63 +51,53 @@ func (e *Env) Cleanup(o CleanupOptions) error {
 	return errors.Join(errs...)
 }
 
-// emptyDir removes everything inside dir but dir itself.
-func emptyDir(dir string) error {
-	ents, err := os.ReadDir(dir)
+// emptyRootJobDir removes what is inside jobs/<job>, which must be the
+// calling user's directory in a verified cache root.
+func (e *Env) emptyRootJobDir(job string) error {
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	d, err := tree.OpenOwnJobDir(job)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	defer d.Close()
+	f, err := d.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", tree.JobDir(job), err)
+	}
 	var errs []error
-	for _, de := range ents {
-		errs = append(errs, os.RemoveAll(filepath.Join(dir, de.Name())))
+	for _, n := range names {
+		if err := d.RemoveAll(n); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s/%s: %w", tree.JobDir(job), n, err))
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// SweepUser is the user's side of sweep: release the refs of jobs that no
-// longer run here, remove the user's job directories of those jobs, and
-// remove copies left by stagers that died.
-func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
-	ch, err := e.OpenUserCache(0)
+// removeInside removes names (and what is below them) inside dir, through
+// an os.Root of dir: no symbolic link is followed. Missing names are fine.
+func removeInside(dir string, names ...string) error {
+	r, err := os.OpenRoot(dir)
 	if err != nil {
-		return cache.GCReport{}, err
+		return err
 	}
-	gone := map[string]bool{}
-	refs, _ := os.ReadDir(filepath.Join(ch.Dir(), "refs"))
-	for _, k := range refs {
-		jobs, _ := os.ReadDir(filepath.Join(ch.Dir(), "refs", k.Name()))
-		for _, j := range jobs {
-			if !running[j.Name()] {
-				gone[j.Name()] = true
-			}
-		}
-	}
-	dirs, _ := os.ReadDir(filepath.Join(ch.Dir(), "jobs"))
+	defer r.Close()
 	var errs []error
-	for _, d := range dirs {
-		job := strings.TrimSuffix(d.Name(), ".lock")
-		if cache.ValidJob(job) != nil || running[job] {
-			continue
+	for _, n := range names {
+		if err := r.RemoveAll(n); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s/%s: %w", dir, n, err))
 		}
-		errs = append(errs, os.RemoveAll(filepath.Join(ch.Dir(), "jobs", d.Name())))
 	}
-	jobs := make([]string, 0, len(gone))
-	for j := range gone {
-		jobs = append(jobs, j)
-	}
-	r, err := ch.GC(cache.GCOptions{Jobs: jobs, Now: e.Now()})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("gc: %w", err))
-	}
-	return r, errors.Join(errs...)
-}
-
-func ignoreMissing(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
+	return errors.Join(errs...)
 }

@@ -42,11 +42,24 @@ func (e *Env) getenv(k string) string {
 	return v
 }
 
-// jobsDir is where root hooks make job directories.
-func (e *Env) jobsDir() string { return filepath.Join(e.Config.Cache.Dir, "jobs") }
-
-// rootJobDir is the job directory a Prolog made.
-func (e *Env) rootJobDir(job string) string { return filepath.Join(e.jobsDir(), job) }
+// preparedJobDir is the job directory a Prolog made and finished, if there
+// is one the calling user can trust: in a verified cache root, the user's
+// own, not a link (see cache.Tree.OpenOwnJobDir). A user who made /tmp's
+// cache root before the hooks did cannot hand another user kernels this way.
+func (e *Env) preparedJobDir(job string) (string, bool) {
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
+	if err != nil {
+		return "", false
+	}
+	defer tree.Close()
+	d, err := tree.OpenOwnJobDir(job)
+	if err != nil {
+		return "", false
+	}
+	defer d.Close()
+	st, err := d.Lstat("node.json")
+	return tree.JobDir(job), err == nil && st.Mode().IsRegular()
+}
 
 // userJobDir is the job directory a user's own TaskProlog, activate or run
 // made, inside the user's cache directory (a user cannot create jobs/).

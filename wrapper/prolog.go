@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/sifkernel/sifkernel/slurm"
@@ -34,11 +31,12 @@ func (e *Env) Prolog(ctx context.Context) error {
 		log.Errorf("not a job this Prolog can act on: %v; doing nothing", err)
 		return nil
 	}
-	// Creating the user's cache directory readies the root as well.
-	if _, err := cache.Open(cache.Options{Root: e.Config.Cache.Dir, UID: hc.UID, GID: hc.GID, Log: e.Log}); err != nil {
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, true)
+	if err != nil {
 		return e.nodeFault(log, "cache_root", err)
 	}
-	dir, err := e.makeJobDir(hc)
+	defer tree.Close()
+	dir, err := tree.MakeJobDir(hc.JobID, hc.UID, hc.GID)
 	if err != nil {
 		return e.nodeFault(log, "cache_root", err)
 	}
@@ -48,6 +46,11 @@ func (e *Env) Prolog(ctx context.Context) error {
 		return nil
 	}
 	stage := e.Config.Prolog.Stage && e.stagesIn(hc.Partition)
+	if err := tree.EnsureUserDir(hc.UID, hc.GID); err != nil && stage {
+		// The user's own doing (or a uid reused): the user's problem, not the node's.
+		log.Warnf("not staging for uid %d: %v", hc.UID, err)
+		stage = false
+	}
 	budget := e.Config.Cache.StageTimeout.Duration
 	rep, err := e.asUser(ctx, u, hc, budget+30*time.Second, "user-part", "--job", hc.JobID, "--job-dir", dir,
 		"--home", u.Home, "--created-by", "prolog", "--stage="+strconv.FormatBool(stage), "--budget", budget.String())
@@ -79,58 +82,6 @@ func (e *Env) stagesIn(partition string) bool {
 		}
 	}
 	return false
-}
-
-// makeJobDir creates <cache>/jobs/<job>, owned by the job user, 0700, inside
-// the root-owned jobs directory and without following symlinks. A directory
-// left by an earlier run of the same job (a requeue) is reused if it is the
-// user's.
-func (e *Env) makeJobDir(hc slurm.Context) (string, error) {
-	jobs := e.jobsDir()
-	if err := os.Mkdir(jobs, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", err
-	}
-	if err := checkRootDir(jobs); err != nil {
-		return "", err
-	}
-	root, err := os.OpenRoot(jobs)
-	if err != nil {
-		return "", err
-	}
-	defer root.Close()
-	err = root.Mkdir(hc.JobID, 0o700)
-	switch {
-	case err == nil:
-		if err := root.Lchown(hc.JobID, hc.UID, hc.GID); err != nil {
-			root.Remove(hc.JobID)
-			return "", err
-		}
-	case errors.Is(err, fs.ErrExist):
-		st, err := root.Lstat(hc.JobID)
-		if err != nil {
-			return "", err
-		}
-		sys, _ := st.Sys().(*syscall.Stat_t)
-		if !st.IsDir() || sys == nil || int(sys.Uid) != hc.UID {
-			return "", fmt.Errorf("%s exists and is not a directory of uid %d; not using it", filepath.Join(jobs, hc.JobID), hc.UID)
-		}
-	default:
-		return "", err
-	}
-	return filepath.Join(jobs, hc.JobID), nil
-}
-
-// checkRootDir refuses a directory root does not own, or others may write.
-func checkRootDir(dir string) error {
-	st, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	sys, _ := st.Sys().(*syscall.Stat_t)
-	if !st.IsDir() || sys == nil || sys.Uid != 0 || st.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%w: %s must be a directory owned by root, writable by root alone", cache.ErrUnsafeRoot, dir)
-	}
-	return nil
 }
 
 // asUser runs `sifkernel internal ARGS` as the job user with a scrubbed

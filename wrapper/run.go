@@ -17,7 +17,8 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // signals to it, and when it ends cleans up what it made (a job directory a
 // Prolog made is the Epilog's). It returns the command's exit status.
 func (e *Env) Run(ctx context.Context, job string, argv []string) (int, error) {
-	madeHere := !ready(e.rootJobDir(job))
+	_, prepared := e.preparedJobDir(job)
+	madeHere := !prepared
 	ex, err := e.Activate(ctx, job, "run")
 	if err != nil {
 		return 1, err

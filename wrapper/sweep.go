@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // SweepOptions say what sweep may assume.
@@ -31,7 +33,9 @@ type SweepReport struct {
 // Sweep (root; at boot and from cron) removes what jobs that no longer run
 // here left behind, since no Epilog runs after a node crash: job directories
 // and, as each user, refs and the user's job directories, and stale copies.
-// Only directories named by a job id are touched.
+// Only directories named by a job id are touched, through the verified
+// cache root (cache.OpenTree); at boot (All) it creates the root, so that it
+// exists, root's, before slurmd starts. It reports only what it removed.
 func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	r := SweepReport{JobDirs: []string{}, Users: []int{}}
 	log := e.hookLog("sweep", "")
@@ -41,30 +45,43 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	running := map[string]bool{}
 	if !o.All {
 		var err error
+		if err = fsx.CheckTrustedFile(e.Config.Slurm.Squeue); err != nil {
+			return r, fmt.Errorf("not running slurm.squeue as root, so nothing was removed: %w", err)
+		}
 		if running, err = slurm.RunningJobs(ctx, e.Config.Slurm.Squeue, o.Node, 30*time.Second); err != nil {
 			return r, fmt.Errorf("cannot tell which jobs still run, so nothing was removed: %w", err)
 		}
 	}
-	var errs []error
-	ents, _ := os.ReadDir(e.jobsDir())
-	for _, de := range ents {
-		job := de.Name()
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, o.All)
+	if errors.Is(err, fs.ErrNotExist) {
+		log.Infof("no cache root %s: nothing to sweep", e.Config.Cache.Dir)
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("nothing was removed: %w", err)
+	}
+	defer tree.Close()
+	jobs, err := tree.Jobs()
+	errs := []error{err}
+	for _, job := range jobs {
 		if slurm.ValidJobID(job) != nil || running[job] {
 			continue
 		}
-		if err := e.sweepJobDir(ctx, job); err != nil {
-			errs = append(errs, err)
-			continue
+		removed, err := e.sweepJobDir(ctx, tree, job)
+		errs = append(errs, err)
+		if removed {
+			r.JobDirs = append(r.JobDirs, job)
 		}
-		r.JobDirs = append(r.JobDirs, job)
 	}
-	users, _ := os.ReadDir(filepath.Join(e.Config.Cache.Dir, "users"))
-	for _, de := range users {
-		uid, err := strconv.Atoi(de.Name())
-		if err != nil || !de.IsDir() {
-			continue
-		}
-		if err := e.sweepUser(ctx, uid, running); err != nil {
+	users, uerrs := tree.UserDirs()
+	errs = append(errs, uerrs...)
+	uids := make([]int, 0, len(users))
+	for uid := range users {
+		uids = append(uids, uid)
+	}
+	sort.Ints(uids)
+	for _, uid := range uids {
+		if err := e.sweepUser(ctx, users[uid], running); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -74,46 +91,35 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	return r, errors.Join(errs...)
 }
 
-// sweepJobDir empties a job directory as its owner, then removes it.
-func (e *Env) sweepJobDir(ctx context.Context, job string) error {
+// sweepJobDir empties a job directory as its owner, then removes it. It
+// says whether the directory is gone.
+func (e *Env) sweepJobDir(ctx context.Context, tree *cache.Tree, job string) (bool, error) {
 	log := e.hookLog("sweep", job)
-	dir, err := e.jobDirForCleanup(job, log)
-	if err != nil || dir == "" {
-		return err
+	o, found, err := tree.JobDirOwner(job)
+	if err != nil || !found {
+		return err == nil, err // a link in its place was removed, not followed
 	}
-	st, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	uid := int(st.Sys().(*syscall.Stat_t).Uid)
-	gid := int(st.Sys().(*syscall.Stat_t).Gid)
-	if uid != 0 {
-		u := e.userOrNumeric(uid, gid)
-		hc := slurm.Context{JobID: job, UID: uid, GID: gid}
-		if _, err := e.asUser(ctx, u, hc, time.Minute, "user-cleanup", "--job", job, "--job-dir", dir); err != nil {
-			return fmt.Errorf("job %s: %w", job, err)
+	if o.UID != 0 {
+		u := e.userOrNumeric(o.UID, o.GID)
+		hc := slurm.Context{JobID: job, UID: o.UID, GID: o.GID}
+		req := CleanupOptions{Job: job, RootJobDir: true}
+		if _, err := e.asUser(ctx, u, hc, time.Minute, req.Args()...); err != nil {
+			return false, fmt.Errorf("job %s: %w", job, err)
 		}
 	}
-	e.removeEmptyJobDir(job, log)
-	return nil
+	return e.removeJobDir(tree, job, log), nil
 }
 
-func (e *Env) sweepUser(ctx context.Context, uid int, running map[string]bool) error {
-	dir := filepath.Join(e.Config.Cache.Dir, "users", strconv.Itoa(uid))
-	st, err := os.Lstat(dir)
-	if err != nil || !st.IsDir() || int(st.Sys().(*syscall.Stat_t).Uid) != uid || uid == 0 {
-		return err
-	}
+func (e *Env) sweepUser(ctx context.Context, o cache.Owner, running map[string]bool) error {
 	ids := make([]string, 0, len(running))
 	for j := range running {
 		ids = append(ids, j)
 	}
 	sort.Strings(ids)
 	args := []string{"user-sweep", "--running", strings.Join(ids, ",")}
-	u := e.userOrNumeric(uid, int(st.Sys().(*syscall.Stat_t).Gid))
-	_, err = e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, time.Minute, args...)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("uid %d: %w", uid, err)
+	u := e.userOrNumeric(o.UID, o.GID)
+	if _, err := e.asUser(ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, time.Minute, args...); err != nil {
+		return fmt.Errorf("uid %d: %w", o.UID, err)
 	}
 	return nil
 }
@@ -125,4 +131,47 @@ func (e *Env) userOrNumeric(uid, gid int) slurm.User {
 		return u
 	}
 	return slurm.User{Name: strconv.Itoa(uid), UID: uid, GID: gid, Home: "/"}
+}
+
+// SweepUser is the user's side of sweep: release the refs of jobs that no
+// longer run here, remove the user's job directories of those jobs, and
+// remove copies left by stagers that died. Every directory it cannot read
+// is reported.
+func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
+	ch, err := e.OpenUserCache(0)
+	if err != nil {
+		return cache.GCReport{}, err
+	}
+	var errs []error
+	readDir := func(dir string) []os.DirEntry {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		return ents
+	}
+	gone := map[string]bool{}
+	for _, k := range readDir(filepath.Join(ch.Dir(), "refs")) {
+		for _, j := range readDir(filepath.Join(ch.Dir(), "refs", k.Name())) {
+			if !running[j.Name()] {
+				gone[j.Name()] = true
+			}
+		}
+	}
+	for _, d := range readDir(filepath.Join(ch.Dir(), "jobs")) {
+		job := strings.TrimSuffix(d.Name(), ".lock")
+		if cache.ValidJob(job) != nil || running[job] {
+			continue
+		}
+		errs = append(errs, removeInside(ch.Dir(), path.Join("jobs", d.Name())))
+	}
+	jobs := make([]string, 0, len(gone))
+	for j := range gone {
+		jobs = append(jobs, j)
+	}
+	r, err := ch.GC(cache.GCOptions{Jobs: jobs, Now: e.Now()})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("gc: %w", err))
+	}
+	return r, errors.Join(errs...)
 }

@@ -74,30 +74,33 @@ func Open(opts Options) (*Cache, error) {
 }
 
 func (c *Cache) openAsRoot() error {
-	c.root = c.opts.Root
-	if err := ensureDir(c.root, 0o755, 0, 0); err != nil {
+	t, err := OpenTree(c.opts.Root, true)
+	if err != nil {
 		return err
 	}
-	users := filepath.Join(c.root, "users")
-	if err := ensureDir(users, 0o755, 0, 0); err != nil {
+	defer t.Close()
+	if err := t.EnsureUserDir(c.opts.UID, c.opts.GID); err != nil {
 		return err
 	}
-	c.dir = filepath.Join(users, strconv.Itoa(c.opts.UID))
-	return ensureDir(c.dir, 0o700, c.opts.UID, c.opts.GID)
+	c.root, c.dir = c.opts.Root, filepath.Join(c.opts.Root, "users", strconv.Itoa(c.opts.UID))
+	return nil
 }
 
+// openAsUser uses <root>/users/<uid> when a root hook made it in a verified
+// root, and otherwise a cache of the user's own under FallbackDir.
 func (c *Cache) openAsUser(euid int) error {
 	if euid != c.opts.UID {
 		return fmt.Errorf("opening the cache of uid %d as uid %d: only root may", c.opts.UID, euid)
 	}
-	shared := filepath.Join(c.opts.Root, "users", strconv.Itoa(c.opts.UID))
 	if _, err := os.Lstat(c.opts.Root); err == nil {
-		if err := checkDir(c.opts.Root, 0, 0o755); err != nil {
+		t, err := OpenTree(c.opts.Root, false)
+		if err != nil {
 			return err
 		}
-		if _, err := os.Lstat(shared); err == nil {
-			c.root, c.dir = c.opts.Root, shared
-			return checkDir(shared, c.opts.UID, 0o700)
+		defer t.Close()
+		shared, err := c.ownDir(t)
+		if err != nil || shared {
+			return err
 		}
 	}
 	base := c.opts.FallbackDir
@@ -113,6 +116,35 @@ func (c *Cache) openAsUser(euid int) error {
 	}
 	c.dir = filepath.Join(c.root, "users", strconv.Itoa(c.opts.UID))
 	return ensureDir(c.dir, 0o700, c.opts.UID, c.opts.GID)
+}
+
+// ownDir takes users/<uid> of a verified tree if it exists (shared is then
+// true). A mode the user loosened is put back to 0700: the directory is the
+// user's own, and this runs as that user.
+func (c *Cache) ownDir(t *Tree) (shared bool, err error) {
+	name := strconv.Itoa(c.opts.UID)
+	if t.users == nil {
+		return false, nil
+	}
+	st, err := t.users.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c.root, c.dir = c.opts.Root, filepath.Join(c.opts.Root, "users", name)
+	sys, _ := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !st.IsDir() || sys == nil || int(sys.Uid) != c.opts.UID:
+		return true, checkDir(c.dir, c.opts.UID, 0o700)
+	case st.Mode().Perm()&0o077 != 0:
+		c.log.Warnf("%s had mode %v; set it back to 0700 (group and others must not reach your images)", c.dir, st.Mode().Perm())
+		if err := t.users.Chmod(name, 0o700); err != nil {
+			return true, fmt.Errorf("%w: %s has mode %v and could not be set to 0700: %w", ErrUnsafeRoot, c.dir, st.Mode().Perm(), err)
+		}
+	}
+	return true, nil
 }
 
 // ensureDir creates dir (not its parents) with mode and owner if it is

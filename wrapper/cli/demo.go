@@ -178,7 +178,7 @@ func (d *demoRun) showCache(context.Context) error {
 
 func (d *demoRun) epilog(context.Context) error {
 	d.say("the job ends: the Epilog's cleanup removes the job directory, its refs, and (keep_warm = 0s) the copy")
-	if err := d.lc.Cleanup(wrapper.CleanupOptions{Job: "1001", JobDir: d.jobDir, GC: true}); err != nil {
+	if err := d.lc.Cleanup(wrapper.CleanupOptions{Job: "1001", GC: true}); err != nil {
 		return err
 	}
 	c, err := d.lc.OpenUserCache(0)

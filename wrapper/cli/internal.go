@@ -38,9 +38,9 @@ func (e *env) internalCommand() *cli.Command {
 			},
 			{
 				Name:  "user-cleanup",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "job"}, &cli.StringFlag{Name: "job-dir"}, &cli.BoolFlag{Name: "gc"}},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "job"}, &cli.BoolFlag{Name: "root-job-dir"}, &cli.BoolFlag{Name: "gc"}},
 				Action: func(c *cli.Context) error {
-					return e.lifecycle().Cleanup(wrapper.CleanupOptions{Job: c.String("job"), JobDir: c.String("job-dir"), GC: c.Bool("gc")})
+					return e.lifecycle().Cleanup(wrapper.CleanupOptions{Job: c.String("job"), RootJobDir: c.Bool("root-job-dir"), GC: c.Bool("gc")})
 				},
 			},
 			{

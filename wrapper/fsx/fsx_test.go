@@ -1,0 +1,217 @@
+package fsx
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+)
+
+const other = 1234 // a uid that is not root
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenRegularRefusesWhatCouldBlock(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o644))
+	sock := filepath.Join(dir, "sock")
+	l, err := net.Listen("unix", sock)
+	must(t, err)
+	defer l.Close()
+	file := filepath.Join(dir, "file")
+	must(t, os.WriteFile(file, []byte("ok"), 0o644))
+	link := filepath.Join(dir, "link")
+	must(t, os.Symlink(file, link))
+	fifoLink := filepath.Join(dir, "fifo-link")
+	must(t, os.Symlink(fifo, fifoLink))
+	tests := []struct {
+		name     string
+		path     string
+		nofollow bool
+		wantErr  error
+	}{
+		{"regular file", file, true, nil},
+		{"FIFO", fifo, false, ErrNotRegular},
+		{"link to a FIFO", fifoLink, false, ErrNotRegular},
+		{"socket", sock, false, ErrNotRegular},
+		{"character device", "/dev/zero", false, ErrNotRegular},
+		{"directory", dir, false, ErrNotRegular},
+		{"link, followed", link, false, nil},
+		{"link, not followed", link, true, ErrNotRegular},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			data, err := ReadRegular(tt.path, 10, tt.nofollow)
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("took %v: something blocked", d)
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && string(data) != "ok" {
+				t.Errorf("read %q", data)
+			}
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				var pe *os.PathError
+				if !errors.As(err, &pe) || pe.Path != tt.path {
+					t.Errorf("error %v does not name %s", err, tt.path)
+				}
+			}
+		})
+	}
+}
+
+func TestReadRegularLimit(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "big")
+	must(t, os.WriteFile(file, make([]byte, 11), 0o644))
+	if _, err := ReadRegular(file, 10, true); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if data, err := ReadRegular(file, 11, true); err != nil || len(data) != 11 {
+		t.Fatalf("read %d bytes, %v", len(data), err)
+	}
+}
+
+// tree makes a root-owned 0755 directory other users can enter.
+func tree(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testkit.Skip(t, "ownership checks need root to make files of other users")
+	}
+	return testkit.SharedDir(t)
+}
+
+func TestOpenTrustedDir(t *testing.T) {
+	base := tree(t)
+	mk := func(name string, mode os.FileMode, uid int) string {
+		p := filepath.Join(base, name)
+		must(t, os.MkdirAll(p, 0o755))
+		must(t, os.Chmod(p, mode))
+		must(t, os.Lchown(p, uid, uid))
+		return p
+	}
+	good := mk("good", 0o755, 0)
+	userDir := mk("user", 0o755, other)
+	groupW := mk("groupw", 0o775, 0)
+	sticky := mk("sticky", os.ModeSticky|0o777, 0)
+	mk("sticky/inner", 0o755, 0)
+	mk("sticky/theirs", 0o755, other)
+	mk("user/inner", 0o755, 0)
+	must(t, os.Symlink(good, filepath.Join(base, "rootlink")))
+	must(t, os.Symlink("good", filepath.Join(base, "rellink")))
+	must(t, os.Symlink(good, filepath.Join(sticky, "userlink")))
+	must(t, os.Lchown(filepath.Join(sticky, "userlink"), other, other))
+	must(t, os.MkdirAll(filepath.Join(good, "sub"), 0o755))
+	tests := []struct {
+		name, path string
+		create     bool
+		wantErr    bool
+	}{
+		{"root's directory", good, false, false},
+		{"created in root's directory", filepath.Join(good, "new"), true, false},
+		{"missing, not created", filepath.Join(good, "absent"), false, true},
+		{"owned by a user", userDir, false, true},
+		{"group-writable", groupW, false, true},
+		{"sticky as the end", sticky, false, true},
+		{"root's, below a sticky directory", filepath.Join(sticky, "inner"), false, false},
+		{"a user's, below a sticky directory", filepath.Join(sticky, "theirs"), false, true},
+		{"root's, below a user's directory", filepath.Join(userDir, "inner"), false, true},
+		{"itself a symlink", filepath.Join(base, "rootlink"), false, true},
+		{"through root's symlink", filepath.Join(base, "rootlink", "sub"), false, false},
+		{"through root's relative symlink", filepath.Join(base, "rellink", "sub"), false, false},
+		{"through a user's symlink", filepath.Join(sticky, "userlink", "sub"), false, true},
+		{"dot-dot after a symlink", base + "/rootlink/../good/sub", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := OpenTrustedDir(tt.path, tt.create, 0o755)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("OpenTrustedDir(%s) err = %v, want error %v", tt.path, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			defer r.Close()
+			st, err := os.Stat(tt.path)
+			must(t, err)
+			if !st.IsDir() || st.Mode().Perm() != 0o755 {
+				t.Errorf("%s: mode %v", tt.path, st.Mode())
+			}
+		})
+	}
+}
+
+func TestTrustedSubdir(t *testing.T) {
+	base := tree(t)
+	r, err := OpenTrustedDir(base, false, 0o755)
+	must(t, err)
+	defer r.Close()
+	must(t, os.Symlink("/etc", filepath.Join(base, "jobs")))
+	if _, err := TrustedSubdir(r, "jobs", true, 0o755); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("a symlink as jobs: err = %v, want ErrUntrusted", err)
+	}
+	must(t, os.Mkdir(filepath.Join(base, "users"), 0o755))
+	must(t, os.Chown(filepath.Join(base, "users"), other, other))
+	if _, err := TrustedSubdir(r, "users", true, 0o755); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("a user's users/: err = %v, want ErrUntrusted", err)
+	}
+	sub, err := TrustedSubdir(r, "fresh", true, 0o755)
+	must(t, err)
+	sub.Close()
+	if st, err := os.Lstat(filepath.Join(base, "fresh")); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("fresh: %v %v", st, err)
+	}
+}
+
+func TestCheckTrustedFile(t *testing.T) {
+	base := tree(t)
+	write := func(name string, mode os.FileMode, uid int) string {
+		p := filepath.Join(base, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte("x"), mode))
+		must(t, os.Chmod(p, mode))
+		must(t, os.Lchown(p, uid, uid))
+		return p
+	}
+	good := write("etc/config.toml", 0o644, 0)
+	theirs := write("etc/theirs.toml", 0o644, other)
+	writable := write("etc/writable.toml", 0o666, 0)
+	inUserDir := write("home/config.toml", 0o644, 0)
+	must(t, os.Chown(filepath.Dir(inUserDir), other, other))
+	must(t, os.Symlink("config.toml", filepath.Join(base, "etc/link.toml")))
+	must(t, os.Symlink(inUserDir, filepath.Join(base, "etc/to-home.toml")))
+	must(t, syscall.Mkfifo(filepath.Join(base, "etc/fifo"), 0o644))
+	tests := []struct {
+		name, path string
+		ok         bool
+	}{
+		{"root's file in root's directories", good, true},
+		{"a user's file", theirs, false},
+		{"writable by others", writable, false},
+		{"root's file in a user's directory", inUserDir, false},
+		{"root's link to root's file", filepath.Join(base, "etc/link.toml"), true},
+		{"root's link into a user's directory", filepath.Join(base, "etc/to-home.toml"), false},
+		{"a FIFO", filepath.Join(base, "etc/fifo"), false},
+		{"missing", filepath.Join(base, "etc/none"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckTrustedFile(tt.path)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckTrustedFile(%s) = %v, want ok %v", tt.path, err, tt.ok)
+			}
+		})
+	}
+}
