@@ -217,7 +217,7 @@ func TestGPUJobLifecycle(t *testing.T) {
 	}
 	assertOwnedByAlice(t, dir)
 	assertOwnedByAlice(t, staged)
-	for _, w := range []string{"hook=prolog", "job=4242", "kernel bert uses the staged"} {
+	for _, w := range []string{"hook=prolog", "job=4242", `kernel \"bert\" uses the staged`} {
 		if !strings.Contains(s.log.String(), w) {
 			t.Errorf("log lacks %q:\n%s", w, s.log.String())
 		}
@@ -285,23 +285,23 @@ func TestFailurePolicy(t *testing.T) {
 			check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
 		{name: "image corrupt", setup: func(t *testing.T, s *site) { os.Truncate(s.image, 2000) }, log: "corrupt SIF",
 			check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
-		{name: "kernel.json invalid", setup: func(t *testing.T, s *site) { s.writeKernel(t, "bert", `{"argv": ["apptainer", `) }, log: "kernel bert skipped"},
-		{name: "kernel.json curly", setup: func(t *testing.T, s *site) { s.writeKernel(t, "bert", `{“argv”: [“apptainer”]}`) }, log: "kernel bert skipped"},
+		{name: "kernel.json invalid", setup: func(t *testing.T, s *site) { s.writeKernel(t, "bert", `{"argv": ["apptainer", `) }, log: `kernel \"bert\" skipped`},
+		{name: "kernel.json curly", setup: func(t *testing.T, s *site) { s.writeKernel(t, "bert", `{“argv”: [“apptainer”]}`) }, log: `kernel \"bert\" skipped`},
 		{name: "kernel.json huge", setup: func(t *testing.T, s *site) {
 			s.writeKernel(t, "bert", `{"argv": ["apptainer"], "x": "`+strings.Repeat("a", 2<<20)+`"}`)
-		}, log: "kernel bert skipped"},
+		}, log: `kernel \"bert\" skipped`},
 		{name: "kernel.json a directory", setup: func(t *testing.T, s *site) {
 			p := filepath.Join(s.kernels, "bert", "kernel.json")
 			os.Remove(p)
 			os.Mkdir(p, 0o755)
 			s.chownHome()
-		}, log: "kernel bert skipped"},
+		}, log: `kernel \"bert\" skipped`},
 		{name: "kernel.json symlink loop", setup: func(t *testing.T, s *site) {
 			p := filepath.Join(s.kernels, "bert", "kernel.json")
 			os.Remove(p)
 			os.Symlink("kernel.json", p)
 			s.chownHome()
-		}, log: "kernel bert skipped"},
+		}, log: `kernel \"bert\" skipped`},
 		{name: "apptainer not found", setup: func(t *testing.T, s *site) {
 			os.RemoveAll(filepath.Join(s.base, "opt"))
 		}, log: "apptainer not found", check: func(t *testing.T, s *site) {

@@ -13,6 +13,7 @@ import (
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // ErrNodeFault is a node-level fault a site opted in to failing the Prolog
@@ -126,18 +127,22 @@ func (e *Env) logReport(log interface {
 	Infof(string, ...any)
 	Warnf(string, ...any)
 }, r Report) {
+	q := untrusted.String
 	for _, w := range r.Warnings {
-		log.Warnf("%s", w)
+		log.Warnf("%s", q(w))
 	}
 	for _, k := range r.Kernels {
 		switch {
 		case k.Skipped:
-			log.Warnf("kernel %s skipped: %s", k.Name, k.Reason)
+			log.Warnf("kernel %s skipped: %s", q(k.Name), q(k.Reason))
 		case k.Staged:
-			log.Infof("kernel %s uses the staged %s", k.Name, k.Image)
+			log.Infof("kernel %s uses the staged %s", q(k.Name), q(k.Image))
 		default:
-			log.Warnf("kernel %s uses %s in place: %s", k.Name, k.Image, k.Reason)
+			log.Warnf("kernel %s uses %s in place: %s", q(k.Name), q(k.Image), q(k.Reason))
 		}
 	}
-	log.Infof("%d kernels ready in %s (GPUs: %v, %s)", len(r.Kernels), r.JobDir, r.GPU.Present, r.GPU.Reason)
+	if r.Over > 0 {
+		log.Warnf("%d more container kernels skipped: kernel.max_per_job is %d", r.Over, e.Config.Kernel.MaxPerJob)
+	}
+	log.Infof("%d kernels ready in %s (GPUs: %v, %s)", len(r.Kernels), q(r.JobDir), r.GPU.Present, q(r.GPU.Reason))
 }

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
 // Exports are the variables a job gets.
@@ -62,7 +62,7 @@ func (e *Env) prepare(ctx context.Context, job, createdBy string, budget time.Du
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return Exports{}, err
 	}
-	lock := flock.New(dir+".lock", flock.SetPermissions(0o600))
+	lock := cache.NewLock(dir + ".lock")
 	defer lock.Close()
 	lctx, cancel := withTimeout(ctx, budget)
 	defer cancel()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,8 +13,10 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/node"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // UserPartOptions say what the user part does for one job.
@@ -41,15 +42,17 @@ type KernelReport struct {
 
 // Report is the outcome of a user part, also written to node.json.
 type Report struct {
-	Job        string         `json:"job"`
-	JobDir     string         `json:"job_dir"`
-	CreatedBy  string         `json:"created_by"`
-	Node       string         `json:"node"`
-	GPU        node.GPU       `json:"gpu"`
-	Apptainer  string         `json:"apptainer,omitempty"`
-	Kernels    []KernelReport `json:"kernels"`
-	Warnings   []string       `json:"warnings,omitempty"` // for the hook's log
-	FinishedAt time.Time      `json:"finished_at"`
+	Job       string         `json:"job"`
+	JobDir    string         `json:"job_dir"`
+	CreatedBy string         `json:"created_by"`
+	Node      string         `json:"node"`
+	GPU       node.GPU       `json:"gpu"`
+	Apptainer string         `json:"apptainer,omitempty"`
+	Kernels   []KernelReport `json:"kernels"`
+	// Over counts the container kernels past kernel.max_per_job: skipped.
+	Over       int       `json:"over_limit,omitempty"`
+	Warnings   []string  `json:"warnings,omitempty"` // for the hook's log
+	FinishedAt time.Time `json:"finished_at"`
 }
 
 // UserPart is the part of every lifecycle that runs as the job user: find
@@ -83,21 +86,30 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	}
 	stageCtx, cancel := withTimeout(ctx, o.Budget)
 	defer cancel()
-	for _, en := range containerKernels(p.kenv, &r) {
+	for _, en := range containerKernels(p.kenv, &r, e.Config.Kernel.MaxPerJob) {
 		r.Kernels = append(r.Kernels, p.overlayOne(stageCtx, en))
 	}
+	r.bound()
 	r.FinishedAt = e.Now().UTC()
 	return r, writeJSON(filepath.Join(o.JobDir, "node.json"), r)
 }
 
+// MaxKernelBytes bounds the kernel.json bytes one user part reads in all:
+// a user may have thousands of kernels of a megabyte each.
+const MaxKernelBytes = 16 << 20
+
 // containerKernels lists the kernels Jupyter would use that run a container,
-// most recently used image first (by the image's access time). Kernels that
-// cannot be read are reported as skipped.
-func containerKernels(kenv kernelspec.Env, r *Report) []kernelspec.Entry {
+// most recently used image first (by the image's access time), at most
+// limit of them; Over in the report counts the rest. Kernels that cannot be
+// read are reported as skipped, within the same limit.
+func containerKernels(kenv kernelspec.Env, r *Report, limit int) []kernelspec.Entry {
 	var out []kernelspec.Entry
-	for _, en := range kernelspec.Discover(kenv.SearchPath()) {
+	for _, en := range kernelspec.DiscoverWithin(kenv.SearchPath(), MaxKernelBytes) {
 		switch {
 		case en.ShadowedBy != "" || kernelspec.ValidName(en.Name) != nil:
+			continue
+		case len(out)+len(r.Kernels) >= limit && (en.Err != nil || kernelspec.IsContainer(en.Spec)):
+			r.Over++
 			continue
 		case en.Err != nil:
 			// Unreadable: it may have been a container kernel; say so either way.
@@ -110,6 +122,27 @@ func containerKernels(kenv kernelspec.Env, r *Report) []kernelspec.Entry {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return imageAtime(out[i]).After(imageAtime(out[j])) })
 	return out
+}
+
+// maxReportString bounds each string of a report: PATH_MAX for paths, and
+// a message no longer than one. The report crosses to root (see runas).
+const maxReportString = 4096
+
+// bound cuts every string a user shaped to maxReportString bytes.
+func (r *Report) bound() {
+	cut := func(s *string) { *s = untrusted.Cut(*s, maxReportString) }
+	for i := range r.Kernels {
+		k := &r.Kernels[i]
+		for _, s := range []*string{&k.Name, &k.Source, &k.Image, &k.Reason} {
+			cut(s)
+		}
+		for j := range k.Changes {
+			cut(&k.Changes[j])
+		}
+	}
+	for i := range r.Warnings {
+		cut(&r.Warnings[i])
+	}
 }
 
 func imageAtime(en kernelspec.Entry) time.Time {
@@ -221,15 +254,11 @@ func writeOverlay(dir, from string, spec *kernelspec.Spec) error {
 }
 
 // copySmall copies a resource file of at most 1 MiB; larger ones are skipped.
+// A FIFO or device in the kernel's directory is refused without blocking.
 func copySmall(src, dst string) error {
-	f, err := os.Open(src)
+	data, err := fsx.ReadRegular(src, 1<<20, false)
 	if err != nil {
 		return nil // unreadable resources are not worth failing a kernel for
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
-	if err != nil || len(data) > 1<<20 {
-		return nil
 	}
 	return kernelspec.WriteFile(dst, data, 0o644)
 }

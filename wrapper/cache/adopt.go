@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // Adopt publishes a copy of image that something else wrote to this node
@@ -23,7 +21,7 @@ func (c *Cache) Adopt(ctx context.Context, image, copyPath, job string) (Result,
 		return res, err
 	}
 	defer src.f.Close()
-	lock := flock.New(c.lockPath(res.Key), flock.SetPermissions(0o600))
+	lock := NewLock(c.lockPath(res.Key))
 	defer lock.Close()
 	if ok, err := lock.TryLockContext(ctx, lockRetry); !ok {
 		return res, lockError(ctx, err, res.Key)

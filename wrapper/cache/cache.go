@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sirupsen/logrus"
 )
@@ -198,3 +199,10 @@ func (c *Cache) Dir() string { return c.dir }
 func (c *Cache) Root() string { return c.root }
 
 func (c *Cache) path(name string) string { return filepath.Join(c.dir, name) }
+
+// NewLock is the lock file at path: made 0600 if missing, opened without
+// following a symbolic link and without blocking (a FIFO in its place must
+// not hang a stager, a hook's child or a TaskProlog).
+func NewLock(path string) *flock.Flock {
+	return flock.New(path, flock.SetPermissions(0o600), flock.SetFlag(os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC))
+}

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // GCOptions say what gc removes.
@@ -101,7 +99,7 @@ func (c *Cache) gcTemps(r *GCReport, dryRun bool) error {
 		if !ok {
 			continue
 		}
-		lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+		lock := NewLock(c.lockPath(key))
 		got, err := lock.TryLock()
 		if err != nil || !got {
 			lock.Close()
@@ -136,7 +134,7 @@ func (c *Cache) gcOrphans(r *GCReport, dryRun bool) error {
 }
 
 func (c *Cache) orphanGone(key string, dryRun bool) (bool, error) {
-	lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+	lock := NewLock(c.lockPath(key))
 	defer lock.Close()
 	if ok, err := lock.TryLock(); !ok {
 		return false, err

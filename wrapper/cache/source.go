@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
@@ -36,7 +37,10 @@ func openSource(path string) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(real)
+	if st, err := os.Stat(real); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("image %s: a sandbox directory cannot be staged", path)
+	}
+	f, err := fsx.OpenRegular(real, false) // a FIFO must not hang the stager
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, unwrapPath(err))
 	}

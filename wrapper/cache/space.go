@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gofrs/flock"
 	"github.com/shirou/gopsutil/v3/disk"
 )
 
@@ -118,7 +117,7 @@ func (c *Cache) evictOne(keep string) (bool, error) {
 // The lock file stays: removing it could let two stagers lock different
 // files of the same name.
 func (c *Cache) evict(key string) (bool, error) {
-	lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+	lock := NewLock(c.lockPath(key))
 	defer lock.Close()
 	ok, err := lock.TryLock()
 	if err != nil || !ok {

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // Result says where an image can be used from after Stage.
@@ -67,7 +65,7 @@ func begin(image, job string) (*source, Result, error) {
 }
 
 func (c *Cache) stageLocked(ctx context.Context, src *source, key, job string, progress Progress) (bool, error) {
-	lock := flock.New(c.lockPath(key), flock.SetPermissions(0o600))
+	lock := NewLock(c.lockPath(key))
 	defer lock.Close()
 	// A shared lock is enough to use a published entry; it waits for a copy
 	// in progress and keeps eviction away while the ref is recorded.

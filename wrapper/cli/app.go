@@ -13,6 +13,7 @@ import (
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
@@ -167,7 +168,7 @@ func (e *env) before(c *cli.Context) error {
 	if isInternal(c) && e.Getenv(defaultsVar) == "1" {
 		// The hook that started this child runs on the defaults: so does it.
 		cfg, e.configFile = config.Defaults(), ""
-	} else if cfg, err = config.Load(files); err != nil && (e.isHook(c) || isHookCommand(c) && !isInternal(c)) {
+	} else if cfg, err = e.loadConfig(files); err != nil && (e.isHook(c) || isHookCommand(c) && !isInternal(c)) {
 		e.log.WithError(err).WithField("hook", e.Getenv("SLURM_SCRIPT_CONTEXT")).WithField("job", e.Getenv("SLURM_JOB_ID")).
 			Error("config unusable; this hook runs with the built-in defaults")
 		cfg, err, e.configFile = config.Defaults(), nil, ""
@@ -196,6 +197,23 @@ func (e *env) before(c *cli.Context) error {
 		return e.ConfigureLog(cfg.Log, e.isHook(c) || isHookCommand(c))
 	}
 	return nil
+}
+
+// loadConfig loads the config files. As root, the site file is used only
+// if root alone can change it and every directory above it (see
+// fsx.CheckTrustedFile): root must not take cache.dir, slurm.squeue or a
+// log file from a file someone else wrote.
+func (e *env) loadConfig(files config.Files) (*config.Loaded, error) {
+	site := files.Site
+	if site == "" {
+		site = config.DefaultSiteFile
+	}
+	if _, err := os.Lstat(site); e.Euid == 0 && err == nil {
+		if err := fsx.CheckTrustedFile(site); err != nil {
+			return nil, fmt.Errorf("site config %s is not used as root: %w", site, err)
+		}
+	}
+	return config.Load(files)
 }
 
 // installedConfig is the site config when none is named: /etc/sifkernel/

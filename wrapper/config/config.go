@@ -75,6 +75,10 @@ type Prolog struct {
 // Kernel holds defaults for the kernelspecs sifkernel writes.
 type Kernel struct {
 	PythonNoUserSite bool `toml:"python_no_user_site" json:"python_no_user_site"`
+	// MaxPerJob bounds the container kernels one job gets job copies of;
+	// the rest are logged as skipped. A user decides how many kernels they
+	// have, and the Prolog's time and log must not grow with it.
+	MaxPerJob int `toml:"max_per_job" json:"max_per_job"`
 	// PullDir is where `kernel add --image docker://...` stores pulled images.
 	// Empty means $SCRATCH/sifkernel-images, else ~/.local/share/sifkernel/images.
 	PullDir string `toml:"pull_dir" json:"pull_dir"`
@@ -116,7 +120,7 @@ func Default() Config {
 		Prolog:     Prolog{Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
 		TaskProlog: TaskProlog{Budget: dur("20s")},
 		Slurm:      Slurm{Squeue: "/usr/bin/squeue", Sbcast: "/usr/bin/sbcast", Srun: "/usr/bin/srun"},
-		Kernel:     Kernel{PythonNoUserSite: true},
+		Kernel:     Kernel{PythonNoUserSite: true, MaxPerJob: 64},
 		Log:        Log{Level: "info", Format: "text"},
 	}
 }
@@ -148,6 +152,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.StageTimeout.Duration <= 0 {
 		bad("cache.stage_timeout", "must be above zero")
+	}
+	if c.Kernel.MaxPerJob < 1 || c.Kernel.MaxPerJob > 10000 {
+		bad("kernel.max_per_job", "%d: want 1 to 10000", c.Kernel.MaxPerJob)
 	}
 	if c.Cache.Verify != "size" && c.Cache.Verify != "sha256" {
 		bad("cache.verify", "%q: want \"size\" or \"sha256\"", c.Cache.Verify)

@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // DefaultSiteFile is read when no --config or SIFKERNEL_CONFIG names another.
@@ -148,20 +147,13 @@ func (l *Loaded) apply(path, kind string, mustExist bool, allowed []string) erro
 	return nil
 }
 
+// readFile reads a config file without ever blocking on it (a FIFO in its
+// place is refused, see fsx.OpenRegular).
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err == nil && len(data) > maxFileSize {
-		err = fmt.Errorf("larger than %d bytes", maxFileSize)
+	data, err := fsx.ReadRegular(path, maxFileSize, false)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return nil, pe.Err // the caller names the file
 	}
 	return data, err
 }

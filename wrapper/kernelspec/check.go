@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
@@ -262,18 +263,14 @@ func (c Checker) checkImage(r *report, k *Kernel, image string) {
 // CheckImage says whether image can be run: it exists, is readable, and if
 // it is a SIF, has a usable header. A readable non-SIF image gives a note.
 func CheckImage(image string) (note string, err error) {
-	f, err := os.Open(image)
+	if st, err := os.Stat(image); err == nil && st.IsDir() {
+		return fmt.Sprintf("image %s is a sandbox directory: it runs, but cannot be staged", image), nil
+	}
+	f, err := fsx.OpenRegular(image, false) // a FIFO must not hang check
 	if err != nil {
 		return "", &ImageError{Image: image, Err: err}
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", &ImageError{Image: image, Err: err}
-	}
-	if st.IsDir() {
-		return fmt.Sprintf("image %s is a sandbox directory: it runs, but cannot be staged", image), nil
-	}
 	if !sifimage.HasMagic(f) {
 		if _, err := f.ReadAt(make([]byte, 1), 0); err != nil {
 			return "", &ImageError{Image: image, Err: err}

@@ -2,6 +2,7 @@ package kernelspec
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,12 +21,26 @@ type Entry struct {
 // marking those a kernel of the same name earlier in the path hides. As in
 // Jupyter, names compare in lower case and a directory counts when it holds
 // a kernel.json (which need not be valid: check reports why).
-func Discover(dirs []Dir) []Entry {
+func Discover(dirs []Dir) []Entry { return DiscoverWithin(dirs, -1) }
+
+// ErrBudget marks a kernel.json left unread: the reader's budget of bytes
+// was spent on the kernels before it.
+var ErrBudget = errors.New("not read: the budget for reading kernel.json files is spent")
+
+// DiscoverWithin is Discover reading at most maxBytes of kernel.json files
+// in all (no limit if negative); the kernels past that carry ErrBudget.
+func DiscoverWithin(dirs []Dir, maxBytes int64) []Entry {
 	var out []Entry
 	first := map[string]string{}
 	for _, d := range dirs {
 		for _, name := range kernelDirs(d.Kernels()) {
-			k := Load(filepath.Join(d.Kernels(), name))
+			var k *Kernel
+			if maxBytes < 0 || maxBytes >= MaxFileSize {
+				k = Load(filepath.Join(d.Kernels(), name))
+				maxBytes -= int64(len(k.Raw))
+			} else {
+				k = &Kernel{Name: name, Dir: filepath.Join(d.Kernels(), name), Err: fmt.Errorf("%s: %w", filepath.Join(d.Kernels(), name, FileName), ErrBudget)}
+			}
 			e := Entry{Kernel: k, Data: d}
 			key := strings.ToLower(name)
 			if prev, ok := first[key]; ok {

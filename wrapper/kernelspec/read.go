@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // MaxFileSize bounds a kernel.json; real ones are well under a kilobyte.
@@ -49,25 +49,13 @@ func Load(dir string) *Kernel {
 	return k
 }
 
+// readLimited reads a kernel.json without ever blocking: a FIFO, socket or
+// device in its place is refused (see fsx.OpenRegular), as is a file over
+// MaxFileSize.
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s: %d bytes, larger than the %d a kernelspec may have", path, st.Size(), MaxFileSize)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err == nil && len(data) > MaxFileSize {
-		err = fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
+	data, err := fsx.ReadRegular(path, MaxFileSize, false)
+	if errors.Is(err, fsx.ErrTooLarge) {
+		return nil, fmt.Errorf("%s: larger than the %d bytes a kernelspec may have", path, MaxFileSize)
 	}
 	return data, err
 }

@@ -5,7 +5,6 @@
 package runas
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // Path is the only PATH a child gets.
@@ -31,7 +32,18 @@ type Cmd struct {
 	Timeout time.Duration
 }
 
-// Result is what the child printed.
+// Limits on what Run keeps of a child's output: the child may be steered
+// by a user (a kernel.json a megabyte long, a million kernels) and root
+// must not hold or log without bound what it prints.
+const (
+	MaxStdout = 1 << 20
+	MaxStderr = 64 << 10
+)
+
+// ErrOutputTooLong marks a child that printed more than MaxStdout.
+var ErrOutputTooLong = errors.New("output too long")
+
+// Result is what the child printed, up to the limits.
 type Result struct {
 	Stdout []byte
 	Stderr []byte
@@ -83,23 +95,31 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	// Kill the whole process group, not only the child, on timeout.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	out, errb := &untrusted.Buffer{Limit: MaxStdout}, &untrusted.Buffer{Limit: MaxStderr}
+	cmd.Stdout, cmd.Stderr = out, errb
 	err := cmd.Run()
 	res := Result{Stdout: out.Bytes(), Stderr: errb.Bytes()}
+	if err == nil && out.Dropped() > 0 {
+		err = fmt.Errorf("%w: %d bytes past the first %d were dropped", ErrOutputTooLong, out.Dropped(), MaxStdout)
+	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
 		}
-		return res, &Error{Cmd: c.Path, Err: err, Stderr: errb.String()}
+		return res, &Error{Cmd: c.Path, Err: err, Stderr: string(errb.Bytes())}
 	}
 	return res, nil
 }
 
+// lastLines gives the child's last n lines for a log line: each quoted and
+// cut (see untrusted.String), as the child may echo what a user wrote.
 func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
+	}
+	for i, l := range lines {
+		lines[i] = untrusted.String(l)
 	}
 	return strings.Join(lines, " | ")
 }

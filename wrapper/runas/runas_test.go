@@ -2,6 +2,7 @@ package runas
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -42,5 +43,22 @@ func TestRunFailures(t *testing.T) {
 		if _, err := Run(context.Background(), Cmd{Path: "/bin/true", UID: uid + 1}); err == nil {
 			t.Error("a non-root process ran something as another user")
 		}
+	}
+}
+
+func TestRunBoundsOutput(t *testing.T) {
+	uid := os.Geteuid()
+	// 8 MiB on each stream, with a newline-free escape-laden last line.
+	script := "head -c 8388608 /dev/zero; head -c 8388608 /dev/zero | tr '\\0' 'x' >&2; printf '\\033[2J\\nevil' >&2; exit 1"
+	r, err := Run(context.Background(), Cmd{Path: "/bin/sh", Args: []string{"-c", script}, UID: uid, GID: os.Getegid()})
+	if len(r.Stdout) != MaxStdout || len(r.Stderr) != MaxStderr {
+		t.Errorf("kept %d and %d bytes, want %d and %d", len(r.Stdout), len(r.Stderr), MaxStdout, MaxStderr)
+	}
+	if err == nil || len(err.Error()) > 4096 || strings.ContainsAny(err.Error(), "\n\x1b") {
+		t.Errorf("error message of %d bytes, escapes or newlines in it: %.300q", len(err.Error()), err)
+	}
+	_, err = Run(context.Background(), Cmd{Path: "/bin/sh", Args: []string{"-c", "head -c 2000000 /dev/zero"}, UID: uid, GID: os.Getegid()})
+	if !errors.Is(err, ErrOutputTooLong) {
+		t.Errorf("a child printing 2 MB and exiting 0: err = %v, want ErrOutputTooLong", err)
 	}
 }
