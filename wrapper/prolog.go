@@ -94,7 +94,11 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 		full = append(full, "--config", e.ConfigFile)
 	}
 	full = append(append(full, "internal"), args...)
-	env := []string{"HOME=" + u.Home, "USER=" + u.Name, "LOGNAME=" + u.Name, "SIFKERNEL_LOG_FORMAT=text"}
+	// GOMEMLIMIT makes the child's garbage collector work harder rather than
+	// let its heap double: with a user's thousand megabyte-long kernels the
+	// child peaked at 185 MB without it and 106 MB with it (measured by the
+	// hostile-user suite, wrapper/hostile).
+	env := []string{"HOME=" + u.Home, "USER=" + u.Name, "LOGNAME=" + u.Name, "SIFKERNEL_LOG_FORMAT=text", "GOMEMLIMIT=48MiB"}
 	if e.ConfigDefaults {
 		env = append(env, "SIFKERNEL_CONFIG_DEFAULTS=1")
 	}

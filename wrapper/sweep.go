@@ -16,6 +16,7 @@ import (
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // SweepOptions say what sweep may assume.
@@ -58,7 +59,11 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		return r, nil
 	}
 	if err != nil {
-		return r, fmt.Errorf("nothing was removed: %w", err)
+		// A user's doing (a root made under /tmp before the boot sweep):
+		// nothing here may be trusted, so nothing is touched. Sweep, like
+		// the hooks, does not fail for what a user did.
+		log.Errorf("%v; nothing was removed (remove that directory by hand)", err)
+		return r, nil
 	}
 	defer tree.Close()
 	jobs, err := tree.Jobs()
@@ -87,8 +92,16 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		}
 		r.Users = append(r.Users, uid)
 	}
+	// What one user's files did is logged, not returned: sweep, like the
+	// hooks, does not fail for a user's doing (it runs again at the next
+	// boot or cron round).
+	for _, err := range errs {
+		if err != nil {
+			log.Warnf("%s", untrusted.String(err.Error()))
+		}
+	}
 	log.Infof("removed %d job directories, swept %d users", len(r.JobDirs), len(r.Users))
-	return r, errors.Join(errs...)
+	return r, nil
 }
 
 // sweepJobDir empties a job directory as its owner, then removes it. It

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // Exports are the variables a job gets.
@@ -33,7 +34,7 @@ func (e *Env) TaskProlog(ctx context.Context) error {
 	}
 	ex, err := e.prepare(ctx, hc.JobID, "taskprolog", e.Config.TaskProlog.Budget.Duration)
 	if err != nil {
-		log.Errorf("no job kernels: %v", err)
+		log.Errorf("no job kernels: %s", untrusted.String(err.Error()))
 		return nil
 	}
 	out := slurm.TaskOutput{W: e.Stdout}

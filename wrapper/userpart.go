@@ -175,12 +175,13 @@ type userPart struct {
 
 func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelReport {
 	e, o, ch := p.e, p.o, p.ch
+	q := untrusted.String
 	kr := KernelReport{Name: en.Name, Source: en.File()}
-	log := e.Log.WithField("job", o.Job).WithField("kernel", en.Name)
+	log := e.Log.WithField("job", o.Job)
 	cmd, err := apptainer.Parse(en.Spec.Argv)
 	if err != nil {
 		kr.Skipped, kr.Reason = true, err.Error()
-		log.Warnf("kernel %s skipped: %v", en.Name, err)
+		log.Warnf("kernel %s skipped: %s", q(en.Name), q(err.Error()))
 		return kr
 	}
 	image := strings.ReplaceAll(cmd.Image, "{resource_dir}", en.Dir)
@@ -189,7 +190,7 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 		res, err := ch.Stage(ctx, image, o.Job, nil)
 		if err != nil {
 			kr.Reason = err.Error()
-			log.Warnf("image %s of kernel %s not staged, the kernel uses it in place: %v", image, en.Name, err)
+			log.Warnf("image %s of kernel %s not staged, the kernel uses it in place: %s", q(image), q(en.Name), q(err.Error()))
 		} else {
 			kr.Image, kr.Staged = res.Path, true
 		}
@@ -209,7 +210,7 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 	}
 	if err != nil {
 		kr.Skipped, kr.Reason = true, err.Error()
-		log.Warnf("kernel %s: no job copy: %v", en.Name, err)
+		log.Warnf("kernel %s: no job copy: %s", q(en.Name), q(err.Error()))
 		return kr
 	}
 	kr.Changes = changes

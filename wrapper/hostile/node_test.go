@@ -1,0 +1,397 @@
+package hostile
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+)
+
+// binary is sifkernel, built once for the suite.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sifkernel-hostile-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "sifkernel")
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/sifkernel").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	writeTable()
+	os.Exit(code)
+}
+
+// account is a real user of this machine.
+type account struct {
+	name     string
+	uid, gid int
+	home     string
+}
+
+var usersOnce sync.Mutex
+
+// ensureUser adds a user (with a home) if the machine lacks it.
+func ensureUser(t *testing.T, name string) account {
+	t.Helper()
+	usersOnce.Lock()
+	defer usersOnce.Unlock()
+	if _, err := user.Lookup(name); err != nil {
+		if out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+			t.Fatalf("useradd %s: %v\n%s", name, err, out)
+		}
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := account{name: name, home: u.HomeDir}
+	a.uid, _ = strconv.Atoi(u.Uid)
+	a.gid, _ = strconv.Atoi(u.Gid)
+	return a
+}
+
+// node is one compute node as the hooks see it: an installed binary and
+// config, a sticky tmp directory where the cache root lives (as /tmp does),
+// root's files and a victim's files that no attack may change.
+type node struct {
+	t                  *testing.T
+	base, tmp, cache   string
+	bin, config, log   string
+	rootDir            string
+	mallory, victim    account
+	configText         string
+	useInstalledConfig bool // no SIFKERNEL_CONFIG: the config beside the binary
+	before             map[string]string
+}
+
+const rootSecret = "ROOT-SECRET-7f3a"
+
+func newNode(t *testing.T) *node {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testkit.Skip(t, "the hostile-user suite runs hooks as root and attacks as real users")
+	}
+	n := &node{t: t, base: testkit.SharedDir(t), mallory: ensureUser(t, "skmallory"), victim: ensureUser(t, "skvictim")}
+	n.tmp = filepath.Join(n.base, "tmp")
+	n.cache = filepath.Join(n.tmp, "sifkernel")
+	n.bin = filepath.Join(n.base, "bin", "sifkernel")
+	n.config = filepath.Join(n.base, "etc", "sifkernel", "config.toml")
+	n.log = filepath.Join(n.base, "log", "sifkernel.log")
+	n.rootDir = filepath.Join(n.base, "rootdir")
+	must(t, os.Mkdir(n.tmp, 0o755))
+	must(t, os.Chmod(n.tmp, os.ModeSticky|0o777))
+	for _, d := range []string{"bin", "etc/sifkernel", "log", "rootdir", "opt/apptainer/bin"} {
+		must(t, os.MkdirAll(filepath.Join(n.base, d), 0o755))
+	}
+	data, err := os.ReadFile(binary)
+	must(t, err)
+	must(t, os.WriteFile(n.bin, data, 0o755))
+	must(t, os.WriteFile(filepath.Join(n.base, "bin", "squeue"), []byte("#!/bin/sh\nexit 0\n"), 0o755))
+	must(t, os.WriteFile(filepath.Join(n.base, "opt/apptainer/bin/apptainer"), []byte("#!/bin/sh\necho apptainer version 1.5.3\n"), 0o755))
+	must(t, os.WriteFile(filepath.Join(n.rootDir, "secret"), []byte(rootSecret), 0o600))
+	for _, job := range []string{"101", "001"} {
+		must(t, os.WriteFile(filepath.Join(n.rootDir, job), []byte("root's "+job), 0o644))
+	}
+	n.configText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nstage_timeout = \"20s\"\n"+
+		"[slurm]\nsqueue = %q\n[log]\nlevel = \"debug\"\nfile = %q\n",
+		filepath.Join(n.base, "opt/apptainer/bin/apptainer"), n.cache, filepath.Join(n.base, "bin", "squeue"), n.log)
+	n.setConfig("")
+	n.resetHomes()
+	n.before = n.snapshot()
+	t.Cleanup(func() { n.asRootRemove(n.mallory.home, ".local", ".config", "files") })
+	return n
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (n *node) setConfig(extra string) {
+	must(n.t, os.WriteFile(n.config, []byte(n.configText+extra), 0o644))
+}
+
+func (n *node) asRootRemove(dir string, names ...string) {
+	for _, name := range names {
+		os.RemoveAll(filepath.Join(dir, name))
+	}
+}
+
+// resetHomes gives mallory an empty slate and the victim files to lose.
+func (n *node) resetHomes() {
+	t := n.t
+	n.asRootRemove(n.mallory.home, ".local", ".config", "files")
+	must(t, os.MkdirAll(filepath.Join(n.mallory.home, "files"), 0o755))
+	must(t, sifimage.Build(filepath.Join(n.mallory.home, "files", "img.sif"), bytes.NewReader(sifimage.Minimal)))
+	n.chownTree(n.mallory.home, n.mallory)
+	for _, job := range []string{"001", "101", "2001"} {
+		must(t, os.MkdirAll(filepath.Join(n.victim.home, "runs", job), 0o755))
+		must(t, os.WriteFile(filepath.Join(n.victim.home, "runs", job, "data.txt"), []byte("victim's "+job), 0o644))
+	}
+	vk := filepath.Join(n.victim.home, ".local/share/jupyter/kernels/vk")
+	must(t, os.MkdirAll(vk, 0o755))
+	must(t, os.WriteFile(filepath.Join(vk, "kernel.json"), []byte(`{"argv": ["python3"], "display_name": "v", "language": "python"}`), 0o644))
+	n.chownTree(n.victim.home, n.victim)
+}
+
+func (n *node) chownTree(dir string, a account) {
+	filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err == nil {
+			os.Lchown(p, a.uid, a.gid)
+		}
+		return nil
+	})
+}
+
+// kernel writes one of mallory's kernels: dir ~/.local/share/jupyter/kernels/NAME.
+func (n *node) kernel(name, body string) string {
+	dir := filepath.Join(n.mallory.home, ".local/share/jupyter/kernels", name)
+	must(n.t, os.MkdirAll(dir, 0o755))
+	if body != "" {
+		must(n.t, os.WriteFile(filepath.Join(dir, "kernel.json"), []byte(body), 0o644))
+	}
+	n.chownTree(n.mallory.home, n.mallory)
+	return dir
+}
+
+func containerKernel(name, image string) string {
+	return fmt.Sprintf(`{"argv": ["/opt/apps/tacc-apptainer/1.3.3/bin/apptainer", "exec", %q, "python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": %q, "language": "python"}`, image, name)
+}
+
+// asMallory runs a shell script as mallory and fails the test if it fails.
+func (n *node) asMallory(script string) {
+	n.t.Helper()
+	if out, err := n.malloryCmd(script).CombinedOutput(); err != nil {
+		n.t.Fatalf("as mallory: %s: %v\n%s", script, err, out)
+	}
+}
+
+func (n *node) malloryCmd(script string) *exec.Cmd {
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + n.mallory.home}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(n.mallory.uid), Gid: uint32(n.mallory.gid)}}
+	return cmd
+}
+
+// result is one run of a hook or command during an attack.
+type result struct {
+	attack, hook string
+	code         int
+	dur          time.Duration
+	maxRSSKiB    int64 // the hook and its children, from wait4
+	rootRSSKiB   int64 // the hook alone (VmHWM, sampled while it runs)
+	logBytes     int64
+	out          string
+}
+
+var (
+	tableMu sync.Mutex
+	table   []result
+)
+
+// hookLimit is the longest any hook may take in any attack: far below
+// Slurm's PrologEpilogTimeout, and the stage budget (20 s here) included.
+const hookLimit = 30 * time.Second
+
+// hook runs the binary as slurmd runs a hook: no arguments, Slurm's
+// variables only (no PATH, no HOME), as root; the TaskProlog as the job
+// user with the job's environment.
+func (n *node) hook(context string, job string, a account, extra ...string) result {
+	n.t.Helper()
+	env := []string{"SLURM_SCRIPT_CONTEXT=" + context, "SLURM_JOB_ID=" + job, "SLURM_JOB_UID=" + strconv.Itoa(a.uid),
+		"SLURM_JOB_GID=" + strconv.Itoa(a.gid), "SLURM_JOB_USER=" + a.name, "SLURM_JOB_PARTITION=normal", "SLURMD_NODENAME=c001"}
+	cmd := exec.Command(n.bin)
+	if context == "prolog_task" {
+		env = append(env, "HOME="+a.home, "USER="+a.name, "PATH=/usr/bin:/bin")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.uid), Gid: uint32(a.gid)}}
+	}
+	return n.run(cmd, strings.TrimSuffix(strings.TrimPrefix(context, "prolog_"), "_slurmd"), append(env, extra...))
+}
+
+// command runs sifkernel ARGS as root, as cron or systemd would.
+func (n *node) command(args ...string) result {
+	n.t.Helper()
+	return n.run(exec.Command(n.bin, args...), strings.Join(args, " "), nil)
+}
+
+func (n *node) run(cmd *exec.Cmd, name string, env []string) result {
+	n.t.Helper()
+	if !n.useInstalledConfig {
+		env = append(env, "SIFKERNEL_CONFIG="+n.config)
+	}
+	cmd.Env = env
+	cmd.Dir = "/"
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	logBefore := fileSize(n.log)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*hookLimit)
+	defer cancel()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	go func() { <-ctx.Done(); cmd.Process.Kill() }()
+	hwm := make(chan int64)
+	go func() { hwm <- sampleHWM(ctx, cmd.Process.Pid) }()
+	err := cmd.Wait()
+	cancel()
+	r := result{attack: n.t.Name(), hook: name, dur: time.Since(start), out: out.String(), code: cmd.ProcessState.ExitCode(), rootRSSKiB: <-hwm}
+	if err != nil && r.code == 0 {
+		r.code = -1
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSSKiB = ru.Maxrss
+	}
+	r.logBytes = fileSize(n.log) - logBefore
+	tableMu.Lock()
+	table = append(table, r)
+	tableMu.Unlock()
+	return r
+}
+
+// sampleHWM reads the peak RSS (VmHWM) of a running process until it ends.
+func sampleHWM(ctx context.Context, pid int) int64 {
+	var peak int64
+	for ctx.Err() == nil {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			break
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+				kib, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				peak = max(peak, kib)
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return peak
+}
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// expect0 checks a hook exited 0 within limit.
+func (n *node) expect0(r result, limit time.Duration) {
+	n.t.Helper()
+	if r.code != 0 {
+		n.t.Errorf("%s exited %d, want 0 (a failing hook drains the node):\n%s", r.hook, r.code, r.out)
+	}
+	if r.dur > limit {
+		n.t.Errorf("%s took %v, want at most %v", r.hook, r.dur.Round(time.Millisecond), limit)
+	}
+}
+
+// logSays checks the sifkernel log holds want.
+func (n *node) logSays(want string) {
+	n.t.Helper()
+	data, _ := os.ReadFile(n.log)
+	if !strings.Contains(string(data), want) {
+		n.t.Errorf("the log lacks %q:\n%s", want, tail(string(data), 3000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// snapshot records every file of root's and the victim's that an attack
+// aims at: type, mode, owner, and content or link target.
+func (n *node) snapshot() map[string]string {
+	out := map[string]string{}
+	for _, top := range []string{n.rootDir, n.victim.home, filepath.Join(n.base, "etc"), filepath.Join(n.base, "bin"), filepath.Join(n.base, "opt")} {
+		filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				out[p] = "error " + err.Error()
+				return nil
+			}
+			st, _ := os.Lstat(p)
+			sys := st.Sys().(*syscall.Stat_t)
+			desc := fmt.Sprintf("%v %d:%d", st.Mode(), sys.Uid, sys.Gid)
+			switch {
+			case st.Mode().IsRegular():
+				data, _ := os.ReadFile(p)
+				sum := sha256.Sum256(data)
+				desc += " " + hex.EncodeToString(sum[:8])
+			case st.Mode()&fs.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				desc += " -> " + target
+			}
+			out[p] = desc
+			return nil
+		})
+	}
+	return out
+}
+
+// intact checks that root's and the victim's files are as they were.
+func (n *node) intact() {
+	n.t.Helper()
+	after := n.snapshot()
+	var diffs []string
+	for p, was := range n.before {
+		if now, ok := after[p]; !ok {
+			diffs = append(diffs, "removed: "+p)
+		} else if now != was {
+			diffs = append(diffs, fmt.Sprintf("changed: %s: %s -> %s", p, was, now))
+		}
+	}
+	for p := range after {
+		if _, ok := n.before[p]; !ok {
+			diffs = append(diffs, "added: "+p)
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		n.t.Errorf("files of root or of the victim changed:\n  %s", strings.Join(diffs, "\n  "))
+	}
+}
+
+// writeTable writes the suite's results as a Markdown table to the file
+// SIFKERNEL_HOSTILE_TABLE names (the README's table comes from it).
+func writeTable() {
+	path := os.Getenv("SIFKERNEL_HOSTILE_TABLE")
+	if path == "" {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("| attack (the attacker's goal) | hook or command | exit | time | root's peak RSS | log bytes |\n|---|---|---|---|---|---|\n")
+	for _, r := range table {
+		name := strings.ReplaceAll(strings.TrimPrefix(r.attack, "TestHostileUser/"), "_", " ")
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.1f MiB | %d |\n", name, r.hook, r.code, r.dur.Round(time.Millisecond), float64(r.rootRSSKiB)/1024, r.logBytes)
+	}
+	os.WriteFile(path, []byte(b.String()), 0o644)
+}
