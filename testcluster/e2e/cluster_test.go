@@ -136,7 +136,7 @@ mkdir -p $d/secret && sed "s#$HOME/images/bert.sif#$HOME/k/secret.sif#g" $d/bert
 		t.Errorf("m2 is %q after bad inputs, want idle", st)
 	}
 	log := jobLog(t, id)
-	for _, want := range []string{"kernel missing uses", "kernel invalid skipped", "kernel curly skipped", "kernel secret uses", "permission denied", "kernel bert uses the staged"} {
+	for _, want := range []string{`kernel \"missing\" uses`, `kernel \"invalid\" skipped`, `kernel \"curly\" skipped`, `kernel \"secret\" uses`, "permission denied", `kernel \"bert\" uses the staged`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log of job %s lacks %q:\n%s", id, want, log)
 		}

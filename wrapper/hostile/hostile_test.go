@@ -20,6 +20,7 @@ func TestHostileUser(t *testing.T) {
 	for _, a := range attacks {
 		t.Run(a.goal, func(t *testing.T) {
 			n := newNode(t)
+			n.goal = a.goal
 			a.run(t, n)
 			n.intact()
 		})

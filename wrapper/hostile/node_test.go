@@ -82,7 +82,8 @@ type node struct {
 	rootDir            string
 	mallory, victim    account
 	configText         string
-	useInstalledConfig bool // no SIFKERNEL_CONFIG: the config beside the binary
+	useInstalledConfig bool   // no SIFKERNEL_CONFIG: the config beside the binary
+	goal               string // the attack, for the table
 	before             map[string]string
 }
 
@@ -230,7 +231,8 @@ func (n *node) hook(context string, job string, a account, extra ...string) resu
 		env = append(env, "HOME="+a.home, "USER="+a.name, "PATH=/usr/bin:/bin")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.uid), Gid: uint32(a.gid)}}
 	}
-	return n.run(cmd, strings.TrimSuffix(strings.TrimPrefix(context, "prolog_"), "_slurmd"), append(env, extra...))
+	names := map[string]string{"prolog_slurmd": "Prolog", "epilog_slurmd": "Epilog", "prolog_task": "TaskProlog"}
+	return n.run(cmd, names[context], append(env, extra...))
 }
 
 // command runs sifkernel ARGS as root, as cron or systemd would.
@@ -260,7 +262,7 @@ func (n *node) run(cmd *exec.Cmd, name string, env []string) result {
 	go func() { hwm <- sampleHWM(ctx, cmd.Process.Pid) }()
 	err := cmd.Wait()
 	cancel()
-	r := result{attack: n.t.Name(), hook: name, dur: time.Since(start), out: out.String(), code: cmd.ProcessState.ExitCode(), rootRSSKiB: <-hwm}
+	r := result{attack: n.goal, hook: name, dur: time.Since(start), out: out.String(), code: cmd.ProcessState.ExitCode(), rootRSSKiB: <-hwm}
 	if err != nil && r.code == 0 {
 		r.code = -1
 	}
@@ -380,18 +382,64 @@ func (n *node) intact() {
 	}
 }
 
-// writeTable writes the suite's results as a Markdown table to the file
-// SIFKERNEL_HOSTILE_TABLE names (the README's table comes from it).
+// writeTable writes the suite's results, one row per attack, as a Markdown
+// table to the file SIFKERNEL_HOSTILE_TABLE names (the README's table).
 func writeTable() {
 	path := os.Getenv("SIFKERNEL_HOSTILE_TABLE")
 	if path == "" {
 		return
 	}
-	var b strings.Builder
-	b.WriteString("| attack (the attacker's goal) | hook or command | exit | time | root's peak RSS | log bytes |\n|---|---|---|---|---|---|\n")
+	type row struct {
+		hooks       []string
+		codes       map[int]int
+		slowest     time.Duration
+		rss, logged int64
+	}
+	var order []string
+	rows := map[string]*row{}
 	for _, r := range table {
-		name := strings.ReplaceAll(strings.TrimPrefix(r.attack, "TestHostileUser/"), "_", " ")
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.1f MiB | %d |\n", name, r.hook, r.code, r.dur.Round(time.Millisecond), float64(r.rootRSSKiB)/1024, r.logBytes)
+		name := r.attack
+		w, ok := rows[name]
+		if !ok {
+			w = &row{codes: map[int]int{}}
+			rows[name] = w
+			order = append(order, name)
+		}
+		w.hooks = append(w.hooks, strings.Fields(r.hook + " x")[0])
+		w.codes[r.code]++
+		w.slowest = max(w.slowest, r.dur)
+		w.rss = max(w.rss, r.rootRSSKiB)
+		w.logged = max(w.logged, r.logBytes)
+	}
+	var b strings.Builder
+	b.WriteString("| attack: the attacker's goal | runs | exit codes | slowest | root's peak RSS | most log bytes |\n|---|---|---|---|---|---|\n")
+	for _, name := range order {
+		w := rows[name]
+		var codes []string
+		for c, k := range w.codes {
+			codes = append(codes, fmt.Sprintf("%d (×%d)", c, k))
+		}
+		sort.Strings(codes)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.0f MiB | %d |\n", name, summarize(w.hooks), strings.Join(codes, ", "),
+			w.slowest.Round(time.Millisecond), float64(w.rss)/1024, w.logged)
 	}
 	os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// summarize counts repeated names: prolog ×20, epilog ×20.
+func summarize(names []string) string {
+	var order []string
+	count := map[string]int{}
+	for _, n := range names {
+		if count[n] == 0 {
+			order = append(order, n)
+		}
+		count[n]++
+	}
+	for i, n := range order {
+		if count[n] > 1 {
+			order[i] = fmt.Sprintf("%s ×%d", n, count[n])
+		}
+	}
+	return strings.Join(order, ", ")
 }
