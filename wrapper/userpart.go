@@ -16,6 +16,7 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/node"
+	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
@@ -275,7 +276,7 @@ func writeJSON(path string, v any) error {
 // ReadReport reads a job directory's node.json.
 func ReadReport(jobDir string) (Report, error) {
 	var r Report
-	data, err := os.ReadFile(filepath.Join(jobDir, "node.json"))
+	data, err := fsx.ReadRegular(filepath.Join(jobDir, "node.json"), runas.MaxStdout, true)
 	if err != nil {
 		return r, err
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // Adopt publishes a copy of image that something else wrote to this node
@@ -42,7 +44,7 @@ func (c *Cache) adoptLocked(src *source, key, copyPath string) (bool, error) {
 	if c.published(key, src) {
 		return false, os.Remove(copyPath)
 	}
-	f, err := os.Open(copyPath)
+	f, err := fsx.OpenRegular(copyPath, true)
 	if err != nil {
 		return false, fmt.Errorf("adopting %s: %w", copyPath, err)
 	}

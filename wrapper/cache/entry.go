@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // Meta is what <key>.json records about an entry. It is written once; the
@@ -39,7 +40,7 @@ func (c *Cache) lockPath(key string) string  { return c.path(key + ".lock") }
 
 func (c *Cache) readMeta(key string) (Meta, error) {
 	var m Meta
-	data, err := os.ReadFile(c.metaPath(key))
+	data, err := fsx.ReadRegular(c.metaPath(key), 1<<20, true)
 	if err != nil {
 		return m, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 func (c *Cache) refDir(key string) string { return filepath.Join(c.dir, "refs", key) }
@@ -28,7 +29,8 @@ func (c *Cache) ref(key, job string) error {
 			}
 		}
 		var f *os.File
-		if f, err = os.OpenFile(filepath.Join(c.refDir(key), job), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		// A FIFO in the ref's place must not block (O_NONBLOCK: no reader, ENXIO).
+		if f, err = os.OpenFile(filepath.Join(c.refDir(key), job), os.O_CREATE|os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0o600); err == nil {
 			return f.Close()
 		}
 		if !errors.Is(err, fs.ErrNotExist) {

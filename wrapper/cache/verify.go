@@ -5,7 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // Check is the result of verifying one entry.
@@ -35,7 +36,7 @@ func (c *Cache) Verify() ([]Check, error) {
 }
 
 func verifyEntry(e Entry) error {
-	f, err := os.Open(e.Path)
+	f, err := fsx.OpenRegular(e.Path, true)
 	if err != nil {
 		return err
 	}

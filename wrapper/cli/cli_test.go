@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -497,5 +499,42 @@ func TestNodeCommand(t *testing.T) {
 	}
 	if out, err := s.run(t, "node"); err != nil || !strings.Contains(out, "GPUs: yes (Slurm allocated GPUs 1)") || !strings.Contains(out, "SLURM_JOB_GPUS = 1") {
 		t.Errorf("node = %v\n%s", err, out)
+	}
+}
+
+// TestNothingBlocks: a FIFO as kernel.json, or as an image, is refused at
+// once by every command that reads it, with a message naming the file.
+func TestNothingBlocks(t *testing.T) {
+	s := newSite(t)
+	os.MkdirAll(s.kernelDir("pipe"), 0o755)
+	fifo := filepath.Join(s.kernelDir("pipe"), "kernel.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(s.root, "scratch/alice/pipe.sif")
+	if err := syscall.Mkfifo(image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.writeKernel(t, "img", `{"argv": ["apptainer", "exec", "`+image+`", "python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "i", "language": "python"}`)
+	for _, tt := range []struct {
+		args []string
+		say  bool // the output names the FIFO for what it is
+	}{
+		{[]string{"kernel", "list"}, false},
+		{[]string{"kernel", "check"}, true},
+		{[]string{"kernel", "add", "pipe", "--image", s.image, "--force"}, true},
+		{[]string{"stage", image}, true},
+	} {
+		args := tt.args
+		done := make(chan string, 1)
+		go func() { out, err := s.run(t, args...); done <- fmt.Sprint(out, err) }()
+		select {
+		case out := <-done:
+			if tt.say && !strings.Contains(out, "named pipe") {
+				t.Errorf("%v does not say what the pipe is:\n%s", args, out)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v blocked on a FIFO", args)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/templates"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/urfave/cli/v2"
 )
@@ -99,7 +100,7 @@ func (e *env) kernelAdd(ctx context.Context, name string, c *cli.Context) error 
 // bytes of the kernel.json that --force replaces, to keep as a backup.
 func existingKernel(dir string, force bool) ([]byte, error) {
 	file := filepath.Join(dir, kernelspec.FileName)
-	old, err := os.ReadFile(file)
+	old, err := fsx.ReadRegular(file, kernelspec.MaxFileSize, false)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil

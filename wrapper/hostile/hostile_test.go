@@ -171,6 +171,41 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 		r := n.hook("prolog_task", "112", n.mallory, "TMPDIR="+filepath.Join(n.mallory.home, "files", "tmp"))
 		n.expect0(r, fast)
 	}},
+	{"every kind of file that blocks or never ends, in every place a hook reads: one of them hangs the Prolog", func(t *testing.T, n *node) {
+		kinds := map[string]string{
+			"a FIFO":             "mkfifo %s",
+			"a socket":           `/usr/bin/python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' %s`,
+			"/dev/null (device)": "ln -s /dev/null %s",
+			"/dev/zero":          "ln -s /dev/zero %s",
+		}
+		img := filepath.Join(n.mallory.home, "files/img.sif")
+		places := map[string]func(bad string){
+			"kernel.json": func(bad string) { n.asMallory(fmt.Sprintf(bad, filepath.Join(n.kernel("k", ""), "kernel.json"))) },
+			"a resource": func(bad string) {
+				n.asMallory(fmt.Sprintf(bad, filepath.Join(n.kernel("k", containerKernel("k", img)), "logo-64x64.png")))
+			},
+			"the image": func(bad string) {
+				p := filepath.Join(n.mallory.home, "files/bad.sif")
+				n.asMallory(fmt.Sprintf(bad, p))
+				n.kernel("k", containerKernel("k", p))
+			},
+			"the user config": func(bad string) {
+				n.kernel("k", containerKernel("k", img))
+				n.asMallory("mkdir -p ~/.config/sifkernel && " + fmt.Sprintf(bad, "~/.config/sifkernel/config.toml"))
+			},
+		}
+		job := 4000
+		for kind, bad := range kinds {
+			for place, plant := range places {
+				n.asRootRemove(n.mallory.home, ".local", ".config", "files/bad.sif")
+				plant(bad)
+				job++
+				if r := n.hook("prolog_slurmd", fmt.Sprint(job), n.mallory); r.code != 0 || r.dur > fast {
+					t.Errorf("%s as %s: exit %d after %v", kind, place, r.code, r.dur)
+				}
+			}
+		}
+	}},
 	{"a thousand kernels with megabyte strings: the root hook's memory and log grow without bound", func(t *testing.T, n *node) {
 		small := n.manyKernels(10)
 		n.resetHomes()
