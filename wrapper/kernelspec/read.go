@@ -2,6 +2,7 @@ package kernelspec
 
 import (
 	"encoding/json"
+	"maps"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -60,27 +61,39 @@ func readLimited(path string) ([]byte, error) {
 	return data, err
 }
 
-// Parse decodes kernel.json bytes; file names the source in errors.
+// Parse decodes kernel.json bytes as Python's json.load does (Jupyter's
+// reader: see scan); file names the source in errors.
 func Parse(file string, data []byte) (*Spec, error) {
-	var s Spec
-	err := json.Unmarshal(data, &s)
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+	sc, err := scan(data)
+	var pe *PyJSONError
 	switch {
-	case err == nil:
-		return &s, nil
-	case errors.As(err, &syn):
-		// json counts the offending byte as read; point at it.
-		return nil, syntaxError(file, data, syn.Offset-1, syn.Error())
-	case errors.As(err, &typ):
+	case errors.As(err, &pe):
+		return nil, syntaxError(file, data, int64(pe.Offset), pe.Msg)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", file, err)
+	case !sc.Object:
 		return nil, syntaxError(file, data, 0, "the top level must be an object")
 	}
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		return nil, fmt.Errorf("%s: %w", file, fe)
+	s := &Spec{orig: map[string]json.RawMessage{}, std: map[string]json.RawMessage{}}
+	for _, m := range sc.Members {
+		if _, seen := s.std[m.Key]; !seen {
+			s.order = append(s.order, m.Key)
+		}
+		s.orig[m.Key], s.std[m.Key] = m.Raw, m.Std // as in Python, the last one counts
 	}
-	return nil, fmt.Errorf("%s: %w", file, err)
+	order, orig, std := s.order, s.orig, s.std
+	if err := s.fromMap(maps.Clone(std)); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("%s: %w", file, fe)
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	s.order, s.orig, s.std = order, orig, std
+	return s, nil
 }
+
+var jsonUnmarshal = json.Unmarshal
 
 func syntaxError(file string, data []byte, offset int64, msg string) *SyntaxError {
 	e := &SyntaxError{File: file, Msg: msg}

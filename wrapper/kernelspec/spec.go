@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 )
 
@@ -22,6 +24,13 @@ type Spec struct {
 	KernelProtocolVersion string
 	Metadata              map[string]json.RawMessage
 	Extra                 map[string]json.RawMessage
+
+	// order and orig are the file's keys in order and their values as
+	// written (NaN, lone surrogates and all), for a spec read by Parse:
+	// Encode then writes unchanged values back byte for byte, in place.
+	order []string
+	orig  map[string]json.RawMessage
+	std   map[string]json.RawMessage // orig as Go reads it
 }
 
 // Meta is the metadata.sifkernel section sifkernel reads and writes.
@@ -68,6 +77,11 @@ func (s *Spec) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
+	return s.fromMap(raw)
+}
+
+// fromMap fills the known fields from raw and keeps the rest in Extra.
+func (s *Spec) fromMap(raw map[string]json.RawMessage) error {
 	*s = Spec{}
 	fields := []struct {
 		key  string
@@ -104,6 +118,11 @@ func (s *Spec) UnmarshalJSON(data []byte) error {
 // MarshalJSON writes the known fields and every preserved unknown one.
 // Keys come out sorted, so output is stable.
 func (s Spec) MarshalJSON() ([]byte, error) {
+	return marshal(s.fields())
+}
+
+// fields is the spec as a map of its top-level values.
+func (s Spec) fields() map[string]any {
 	out := map[string]any{}
 	for k, v := range s.Extra {
 		out[k] = v
@@ -127,7 +146,7 @@ func (s Spec) MarshalJSON() ([]byte, error) {
 	if len(s.Metadata) > 0 {
 		out["metadata"] = s.Metadata
 	}
-	return marshal(out)
+	return out
 }
 
 // marshal is json.Marshal without HTML escaping: kernel.json is not HTML,
@@ -149,8 +168,13 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// Encode gives the kernel.json bytes: indented, with HTML characters left alone.
+// Encode gives the kernel.json bytes: indented, with HTML characters left
+// alone. A spec read from a file keeps that file's key order, and every
+// value it did not change is written back exactly as it was.
 func (s *Spec) Encode() ([]byte, error) {
+	if s.order != nil {
+		return s.encodeInPlace()
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -226,4 +250,70 @@ func ValidName(name string) error {
 		return fmt.Errorf("kernel name %q: use only lowercase letters, digits, '.', '_' and '-'%s", name, hint)
 	}
 	return nil
+}
+
+// encodeInPlace writes the keys in the file's order (new ones after), each
+// unchanged value as the file had it.
+func (s *Spec) encodeInPlace() ([]byte, error) {
+	now := s.fields()
+	keys := slices.Clone(s.order)
+	var added []string
+	for k := range now {
+		if !slices.Contains(keys, k) {
+			added = append(added, k)
+		}
+	}
+	sort.Strings(added)
+	var buf bytes.Buffer
+	buf.WriteString("{")
+	n := 0
+	for _, k := range append(keys, added...) {
+		v, ok := now[k]
+		if !ok {
+			continue // a field the repair removed
+		}
+		val, err := s.valueBytes(k, v)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			buf.WriteString(",")
+		}
+		n++
+		key, _ := marshal(k)
+		buf.WriteString("\n  ")
+		buf.Write(key)
+		buf.WriteString(": ")
+		buf.Write(val)
+	}
+	buf.WriteString("\n}\n")
+	return buf.Bytes(), nil
+}
+
+// valueBytes is the file's own bytes for key if its value did not change,
+// else the new value, indented to sit in the object.
+func (s *Spec) valueBytes(key string, v any) ([]byte, error) {
+	fresh, err := marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if std, ok := s.std[key]; ok && sameJSON(std, fresh) {
+		return s.orig[key], nil
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, fresh, "  ", "  "); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sameJSON says whether two JSON texts hold the same value.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	ca, _ := marshal(x)
+	cb, _ := marshal(y)
+	return bytes.Equal(ca, cb)
 }
