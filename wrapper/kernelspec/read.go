@@ -2,9 +2,9 @@ package kernelspec
 
 import (
 	"encoding/json"
-	"maps"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
