@@ -89,7 +89,7 @@ func (e *Env) finder() apptainer.Finder {
 }
 
 func (e *Env) kernelEnv(home string) kernelspec.Env {
-	return kernelspec.Env{Getenv: e.getenv, Home: home}
+	return kernelspec.Env{Getenv: e.getenv, LookupEnv: e.LookupEnv, Home: home}
 }
 
 func (e *Env) gpu() node.GPU {

@@ -106,15 +106,20 @@ const MaxKernelBytes = 16 << 20
 func containerKernels(kenv kernelspec.Env, r *Report, limit int) []kernelspec.Entry {
 	var out []kernelspec.Entry
 	for _, en := range kernelspec.DiscoverWithin(kenv.SearchPath(), MaxKernelBytes) {
+		bad := en.Err
+		if bad == nil {
+			bad = en.LoadErr
+		}
 		switch {
-		case en.ShadowedBy != "" || kernelspec.ValidName(en.Name) != nil:
+		case en.ShadowedBy != "":
 			continue
-		case len(out)+len(r.Kernels) >= limit && (en.Err != nil || kernelspec.IsContainer(en.Spec)):
+		case len(out)+len(r.Kernels) >= limit && (bad != nil || kernelspec.IsContainer(en.Spec)):
 			r.Over++
 			continue
-		case en.Err != nil:
-			// Unreadable: it may have been a container kernel; say so either way.
-			r.Kernels = append(r.Kernels, KernelReport{Name: en.Name, Source: en.File(), Skipped: true, Reason: en.Err.Error()})
+		case bad != nil:
+			// Unreadable, or Jupyter cannot load it: it may have been a
+			// container kernel; say so either way.
+			r.Kernels = append(r.Kernels, KernelReport{Name: en.Name, Source: en.File(), Skipped: true, Reason: bad.Error()})
 			continue
 		case !kernelspec.IsContainer(en.Spec):
 			continue

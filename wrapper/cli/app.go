@@ -246,7 +246,7 @@ func (e *env) userConfig() string {
 
 // kernelEnv is where Jupyter looks, for this user.
 func (e *env) kernelEnv() kernelspec.Env {
-	return kernelspec.Env{Getenv: e.Getenv, Home: e.Home}
+	return kernelspec.Env{Getenv: e.Getenv, LookupEnv: e.LookupEnv, Home: e.Home}
 }
 
 func (e *env) finder() apptainer.Finder {

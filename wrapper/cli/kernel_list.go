@@ -21,7 +21,12 @@ type listedKernel struct {
 	Container   bool   `json:"container"`
 	Image       string `json:"image"`
 	ShadowedBy  string `json:"shadowed_by"`
-	Problems    int    `json:"problems"`
+	// JupyterLists says whether Jupyter lists this directory under Name:
+	// it wins its name, is a kernel to Jupyter and loads.
+	JupyterLists bool   `json:"jupyter_lists"`
+	Ignored      string `json:"ignored,omitempty"`    // why Jupyter does not count it as a kernel
+	LoadError    string `json:"load_error,omitempty"` // why jupyter_client cannot load it
+	Problems     int    `json:"problems"`
 }
 
 func (e *env) kernelListCommand() *cli.Command {
@@ -59,8 +64,13 @@ func (e *env) kernelList(c *cli.Context, asJSON bool) error {
 	fmt.Fprintln(tw, "NAME\tCONTAINER\tIMAGE\tPROBLEMS\tDIR")
 	for _, r := range rows {
 		problems := strconv.Itoa(r.Problems)
-		if r.ShadowedBy != "" {
+		switch {
+		case r.Ignored != "":
+			problems += " (not a kernel to Jupyter)"
+		case r.ShadowedBy != "":
 			problems += " (shadowed)"
+		case r.LoadError != "":
+			problems += " (Jupyter cannot load it)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, yesNo(r.Container), dash(r.Image), problems, r.Dir)
 	}
@@ -68,7 +78,11 @@ func (e *env) kernelList(c *cli.Context, asJSON bool) error {
 }
 
 func row(en kernelspec.Entry, findings []kernelspec.Finding) listedKernel {
-	r := listedKernel{Name: en.Name, Dir: en.Dir, DataDir: en.Data.Path, Origin: en.Data.Origin, ShadowedBy: en.ShadowedBy}
+	r := listedKernel{Name: en.Name, Dir: en.Dir, DataDir: en.Data.Path, Origin: en.Data.Origin, ShadowedBy: en.ShadowedBy, Ignored: en.Ignored}
+	if en.LoadErr != nil && en.Ignored == "" {
+		r.LoadError = en.LoadErr.Error()
+	}
+	r.JupyterLists = en.Ignored == "" && en.ShadowedBy == "" && en.LoadErr == nil
 	for _, f := range findings {
 		if f.Severity != kernelspec.Info {
 			r.Problems++

@@ -61,8 +61,17 @@ type Checker struct {
 // Check lints one entry. The findings are in the order a reader fixes them.
 func (c Checker) Check(e Entry) []Finding {
 	r := &report{file: e.File()}
+	if e.Ignored != "" {
+		r.add(Warning, "ignored", e.Ignored, "make kernel.json a regular file, or remove the directory")
+		return r.out
+	}
 	c.checkName(r, e)
 	k := e.Kernel
+	var le *LoadError
+	if errors.As(e.LoadErr, &le) {
+		r.add(Error, "jupyter-load", "jupyter_client cannot load it: "+le.Reason,
+			"Jupyter leaves this kernel out of its list and says why only in its own log")
+	}
 	if e.Err != nil {
 		c.checkLoadError(r, e.Kernel)
 		if k = straightened(e.Kernel); k == nil {
@@ -124,13 +133,12 @@ func IsContainer(s *Spec) bool {
 }
 
 func (c Checker) checkName(r *report, e Entry) {
-	if err := ValidName(e.Name); err != nil {
-		if low := strings.ToLower(e.Name); ValidName(low) == nil {
-			r.add(Warning, "name", fmt.Sprintf("directory name %q has capitals: Jupyter lists it as %q", e.Name, low), "")
-		} else {
-			r.add(Error, "name", fmt.Sprintf("directory name %q is not a valid kernel name: Jupyter ignores it", e.Name),
-				"rename the directory using only a-z, 0-9, '.', '_' and '-'")
-		}
+	switch key := PyLower(e.Name); {
+	case !JupyterValidName(key):
+		r.add(Warning, "name", fmt.Sprintf("directory name %q is not a valid kernel name: Jupyter warns about it, but lists and starts it as %q", e.Name, key),
+			"rename the directory using only a-z, 0-9, '.', '_' and '-'")
+	case key != e.Name:
+		r.add(Warning, "name", fmt.Sprintf("directory name %q has capitals: Jupyter lists it as %q", e.Name, key), "")
 	}
 	if e.ShadowedBy != "" {
 		r.add(Warning, "shadowed", fmt.Sprintf("shadowed by %s, which comes first in Jupyter's search path: this one is never used", e.ShadowedBy),
@@ -148,6 +156,8 @@ func (c Checker) checkLoadError(r *report, k *Kernel) {
 	case errors.As(k.Err, &syn):
 		f := r.add(Error, "json", "invalid JSON: "+syn.Msg, "Jupyter silently drops a kernel whose kernel.json does not parse")
 		f.Line, f.Column = syn.Line, syn.Column
+	case errors.As(k.Err, &fe) && k.LoadErr == nil:
+		r.add(Error, "schema", fe.Error(), "Jupyter lists this kernel, but starting it fails")
 	case errors.As(k.Err, &fe):
 		r.add(Error, "schema", fe.Error(), "")
 	default:

@@ -4,41 +4,104 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Env is what decides where Jupyter looks: its environment variables and the
 // user's home. Hooks fill it from the user database, since they get no HOME.
 type Env struct {
 	Getenv func(string) string // nil means os.Getenv
-	Home   string
+	// LookupEnv tells a variable set empty from one not set (HOME="" is
+	// "/" to Python, an unset HOME is the user database's); nil derives it
+	// from Getenv.
+	LookupEnv func(string) (string, bool)
+	Home      string // the user database's home: used when HOME is not set
 }
 
 // Dir is one data directory in the search path and why it is there.
 type Dir struct {
 	Path   string `json:"path"`
-	Origin string `json:"origin"` // JUPYTER_PATH, user, sys.prefix or system
+	Origin string `json:"origin"` // JUPYTER_PATH, user, python user base, sys.prefix, system or ipython
 }
 
-// Kernels is the directory that holds this data directory's kernels.
-func (d Dir) Kernels() string { return filepath.Join(d.Path, "kernels") }
+// Kernels is the directory that holds this data directory's kernels,
+// joined as Python's os.path.join does (no cleaning: "link/.." is for the
+// system to resolve, and an empty JUPYTER_PATH entry gives "kernels").
+func (d Dir) Kernels() string { return pjoin(d.Path, "kernels") }
+
+// pjoin is Python's os.path.join of two parts.
+func pjoin(a, b string) string {
+	switch {
+	case strings.HasPrefix(b, "/") || a == "":
+		return b
+	case strings.HasSuffix(a, "/"):
+		return a + b
+	}
+	return a + "/" + b
+}
 
 func (e Env) getenv(k string) string {
-	if e.Getenv == nil {
-		return os.Getenv(k)
+	v, _ := e.lookup(k)
+	return v
+}
+
+func (e Env) lookup(k string) (string, bool) {
+	switch {
+	case e.LookupEnv != nil:
+		return e.LookupEnv(k)
+	case e.Getenv != nil:
+		v := e.Getenv(k)
+		return v, v != ""
 	}
-	return e.Getenv(k)
+	return os.LookupEnv(k)
+}
+
+// expandHome is Python's os.path.expanduser("~"): HOME if set (trailing
+// slashes dropped, and "" meaning "/"), else the user database's home.
+func (e Env) expandHome() string {
+	h, ok := e.lookup("HOME")
+	if !ok {
+		h = e.Home
+	}
+	if h = strings.TrimRight(h, "/"); h == "" {
+		return "/"
+	}
+	return h
+}
+
+// home is jupyter_core's get_home_dir: expanduser("~"), resolved.
+func (e Env) home() string { return resolve(e.expandHome()) }
+
+// resolve is Python's Path.resolve(strict=False): absolute, with every
+// symbolic link that exists followed, and the rest of the path kept.
+func resolve(p string) string {
+	if !filepath.IsAbs(p) {
+		if wd, err := os.Getwd(); err == nil {
+			p = pjoin(wd, p)
+		}
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	dir, base := filepath.Split(filepath.Clean(p))
+	if dir == "" || dir == p || base == "" {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(resolve(filepath.Clean(dir)), base)
 }
 
 // DataDir is the user's Jupyter data directory, as jupyter_core computes it:
-// JUPYTER_DATA_DIR, else $XDG_DATA_HOME/jupyter, else ~/.local/share/jupyter.
+// JUPYTER_DATA_DIR, else $XDG_DATA_HOME/jupyter, else ~/.local/share/jupyter
+// (with the home resolved).
 func (e Env) DataDir() string {
 	if d := e.getenv("JUPYTER_DATA_DIR"); d != "" {
 		return d
 	}
 	if x := e.getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "jupyter")
+		return pjoin(x, "jupyter")
 	}
-	return filepath.Join(e.Home, ".local", "share", "jupyter")
+	return pjoin(pjoin(pjoin(e.home(), ".local"), "share"), "jupyter")
 }
 
 // RuntimeDir is where Jupyter writes connection files: JUPYTER_RUNTIME_DIR,
@@ -47,7 +110,7 @@ func (e Env) RuntimeDir() string {
 	if d := e.getenv("JUPYTER_RUNTIME_DIR"); d != "" {
 		return d
 	}
-	return filepath.Join(e.DataDir(), "runtime")
+	return pjoin(e.DataDir(), "runtime")
 }
 
 // SysPrefix is sys.prefix of the Python that runs Jupyter, when known: an
@@ -61,30 +124,120 @@ func (e Env) SysPrefix() string {
 	return ""
 }
 
-// SearchPath lists the data directories in jupyter_core's order:
-// JUPYTER_PATH entries, the user data dir, {sys.prefix}/share/jupyter,
-// /usr/local/share/jupyter, /usr/share/jupyter. Duplicates are dropped.
+// systemDirs are jupyter_core's SYSTEM_JUPYTER_PATH on Linux.
+var systemDirs = []string{"/usr/local/share/jupyter", "/usr/share/jupyter"}
+
+// envset is jupyter_core's reading of a flag variable.
+func (e Env) envset(k string) bool {
+	v, ok := e.lookup(k)
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(v) {
+	case "no", "n", "false", "off", "0", "0.0":
+		return false
+	}
+	return true
+}
+
+// SearchPath lists the data directories in jupyter_core 4's order
+// (jupyter_path), then the IPython directory jupyter_client adds:
+// JUPYTER_PATH entries (trailing slashes dropped, an empty entry meaning
+// the working directory); the user data dir and the Python user base's
+// share/jupyter (swapped with the next when JUPYTER_PREFER_ENV_PATH is
+// set); {sys.prefix}/share/jupyter; /usr/local/share/jupyter and
+// /usr/share/jupyter; <IPython dir>. Nothing is cleaned or de-duplicated,
+// as in Jupyter.
 func (e Env) SearchPath() []Dir {
 	var dirs []Dir
-	seen := map[string]bool{}
-	add := func(p, origin string) {
-		if p == "" {
-			return
-		}
-		p = filepath.Clean(p)
-		if !seen[p] {
-			seen[p] = true
-			dirs = append(dirs, Dir{Path: p, Origin: origin})
+	if jp := e.getenv("JUPYTER_PATH"); jp != "" {
+		for _, p := range strings.Split(jp, string(os.PathListSeparator)) {
+			dirs = append(dirs, Dir{Path: strings.TrimRight(p, "/"), Origin: "JUPYTER_PATH"})
 		}
 	}
-	for _, p := range strings.Split(e.getenv("JUPYTER_PATH"), string(os.PathListSeparator)) {
-		add(p, "JUPYTER_PATH")
+	user := []Dir{{Path: e.DataDir(), Origin: "user"}}
+	if ub := e.userBase(); ub != "" && pjoin(pjoin(ub, "share"), "jupyter") != user[0].Path {
+		user = append(user, Dir{Path: pjoin(pjoin(ub, "share"), "jupyter"), Origin: "python user base"})
 	}
-	add(e.DataDir(), "user")
+	var env []Dir
 	if p := e.SysPrefix(); p != "" {
-		add(filepath.Join(p, "share", "jupyter"), "sys.prefix")
+		if d := pjoin(pjoin(p, "share"), "jupyter"); d != systemDirs[0] && d != systemDirs[1] {
+			env = append(env, Dir{Path: d, Origin: "sys.prefix"})
+		}
 	}
-	add("/usr/local/share/jupyter", "system")
-	add("/usr/share/jupyter", "system")
+	if e.envset("JUPYTER_PREFER_ENV_PATH") {
+		dirs = append(append(dirs, env...), user...)
+	} else {
+		dirs = append(append(dirs, user...), env...)
+	}
+	for _, d := range systemDirs {
+		dirs = append(dirs, Dir{Path: d, Origin: "system"})
+	}
+	if ip := e.ipythonDir(); ip != "" {
+		dirs = append(dirs, Dir{Path: ip, Origin: "ipython"})
+	}
 	return dirs
+}
+
+// userBase is site.getuserbase() when Python's user site is on
+// (PYTHONNOUSERSITE unset or empty): PYTHONUSERBASE, else ~/.local with the
+// home as HOME gives it (not resolved).
+func (e Env) userBase() string {
+	if e.getenv("PYTHONNOUSERSITE") != "" {
+		return ""
+	}
+	if ub := e.getenv("PYTHONUSERBASE"); ub != "" {
+		return ub
+	}
+	h, ok := e.lookup("HOME")
+	if !ok {
+		h = e.Home
+	}
+	return strings.TrimRight(h, "/") + "/.local"
+}
+
+// ipythonDir is IPython's get_ipython_dir as jupyter_client uses it, or ""
+// where IPython would use a fresh temporary directory (no kernels there).
+func (e Env) ipythonDir() string {
+	ipdir, set := e.lookup("IPYTHONDIR")
+	if !set {
+		ipdir, set = e.lookup("IPYTHON_DIR")
+	}
+	if !set {
+		home := e.home()
+		ipdir = pjoin(home, ".ipython")
+		xdg := e.getenv("XDG_CONFIG_HOME")
+		if xdg == "" {
+			xdg = pjoin(home, ".config")
+		}
+		if writableDir(xdg) {
+			xdgDir := pjoin(xdg, "ipython")
+			if writableDir(xdgDir) && !exists(ipdir) && !isLink(xdgDir) {
+				ipdir = xdgDir // IPython 1's place, still honoured
+			}
+		}
+	}
+	if ipdir == "~" || strings.HasPrefix(ipdir, "~/") {
+		ipdir = e.expandHome() + ipdir[1:]
+	}
+	ipdir = filepath.Clean(ipdir) // os.path.normpath: lexical
+	switch {
+	case exists(ipdir) && !writableDir(ipdir):
+		return ""
+	case !exists(ipdir) && !writableDir(filepath.Dir(ipdir)):
+		return ""
+	}
+	return ipdir
+}
+
+func writableDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir() && unix.Access(p, unix.W_OK) == nil
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func isLink(p string) bool {
+	st, err := os.Lstat(p)
+	return err == nil && st.Mode()&os.ModeSymlink != 0
 }

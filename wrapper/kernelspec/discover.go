@@ -5,22 +5,28 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
-// Entry is a kernel found in the search path.
+// Entry is a kernel directory found in the search path.
 type Entry struct {
 	*Kernel
 	Data       Dir    // the data directory it was found in
 	ShadowedBy string // the kernel directory Jupyter uses instead, if any
+	// Ignored says why Jupyter does not count this directory as a kernel at
+	// all (its kernel.json is not a regular file); such an entry is never
+	// read, never wins and never shadows.
+	Ignored string
 }
 
-// Discover lists every kernel directory in the search path, in search order,
-// marking those a kernel of the same name earlier in the path hides. As in
-// Jupyter, names compare in lower case and a directory counts when it holds
-// a kernel.json (which need not be valid: check reports why).
+// Discover lists every kernel directory in the search path as
+// jupyter_client's find_kernel_specs sees it: a directory counts when its
+// kernel.json is a regular file (symlinks followed), whether or not it
+// loads; names fold with Python's lower(); within one data directory the
+// last in directory order wins, across them the first. Entries come in
+// search order, sorted by name within each data directory.
 func Discover(dirs []Dir) []Entry { return DiscoverWithin(dirs, -1) }
 
 // ErrBudget marks a kernel.json left unread: the reader's budget of bytes
@@ -31,54 +37,123 @@ var ErrBudget = errors.New("not read: the budget for reading kernel.json files i
 // in all (no limit if negative); the kernels past that carry ErrBudget.
 func DiscoverWithin(dirs []Dir, maxBytes int64) []Entry {
 	var out []Entry
-	first := map[string]string{}
+	winner := map[string]string{} // folded name -> kernel directory
 	for _, d := range dirs {
-		for _, name := range kernelDirs(d.Kernels()) {
-			var k *Kernel
-			if maxBytes < 0 || maxBytes >= MaxFileSize {
-				k = Load(filepath.Join(d.Kernels(), name))
-				maxBytes -= int64(len(k.Raw))
-			} else {
-				k = &Kernel{Name: name, Dir: filepath.Join(d.Kernels(), name), Err: fmt.Errorf("%s: %w", filepath.Join(d.Kernels(), name, FileName), ErrBudget)}
+		found, local := scanDataDir(d)
+		for i := range found {
+			e := &found[i]
+			if e.Ignored != "" {
+				continue
 			}
-			e := Entry{Kernel: k, Data: d}
-			key := strings.ToLower(name)
-			if prev, ok := first[key]; ok {
-				e.ShadowedBy = prev
-			} else if ValidName(key) == nil {
-				first[key] = k.Dir
+			key := PyLower(e.Name)
+			if w, ok := winner[key]; ok {
+				e.ShadowedBy = w
+			} else if local[key] != e.Dir {
+				e.ShadowedBy = local[key]
 			}
-			out = append(out, e)
+			e.Kernel = loadWithin(e.Kernel, &maxBytes)
 		}
+		for key, dir := range local {
+			if _, ok := winner[key]; !ok {
+				winner[key] = dir
+			}
+		}
+		sort.SliceStable(found, func(i, j int) bool { return found[i].Name < found[j].Name })
+		out = append(out, found...)
 	}
 	return out
 }
 
-func kernelDirs(dir string) []string {
-	ents, err := os.ReadDir(dir)
+// scanDataDir lists one data directory's kernels in directory order (as
+// Python's os.listdir gives them) and says which directory each folded
+// name resolves to there: the last one.
+func scanDataDir(d Dir) ([]Entry, map[string]string) {
+	local := map[string]string{}
+	kd := d.Kernels()
+	if st, err := os.Stat(kd); err != nil || !st.IsDir() {
+		return nil, local
+	}
+	f, err := os.Open(kd)
 	if err != nil {
-		return nil
+		return nil, local
 	}
-	var names []string
-	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
-		if st, err := os.Stat(p); err != nil || !st.IsDir() {
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	var found []Entry
+	for _, name := range names {
+		dir := pjoin(kd, name)
+		why, ok := kernelDir(dir)
+		if !ok {
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join(p, FileName)); errors.Is(err, fs.ErrNotExist) {
-			continue
+		e := Entry{Kernel: &Kernel{Name: name, Dir: dir}, Data: d, Ignored: why}
+		if why == "" {
+			local[PyLower(name)] = dir
+		} else {
+			e.Err = fmt.Errorf("%s: %w: %s", e.File(), ErrIgnored, why)
+			e.LoadErr = e.Err
 		}
-		names = append(names, e.Name())
+		found = append(found, e)
 	}
-	sort.Strings(names)
-	return names
+	return found, local
 }
 
-// Find returns the entries named name (in lower case, as Jupyter compares), in search order.
+// kernelDir says whether dir is a kernel directory to Jupyter (why == "")
+// or one it ignores (a directory with something named kernel.json that is
+// not a regular file: why says what it is); ok is false for anything else.
+func kernelDir(dir string) (why string, ok bool) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", false
+	}
+	file := pjoin(dir, FileName)
+	lst, err := os.Lstat(file)
+	if err != nil {
+		return "", false
+	}
+	st, err := os.Stat(file)
+	switch {
+	case err == nil && st.Mode().IsRegular():
+		return "", true
+	case errors.Is(err, fs.ErrNotExist):
+		return "kernel.json is a broken symbolic link: Jupyter ignores this directory", true
+	case err != nil:
+		return fmt.Sprintf("kernel.json cannot be followed (%v): Jupyter ignores this directory", unwrap(err)), true
+	case lst.Mode()&fs.ModeSymlink != 0:
+		return fmt.Sprintf("kernel.json links to %s: Jupyter ignores this directory", fsx.Kind(st.Mode())), true
+	}
+	return fmt.Sprintf("kernel.json is %s: Jupyter ignores this directory", fsx.Kind(st.Mode())), true
+}
+
+func unwrap(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// loadWithin loads k unless the byte budget is spent.
+func loadWithin(k *Kernel, budget *int64) *Kernel {
+	if *budget >= 0 && *budget < MaxFileSize {
+		k.Err = fmt.Errorf("%s: %w", k.File(), ErrBudget)
+		k.LoadErr = k.Err
+		return k
+	}
+	l := Load(k.Dir)
+	l.Name = k.Name
+	if *budget >= 0 {
+		*budget -= int64(len(l.Raw))
+	}
+	return l
+}
+
+// Find returns the entries Jupyter would take for name (folding case as
+// Python does), in search order.
 func Find(entries []Entry, name string) []Entry {
 	var out []Entry
+	key := PyLower(name)
 	for _, e := range entries {
-		if strings.EqualFold(e.Name, name) {
+		if PyLower(e.Name) == key {
 			out = append(out, e)
 		}
 	}

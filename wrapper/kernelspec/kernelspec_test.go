@@ -45,12 +45,18 @@ func TestSearchPath(t *testing.T) {
 		want []string
 	}{
 		{name: "defaults", want: []string{"/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
-		{name: "JUPYTER_PATH first, duplicates dropped", env: map[string]string{"JUPYTER_PATH": "/job/jupyter:/x/:/usr/share/jupyter"},
-			want: []string{"/job/jupyter", "/x", "/usr/share/jupyter", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter"}},
+		// As jupyter_core: trailing slashes dropped, nothing de-duplicated.
+		{name: "JUPYTER_PATH first", env: map[string]string{"JUPYTER_PATH": "/job/jupyter:/x/:/usr/share/jupyter"},
+			want: []string{"/job/jupyter", "/x", "/usr/share/jupyter", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
+		{name: "an empty JUPYTER_PATH entry is the working directory", env: map[string]string{"JUPYTER_PATH": ":/a"},
+			want: []string{"", "/a", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
+		// The Python user base stays when the data dir moves.
 		{name: "JUPYTER_DATA_DIR beats XDG", env: map[string]string{"JUPYTER_DATA_DIR": "/d", "XDG_DATA_HOME": "/xdg"},
-			want: []string{"/d", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
+			want: []string{"/d", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
 		{name: "XDG and venv", env: map[string]string{"XDG_DATA_HOME": "/xdg", "VIRTUAL_ENV": "/venv"},
-			want: []string{"/xdg/jupyter", "/venv/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
+			want: []string{"/xdg/jupyter", "/home/u/.local/share/jupyter", "/venv/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
+		{name: "JUPYTER_PREFER_ENV_PATH", env: map[string]string{"VIRTUAL_ENV": "/venv", "JUPYTER_PREFER_ENV_PATH": "1", "PYTHONNOUSERSITE": "1"},
+			want: []string{"/venv/share/jupyter", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

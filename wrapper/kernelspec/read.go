@@ -23,10 +23,15 @@ type Kernel struct {
 	Raw  []byte // the file's bytes, when it could be read
 	Spec *Spec  // nil when the file could not be read or parsed
 	Err  error  // why Spec is nil: a read error, *SyntaxError or *FieldError
+	// LoadErr says why jupyter_client cannot load the file (a *LoadError,
+	// or Err when it cannot even read it); nil if Jupyter lists the kernel.
+	// A kernel Jupyter loads may still have an Err: it breaks at start.
+	LoadErr error
 }
 
 // File is the path of the kernel.json.
-func (k *Kernel) File() string { return filepath.Join(k.Dir, FileName) }
+// It is joined as Python joins it: Jupyter opens exactly this path.
+func (k *Kernel) File() string { return pjoin(k.Dir, FileName) }
 
 // SyntaxError is invalid JSON, with the position where it was noticed.
 type SyntaxError struct {
@@ -44,9 +49,20 @@ func (e *SyntaxError) Error() string {
 func Load(dir string) *Kernel {
 	k := &Kernel{Name: filepath.Base(dir), Dir: dir}
 	k.Raw, k.Err = readLimited(k.File())
-	if k.Err == nil {
-		k.Spec, k.Err = Parse(k.File(), k.Raw)
+	if k.Err != nil {
+		k.LoadErr = k.Err
+		return k
 	}
+	sc, err := scan(k.Raw)
+	if err != nil {
+		k.Err = parseError(k.File(), k.Raw, err)
+		k.LoadErr = k.Err
+		return k
+	}
+	if reason := jupyterLoad(sc); reason != "" {
+		k.LoadErr = &LoadError{File: k.File(), Reason: reason}
+	}
+	k.Spec, k.Err = parseScanned(k.File(), k.Raw, sc)
 	return k
 }
 
@@ -65,12 +81,22 @@ func readLimited(path string) ([]byte, error) {
 // reader: see scan); file names the source in errors.
 func Parse(file string, data []byte) (*Spec, error) {
 	sc, err := scan(data)
+	if err != nil {
+		return nil, parseError(file, data, err)
+	}
+	return parseScanned(file, data, sc)
+}
+
+func parseError(file string, data []byte, err error) error {
 	var pe *PyJSONError
+	if errors.As(err, &pe) {
+		return syntaxError(file, data, int64(pe.Offset), pe.Msg)
+	}
+	return fmt.Errorf("%s: %w", file, err)
+}
+
+func parseScanned(file string, data []byte, sc *scanned) (*Spec, error) {
 	switch {
-	case errors.As(err, &pe):
-		return nil, syntaxError(file, data, int64(pe.Offset), pe.Msg)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", file, err)
 	case !sc.Object:
 		return nil, syntaxError(file, data, 0, "the top level must be an object")
 	}
