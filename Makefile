@@ -44,6 +44,7 @@ lint:
 
 bench: build
 	testcluster/bench/cache.sh
+	testcluster/bench/kernels.sh
 	@if [ "$$(id -u)" = 0 ]; then testcluster/bench/hooks.sh; else echo "hooks.sh needs root: skipped"; fi
 
 install: build

@@ -14,16 +14,16 @@ import (
 )
 
 // Spec is the content of a kernel.json. Fields sifkernel does not know are
-// kept in Extra and written back unchanged.
+// kept in Extra and written back unchanged (kernel_protocol_version among
+// them: Jupyter takes a string or a number there).
 type Spec struct {
-	Argv                  []string
-	DisplayName           string
-	Language              string
-	Env                   map[string]string
-	InterruptMode         string
-	KernelProtocolVersion string
-	Metadata              map[string]json.RawMessage
-	Extra                 map[string]json.RawMessage
+	Argv          []string
+	DisplayName   string
+	Language      string
+	Env           map[string]string
+	InterruptMode string
+	Metadata      map[string]json.RawMessage
+	Extra         map[string]json.RawMessage
 
 	// order and orig are the file's keys in order and their values as
 	// written (NaN, lone surrogates and all), for a spec read by Parse:
@@ -93,7 +93,6 @@ func (s *Spec) fromMap(raw map[string]json.RawMessage) error {
 		{"language", &s.Language, "a string"},
 		{"env", &s.Env, "an object of strings"},
 		{"interrupt_mode", &s.InterruptMode, "a string"},
-		{"kernel_protocol_version", &s.KernelProtocolVersion, "a string"},
 		{"metadata", &s.Metadata, "an object"},
 	}
 	for _, f := range fields {
@@ -139,9 +138,6 @@ func (s Spec) fields() map[string]any {
 	}
 	if s.InterruptMode != "" {
 		out["interrupt_mode"] = s.InterruptMode
-	}
-	if s.KernelProtocolVersion != "" {
-		out["kernel_protocol_version"] = s.KernelProtocolVersion
 	}
 	if len(s.Metadata) > 0 {
 		out["metadata"] = s.Metadata
