@@ -1,8 +1,9 @@
 # Starts a kernel by name with the real jupyter_client, runs code in it, and
 # prints one RESULT line of JSON: what the code printed, and the kernelspec
 # jupyter_client found. The cluster tests run it inside Slurm jobs with the
-# default code, which reads the image's marker file (so it proves where the
-# kernel runs); the unit tests run it with "print(1+1)".
+# default code, which reads the marker file only the test image has and
+# looks for Apptainer's /.singularity.d (so it proves the kernel runs inside
+# the image, under Apptainer); the unit tests run it with "print(1+1)".
 #   python3 client.py KERNEL_NAME [CODE]
 import json
 import os
@@ -11,7 +12,8 @@ import sys
 from jupyter_client.manager import KernelManager
 
 name = sys.argv[1]
-code = sys.argv[2] if len(sys.argv) > 2 else "print(open('/sifkernel-marker').read().strip())"
+code = sys.argv[2] if len(sys.argv) > 2 else \
+    "import os; print(open('/sifkernel-marker').read().strip(), os.path.isdir('/.singularity.d'))"
 km = KernelManager(kernel_name=name)
 km.start_kernel()
 kc = km.client()

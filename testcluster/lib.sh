@@ -6,6 +6,7 @@ export SLURM_CONF="$SKC/etc/slurm.conf"
 NODE_CACHE=/var/tmp/sifkernel-node-cache   # node-local: a private tmpfs in each slurmd's namespace
 NODES=(m1 m2)
 TEST_USERS=(sktest1 sktest2)
+APPTAINER=${APPTAINER:-/opt/apps/tacc-apptainer/1.5.3/bin/apptainer}
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 log() { printf '[testcluster] %s\n' "$*" >&2; }

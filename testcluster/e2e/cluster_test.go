@@ -13,7 +13,9 @@ import (
 	"time"
 )
 
-const marker = "sifkernel example image"
+// marker is what client.py prints in a kernel that runs inside the test
+// image under Apptainer: the image's marker file, and /.singularity.d found.
+const marker = "sifkernel test image True"
 
 // Scenario 1: a GPU job on rtx-dev. The Prolog stages the image on m2, the
 // TaskProlog's JUPYTER_PATH reaches the job, jupyter_client starts the
@@ -21,7 +23,7 @@ const marker = "sifkernel example image"
 func TestGPUJob(t *testing.T) {
 	requireCluster(t)
 	img := setupUser(t, "sktest1", "bert")
-	since := standinOffset(t)
+	since := apptainerOffset(t)
 	id, _, r := kernelJob(t, "sktest1", "-p rtx-dev --gres=gpu:1", "/usr/bin/python3 ~/client.py bert")
 	if strings.TrimSpace(r.Out) != marker {
 		t.Errorf("the kernel printed %q, want the image's marker", r.Out)
@@ -30,8 +32,8 @@ func TestGPUJob(t *testing.T) {
 	if !strings.HasPrefix(r.JupyterPath, nodeCache+"/jobs/"+id+"/jupyter") {
 		t.Errorf("JUPYTER_PATH in the job = %q", r.JupyterPath)
 	}
-	calls := standinCalls(t, since)
-	if len(calls) != 1 || !calls[0].NV || !strings.HasPrefix(calls[0].Image, staged) || calls[0].UID != uid(t, "sktest1") {
+	calls := apptainerCalls(t, since)
+	if len(calls) != 1 || !calls[0].NV() || !strings.HasPrefix(calls[0].Image(), staged) || calls[0].UID != uid(t, "sktest1") {
 		t.Errorf("Apptainer calls %+v: want one, as sktest1, with --nv and an image under %s", calls, staged)
 	}
 	if existsOn(t, "m2", nodeCache+"/jobs/"+id) || len(globOn(t, "m2", staged+"refs/*/"+id)) != 0 {
@@ -49,13 +51,13 @@ func TestGPUJob(t *testing.T) {
 func TestCPUJob(t *testing.T) {
 	requireCluster(t)
 	setupUser(t, "sktest1", "bert")
-	since := standinOffset(t)
+	since := apptainerOffset(t)
 	_, out, r := kernelJob(t, "sktest1", "-p normal -w m1", "/usr/bin/python3 ~/client.py bert")
 	if strings.TrimSpace(r.Out) != marker || slices.Contains(r.Argv, "--nv") {
 		t.Errorf("CPU job result %+v", r)
 	}
-	calls := standinCalls(t, since)
-	if len(calls) != 1 || calls[0].NV {
+	calls := apptainerCalls(t, since)
+	if len(calls) != 1 || calls[0].NV() {
 		t.Errorf("Apptainer calls %+v: want one without --nv", calls)
 	}
 	if strings.Contains(out, "nv files") {
@@ -218,7 +220,7 @@ func TestWithoutHooks(t *testing.T) {
 	setHooks(t, false)
 	defer setHooks(t, true)
 	setupUser(t, "sktest1", "bert")
-	since := standinOffset(t)
+	since := apptainerOffset(t)
 	id, _, r := kernelJob(t, "sktest1", "-p normal -w m1", "sifkernel run -- /usr/bin/python3 ~/client.py bert")
 	if strings.TrimSpace(r.Out) != marker {
 		t.Errorf("result %+v", r)
@@ -227,8 +229,8 @@ func TestWithoutHooks(t *testing.T) {
 	// Prolog made it on this node, else into /tmp/sifkernel-<uid>.
 	u := uid(t, "sktest1")
 	caches := []string{fmt.Sprintf("%s/users/%d", nodeCache, u), fmt.Sprintf("/tmp/sifkernel-%d/users/%d", u, u)}
-	calls := standinCalls(t, since)
-	if len(calls) != 1 || !(strings.HasPrefix(calls[0].Image, caches[0]) || strings.HasPrefix(calls[0].Image, caches[1])) {
+	calls := apptainerCalls(t, since)
+	if len(calls) != 1 || !(strings.HasPrefix(calls[0].Image(), caches[0]) || strings.HasPrefix(calls[0].Image(), caches[1])) {
 		t.Errorf("calls %+v: want the image staged in the user's cache", calls)
 	}
 	for _, c := range caches {

@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 )
 
 var skc = envOr("SIFKERNEL_CLUSTER_DIR", "/var/tmp/sifkernel-cluster")
@@ -91,19 +94,21 @@ func uid(t *testing.T, u string) int {
 	return n
 }
 
-// mkimage is a shell snippet that builds a real SIF at $1 as the tests do:
-// a root filesystem tree with the image's marker file, mksquashfs, then
-// mkimage (github.com/apptainer/sif/v2) around it.
+// mkimage is a shell snippet that builds a small real SIF at $1, for the
+// images nothing runs from (missing, secret, broadcast ones): a root
+// filesystem tree, mksquashfs, then mkimage (github.com/apptainer/sif/v2).
 const mkimage = `mk() { t=$(mktemp -d) && mkdir -p $t/etc $t/root $t/home $t/tmp $t/usr $t/proc $t/dev $t/sys $t/run &&
   : >$t/etc/passwd && : >$t/etc/group && echo 'sifkernel example image' >$t/sifkernel-marker &&
   mksquashfs $t $t.sqfs -noappend -all-root -quiet >/dev/null && mkimage -rootfs $t.sqfs "$1"; rc=$?; rm -rf $t $t.sqfs; return $rc; }; `
 
-// setupUser gives a test user an image and a kernel made by kernel add.
+// setupUser gives a test user the Python test image (testcluster/image/build:
+// Debian's python3-ipykernel, run by the real Apptainer) and a kernel made
+// by kernel add.
 func setupUser(t *testing.T, u, name string) string {
 	t.Helper()
 	img := filepath.Join(home(t, u), "images", name+".sif")
-	out, err := as(t, u, fmt.Sprintf(mkimage+"mkdir -p images && mk %s && sifkernel kernel add %s --image %s --force && cp %s ~/client.py",
-		img, name, img, filepath.Join(skc, "client.py")))
+	out, err := as(t, u, fmt.Sprintf("mkdir -p images && cp %s %s && sifkernel kernel add %s --image %s --force && cp %s ~/client.py",
+		filepath.Join(skc, "images/python.sif"), img, name, img, filepath.Join(skc, "client.py")))
 	if err != nil {
 		t.Fatalf("setting up %s: %v\n%s", u, err, out)
 	}
@@ -224,38 +229,57 @@ func globOn(t *testing.T, node, pattern string) []string {
 	return strings.Fields(out)
 }
 
-// standin is one call the Apptainer stand-in logged.
-type standin struct {
-	Argv  []string `json:"argv"`
-	Image string   `json:"image"`
-	UID   int      `json:"uid"`
-	NV    bool     `json:"nv"`
+// apptainerCall is one call the logging front of the real Apptainer saw
+// (testcluster/bin/apptainer-log): who ran it and the argv it got.
+type apptainerCall struct {
+	UID  int
+	Argv []string
+	cmd  *apptainer.Command // nil if the argv does not parse
 }
 
-func standinOffset(t *testing.T) int64 {
-	st, err := os.Stat(filepath.Join(skc, "log/standin.log"))
+// Image is the image the call ran.
+func (c apptainerCall) Image() string {
+	if c.cmd == nil {
+		return ""
+	}
+	return c.cmd.Image
+}
+
+// NV says whether the call asked for NVIDIA GPUs.
+func (c apptainerCall) NV() bool { return c.cmd != nil && c.cmd.Has("--nv") }
+
+func apptainerLog() string { return filepath.Join(skc, "log/apptainer.log") }
+
+func apptainerOffset(t *testing.T) int64 {
+	st, err := os.Stat(apptainerLog())
 	if err != nil {
 		return 0
 	}
 	return st.Size()
 }
 
-func standinCalls(t *testing.T, since int64) []standin {
+// apptainerCalls reads the calls logged since offset since.
+func apptainerCalls(t *testing.T, since int64) []apptainerCall {
 	t.Helper()
-	f, err := os.Open(filepath.Join(skc, "log/standin.log"))
+	f, err := os.Open(apptainerLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	f.Seek(since, 0)
-	var calls []standin
+	var calls []apptainerCall
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var c standin
-		if json.Unmarshal(sc.Bytes(), &c) == nil {
-			calls = append(calls, c)
+		uidText, enc, _ := strings.Cut(sc.Text(), " ")
+		raw, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			t.Fatalf("apptainer log line %q: %v", sc.Text(), err)
 		}
+		c := apptainerCall{Argv: append([]string{"apptainer"}, strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")...)}
+		c.UID, _ = strconv.Atoi(uidText)
+		c.cmd, _ = apptainer.Parse(c.Argv)
+		calls = append(calls, c)
 	}
 	return calls
 }

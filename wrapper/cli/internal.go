@@ -2,11 +2,9 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/sifkernel/sifkernel/wrapper"
-	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -41,19 +39,6 @@ func (e *env) internalCommand() *cli.Command {
 				Flags: []cli.Flag{&cli.StringFlag{Name: "job"}, &cli.BoolFlag{Name: "root-job-dir"}, &cli.BoolFlag{Name: "gc"}},
 				Action: func(c *cli.Context) error {
 					return e.lifecycle().Cleanup(wrapper.CleanupOptions{Job: c.String("job"), RootJobDir: c.Bool("root-job-dir"), GC: c.Bool("gc")})
-				},
-			},
-			{
-				// The Vagrant cluster's Apptainer shim asks which image a call runs.
-				Name:            "argv-image",
-				SkipFlagParsing: true,
-				Action: func(c *cli.Context) error {
-					cmd, err := apptainer.Parse(append([]string{"apptainer"}, c.Args().Slice()...))
-					if err != nil {
-						return err
-					}
-					_, err = fmt.Fprintln(e.Stdout, cmd.Image)
-					return err
 				},
 			},
 			{

@@ -1,62 +1,17 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
-	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
-	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
-
-// standIn plays Apptainer for the Jupyter test when the test binary is run
-// under the name "apptainer": it parses the argv sifkernel wrote, really
-// opens the image as a SIF (a corrupt one fails), logs the call, drops
-// "exec [flags] IMAGE" and execs the rest on the host with the --env values
-// set. It does not isolate anything: testcluster/bin/apptainer, used by the
-// cluster tests, runs the command inside the image's root filesystem.
-func standIn(args []string) int {
-	if len(args) > 1 && args[1] == "--version" {
-		fmt.Println("apptainer version 1.4.1-standin")
-		return 0
-	}
-	cmd, err := apptainer.Parse(args)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "apptainer stand-in:", err)
-		return 255
-	}
-	if _, err := sifimage.InspectPath(cmd.Image); err != nil {
-		fmt.Fprintf(os.Stderr, "FATAL: could not open image %s: %v\n", cmd.Image, err)
-		return 255
-	}
-	if logPath := os.Getenv("SIFKERNEL_STANDIN_LOG"); logPath != "" {
-		line, _ := json.Marshal(map[string]any{"argv": args, "image": cmd.Image, "uid": os.Getuid()})
-		f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err == nil {
-			f.Write(append(line, '\n'))
-			f.Close()
-		}
-	}
-	env := os.Environ()
-	for _, kv := range cmd.Values("--env") {
-		env = append(env, strings.Split(kv, ",")...)
-	}
-	prog, err := lookPath(cmd.Args[0], "/usr/bin:/bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "apptainer stand-in:", err)
-		return 255
-	}
-	err = syscall.Exec(prog, cmd.Args, env)
-	fmt.Fprintln(os.Stderr, "apptainer stand-in: exec:", err)
-	return 255
-}
 
 // client is the Jupyter client the cluster tests run inside jobs.
 const client = "../../testcluster/client.py"
@@ -70,29 +25,58 @@ func requireJupyter(t *testing.T) {
 	}
 }
 
-// TestJupyterStartsAddedKernel: a kernel made by `kernel add` is found by the
-// real jupyter_client with the same argv, and KernelManager starts it through
-// the runtime, runs print(1+1) and gets 2.
-func TestJupyterStartsAddedKernel(t *testing.T) {
+// realSite is a site whose Apptainer, found by apptainer.search, is the
+// real one behind the tests' logging front, and whose image is the tests'
+// Python image.
+func realSite(t *testing.T) (*site, string) {
+	t.Helper()
 	requireJupyter(t)
+	real := testkit.Apptainer(t)
+	image := testkit.PythonImage(t)
 	s := newSite(t)
-	self, err := os.Executable()
+	logPath := filepath.Join(s.root, "apptainer.log")
+	os.Remove(s.runtime)
+	testkit.LoggingApptainer(t, s.runtime, real, logPath)
+	data, err := os.ReadFile(image)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(s.runtime)
-	if err := os.Symlink(self, s.runtime); err != nil {
+	if err := os.WriteFile(s.image, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return s, logPath
+}
+
+// loggedArgv reads the argv of each call the logging front saw.
+func loggedArgv(t *testing.T, logPath string) [][]string {
+	t.Helper()
+	data, _ := os.ReadFile(logPath)
+	var calls [][]string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		_, enc, ok := strings.Cut(line, " ")
+		raw, err := base64.StdEncoding.DecodeString(enc)
+		if !ok || err != nil {
+			continue
+		}
+		calls = append(calls, strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00"))
+	}
+	return calls
+}
+
+// TestJupyterStartsAddedKernel: a kernel made by `kernel add` is found by the
+// real jupyter_client with the same argv, and KernelManager starts it through
+// the real Apptainer, inside the image: it runs print(1+1) and gets 2, and
+// reads the file only the image has.
+func TestJupyterStartsAddedKernel(t *testing.T) {
+	s, logPath := realSite(t)
 	if out, err := s.run(t, "kernel", "add", "bert", "--image", s.image, "--display-name", "BERT"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	written := readKernel(t, s.kernelDir("bert"))
-
-	logPath := filepath.Join(s.root, "standin.log")
-	py := exec.Command("/usr/bin/python3", client, "bert", "print(1+1)")
+	code := "print(1+1); import os; print(open('/sifkernel-marker').read().strip(), os.path.isdir('/.singularity.d'))"
+	py := exec.Command("/usr/bin/python3", client, "bert", code)
 	py.Env = []string{
-		"HOME=" + s.home, "PATH=/usr/bin:/bin", "SIFKERNEL_STANDIN_LOG=" + logPath,
+		"HOME=" + s.home, "PATH=/usr/bin:/bin",
 		"JUPYTER_RUNTIME_DIR=" + s.env["JUPYTER_RUNTIME_DIR"], "PYTHONNOUSERSITE=1",
 	}
 	out, err := py.CombinedOutput()
@@ -115,36 +99,38 @@ func TestJupyterStartsAddedKernel(t *testing.T) {
 	if !slices.Equal(got.Argv, written.Argv) || got.DisplayName != "BERT" {
 		t.Errorf("KernelSpecManager sees argv %q, display %q; kernel.json has %q", got.Argv, got.DisplayName, written.Argv)
 	}
-	if got.Stdout != "2\n" {
-		t.Errorf("print(1+1) printed %q, want \"2\\n\"", got.Stdout)
+	if want := "2\n" + testkit.ImageMarker + " True\n"; got.Stdout != want {
+		t.Errorf("the kernel printed %q, want %q (inside the image, under Apptainer)", got.Stdout, want)
 	}
-	log, _ := os.ReadFile(logPath)
-	if !strings.Contains(string(log), `"image":"`+s.image+`"`) {
-		t.Errorf("the runtime was not called with the image: %s", log)
+	calls := loggedArgv(t, logPath)
+	if len(calls) != 1 || !slices.Contains(calls[0], s.image) || calls[0][0] != "exec" {
+		t.Errorf("Apptainer ran %q, want one exec of %s", calls, s.image)
 	}
 }
 
-// TestJupyterRejectsCorruptImage: with the image truncated after add, the
-// runtime fails to open it and the kernel does not start.
+// TestJupyterRejectsCorruptImage: with the image truncated after add, check
+// says so, and the real Apptainer refuses to run it.
 func TestJupyterRejectsCorruptImage(t *testing.T) {
-	requireJupyter(t)
-	s := newSite(t)
-	self, _ := os.Executable()
-	os.Remove(s.runtime)
-	os.Symlink(self, s.runtime)
+	s, _ := realSite(t)
 	if _, err := s.run(t, "kernel", "add", "bert", "--image", s.image); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(s.image)
-	os.WriteFile(s.image, data[:len(data)-1024], 0o644)
+	f, err := os.OpenFile(s.image, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	f.Truncate(st.Size() / 2)
+	f.Close()
 	out, err := s.run(t, "kernel", "check", "bert")
 	if err == nil || !strings.Contains(out, "image-corrupt") {
 		t.Errorf("check of a truncated image = %v\n%s", err, out)
 	}
-	cmd := exec.Command(s.runtime, readKernel(t, s.kernelDir("bert")).Argv[1:]...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "could not open image") {
-		t.Errorf("the runtime started a truncated image: %v %s", err, out)
+	argv := readKernel(t, s.kernelDir("bert")).Argv
+	cmd := exec.Command(argv[0], append(argv[1:len(argv)-5], "true")...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + s.home}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "FATAL") {
+		t.Errorf("Apptainer ran a truncated image: %v %s", err, out)
 	}
 }
 

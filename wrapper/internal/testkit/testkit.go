@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,4 +101,61 @@ func SharedDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// repoRoot is the top of the source tree, found from this file's path.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// Apptainer is the real Apptainer the tests run kernels with:
+// $SIFKERNEL_APPTAINER, else where ../shared/apptainer/install puts it. A
+// test without one skips (fails in CI).
+func Apptainer(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("SIFKERNEL_APPTAINER")
+	if p == "" {
+		p = "/opt/apps/tacc-apptainer/1.5.3/bin/apptainer"
+	}
+	if _, err := os.Stat(p); err != nil {
+		Skip(t, "no Apptainer at "+p+": run ../shared/apptainer/install (or set SIFKERNEL_APPTAINER)")
+	}
+	return p
+}
+
+// PythonImage is the tests' Python image (testcluster/image/build: Debian's
+// python3-ipykernel in a SIF, with /sifkernel-marker), built once per
+// machine and cached; building it needs root and Debian's package lists.
+func PythonImage(t testing.TB) string {
+	t.Helper()
+	rt := Apptainer(t)
+	if os.Geteuid() != 0 {
+		Skip(t, "building the test image needs root (apt-get download, apptainer build)")
+	}
+	out, err := exec.Command(filepath.Join(repoRoot(), "testcluster", "image", "build"), rt).Output()
+	if err != nil {
+		t.Fatalf("testcluster/image/build: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// ImageMarker is what the test image's /sifkernel-marker holds.
+const ImageMarker = "sifkernel test image"
+
+// LoggingApptainer writes, at path, the tests' logging front of the real
+// Apptainer (testcluster/bin/apptainer-log) logging to logPath.
+func LoggingApptainer(t testing.TB, path, real, logPath string) {
+	t.Helper()
+	tmpl, err := os.ReadFile(filepath.Join(repoRoot(), "testcluster", "bin", "apptainer-log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := strings.NewReplacer("@REAL@", real, "@LOG@", logPath).Replace(string(tmpl))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
