@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // pullDir is kernel.pull_dir, else $SCRATCH/sifkernel-images, else
@@ -52,10 +56,21 @@ func (e *env) pull(ctx context.Context, rt apptainer.Runtime, ref string) (strin
 	tmp := fmt.Sprintf("%s.tmp-%d", dest, os.Getpid())
 	defer os.Remove(tmp)
 	cmd := exec.CommandContext(ctx, rt.Path, "pull", tmp, ref)
-	cmd.Stdout, cmd.Stderr = e.Stderr, e.Stderr
+	// Apptainer's own output is shown live; its last FATAL line also goes
+	// into the error, so a failed pull says why in one line.
+	said := &untrusted.Buffer{Limit: 64 << 10}
+	cmd.Stdout, cmd.Stderr = e.Stderr, io.MultiWriter(e.Stderr, said)
+	// Its own process group, stopped whole (mksquashfs too) on Ctrl-C, with
+	// SIGTERM first so Apptainer removes its temporary files.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	fmt.Fprintf(e.Stderr, "pulling %s into %s\n", ref, dest)
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("apptainer pull %s: %w", ref, err)
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("pulling %s: interrupted (%w); nothing was written to %s", ref, ctx.Err(), dir)
+		}
+		return "", fmt.Errorf("pulling %s failed (%w)%s; nothing was written to %s", ref, err, fatalLine(said.Bytes()), dir)
 	}
 	if _, err := kernelspec.CheckImage(tmp); err != nil {
 		return "", fmt.Errorf("apptainer pull %s gave an unusable image: %w", ref, err)
@@ -64,4 +79,15 @@ func (e *env) pull(ctx context.Context, rt apptainer.Runtime, ref string) (strin
 		return "", err
 	}
 	return dest, nil
+}
+
+// fatalLine is Apptainer's last "FATAL:" line, as ": <reason>", or "".
+func fatalLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if _, msg, ok := strings.Cut(lines[i], "FATAL:"); ok {
+			return ": " + untrusted.Cut(strings.TrimSpace(msg), 1024)
+		}
+	}
+	return ""
 }
