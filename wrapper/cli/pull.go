@@ -59,7 +59,8 @@ func (e *env) pull(ctx context.Context, rt apptainer.Runtime, ref string) (strin
 	// Apptainer's own output is shown live; its last FATAL line also goes
 	// into the error, so a failed pull says why in one line.
 	said := &untrusted.Buffer{Limit: 64 << 10}
-	cmd.Stdout, cmd.Stderr = e.Stderr, io.MultiWriter(e.Stderr, said)
+	out := io.MultiWriter(e.Stderr, said) // one writer: exec then writes from one goroutine
+	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group, stopped whole (mksquashfs too) on Ctrl-C, with
 	// SIGTERM first so Apptainer removes its temporary files.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
