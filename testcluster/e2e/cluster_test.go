@@ -320,3 +320,71 @@ func TestTwoNodeBcast(t *testing.T) {
 	}
 	waitDone(t, id)
 }
+
+// idevSSH runs the ssh-style idev stand-in (testcluster/bin/idev-ssh) for u
+// and returns what the command printed on the node.
+func idevSSH(t *testing.T, u string, sbatchArgs []string, command string) string {
+	t.Helper()
+	if vms {
+		t.Skip("the ssh-style idev stand-in enters nodes with nsenter, on the one-machine cluster only")
+	}
+	args := append(append([]string{u}, sbatchArgs...), "--", command)
+	out, err := root(filepath.Join(filepath.Dir(mustWd(t)), "bin", "idev-ssh"), args...)
+	if err != nil {
+		t.Fatalf("idev-ssh: %v\n%s", err, out)
+	}
+	return out
+}
+
+// Scenario 11: an ssh-style idev (sbatch a sleep job, then log in to its
+// node with a clean environment, as ssh with pam_slurm_adopt does): no
+// TaskProlog ran and no Slurm variable is set, yet the profile snippet's
+// `sifkernel env` gives the shell the job's kernels: jupyter kernelspec
+// lists the job's copy, and jupyter_client starts it inside the image from
+// the staged copy.
+func TestIdevOverSSH(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	since := apptainerOffset(t)
+	out := idevSSH(t, "sktest1", []string{"-p", "normal", "-w", "m1"},
+		`echo "JOB=${SLURM_JOB_ID:-none}"; jupyter kernelspec list; /usr/bin/python3 ~/client.py bert`)
+	_, job, _ := strings.Cut(out, "idev-ssh: job ")
+	job, _, _ = strings.Cut(job, " ")
+	if !strings.Contains(out, "JOB=none") {
+		t.Errorf("the login shell has the job's environment, so this tests nothing:\n%s", out)
+	}
+	jobKernels := nodeCache + "/jobs/" + job + "/jupyter"
+	if !strings.Contains(out, jobKernels+"/kernels/bert") {
+		t.Errorf("jupyter kernelspec list does not show the job's bert:\n%s", out)
+	}
+	r := parseResult(t, out)
+	if strings.TrimSpace(r.Out) != marker || !strings.HasPrefix(r.JupyterPath, jobKernels) {
+		t.Errorf("the kernel: %+v", r)
+	}
+	calls := apptainerCalls(t, since)
+	staged := fmt.Sprintf("%s/users/%d/", nodeCache, uid(t, "sktest1"))
+	if len(calls) != 1 || !strings.HasPrefix(calls[0].Image(), staged) {
+		t.Errorf("Apptainer calls %+v: want one, of the image staged under %s", calls, staged)
+	}
+}
+
+// Scenario 12: two jobs of one user on one node, and a login by ssh: with
+// no cgroup to tell (this cluster tracks processes without cgroups) the
+// newest job is taken, and the shell is told which and what else runs.
+func TestIdevOverSSHTwoJobs(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	first := sbatch(t, "sktest1", "-p normal -w m1", "sleep 120")
+	defer root("scancel", first)
+	waitState(t, first, time.Minute, "RUNNING")
+	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+first+"/node.json") })
+	out := idevSSH(t, "sktest1", []string{"-p", "normal", "-w", "m1"}, `echo "SJD=$SIFKERNEL_JOB_DIR"`)
+	_, second, _ := strings.Cut(out, "idev-ssh: job ")
+	second, _, _ = strings.Cut(second, " ")
+	if !strings.Contains(out, "SJD="+nodeCache+"/jobs/"+second) {
+		t.Errorf("the session did not get the newest job, %s:\n%s", second, out)
+	}
+	if !strings.Contains(out, "using job "+second) || !strings.Contains(out, "also here: "+first) {
+		t.Errorf("the choice was not stated:\n%s", out)
+	}
+}

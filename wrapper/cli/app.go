@@ -124,6 +124,7 @@ func (e *env) app() *cli.App {
 			e.taskPrologCommand(),
 			e.epilogCommand(),
 			e.activateCommand(),
+			e.envCommand(),
 			e.runCommand(),
 			e.sweepCommand(),
 			e.idevCommand(),

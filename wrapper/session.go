@@ -1,0 +1,121 @@
+package wrapper
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
+)
+
+// Session is the job a shell on this node belongs to, found without any
+// of the job's environment: an ssh session into a running job (TACC-style
+// idev, a second terminal, VS Code over ssh) runs no TaskProlog and gets no
+// SLURM_JOB_ID, but the Prolog prepared the job's kernels all the same.
+type Session struct {
+	Job    string
+	JobDir string
+	How    string   // how the job was found, for people
+	Others []string // other jobs of the user prepared on this node
+}
+
+// cgroupJob finds job_<id> in a /proc/<pid>/cgroup line's path, as Slurm's
+// cgroup plugins name it under v1 (/slurm/uid_U/job_J/step_S) and v2
+// (/system.slice/slurmstepd.scope/job_J/step_S/...); pam_slurm_adopt puts
+// an ssh session into its job's cgroup.
+var cgroupJob = regexp.MustCompile(`(?:^|/)job_([0-9]{1,20})(?:/|$)`)
+
+// JobFromCgroup reads a /proc/<pid>/cgroup file and returns the Slurm job
+// it names, or "".
+func JobFromCgroup(r io.Reader) string {
+	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) == 3 {
+			if m := cgroupJob.FindStringSubmatch(parts[2]); m != nil {
+				return m[1]
+			}
+		}
+	}
+	return ""
+}
+
+// FindSession finds the calling user's job on this node: SLURM_JOB_ID if
+// set; else the job whose cgroup this process is in; else the jobs whose
+// directories the Prolog prepared here for this user (node.json written),
+// the newest if several (Others names the rest). Only job directories in a
+// verified cache root, owned by the caller, count. found is false when the
+// user has no prepared job here (a login node, say).
+func (e *Env) FindSession() (s Session, found bool) {
+	if job := e.getenv("SLURM_JOB_ID"); job != "" && slurm.ValidJobID(job) == nil {
+		if dir, ok := e.preparedJobDir(job); ok {
+			return Session{Job: job, JobDir: dir, How: "SLURM_JOB_ID"}, true
+		}
+	}
+	if f, err := fsx.OpenRegular(filepath.Join(rootOr(e.NodeRoot), "proc", "self", "cgroup"), false); err == nil {
+		job := JobFromCgroup(f)
+		f.Close()
+		if dir, ok := e.preparedJobDir(job); job != "" && ok {
+			return Session{Job: job, JobDir: dir, How: "this session's cgroup (job_" + job + ")"}, true
+		}
+	}
+	return e.newestPreparedJob()
+}
+
+func rootOr(root string) string {
+	if root == "" {
+		return "/"
+	}
+	return root
+}
+
+// newestPreparedJob picks among the caller's prepared job directories.
+func (e *Env) newestPreparedJob() (Session, bool) {
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
+	if err != nil {
+		return Session{}, false
+	}
+	defer tree.Close()
+	names, _ := tree.Jobs()
+	type job struct {
+		id    string
+		ready time.Time
+	}
+	var mine []job
+	for _, n := range names {
+		if len(mine) >= 1000 || slurm.ValidJobID(n) != nil {
+			continue
+		}
+		d, err := tree.OpenOwnJobDir(n)
+		if err != nil {
+			continue
+		}
+		st, err := d.Lstat("node.json")
+		d.Close()
+		if err == nil && st.Mode().IsRegular() {
+			mine = append(mine, job{n, st.ModTime()})
+		}
+	}
+	if len(mine) == 0 {
+		return Session{}, false
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].ready.After(mine[j].ready) })
+	s := Session{Job: mine[0].id, JobDir: tree.JobDir(mine[0].id), How: "your only job prepared on this node"}
+	for _, j := range mine[1:] {
+		s.Others = append(s.Others, j.id)
+	}
+	if len(s.Others) > 0 {
+		s.How = fmt.Sprintf("the newest of your %d jobs prepared on this node", len(mine))
+	}
+	return s, true
+}
+
+// SessionExports are the variables the session gets: the TaskProlog's.
+func (e *Env) SessionExports(s Session) Exports { return e.exports(s.JobDir) }
