@@ -14,7 +14,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build demo try test test-unit test-cluster test-cluster-vm fuzz lint bench install clean
+.PHONY: build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -38,7 +38,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build wrapper/sifimage/gen-minimal.sh; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 
@@ -58,6 +58,11 @@ clean:
 # brings it down again.
 test-cluster: build
 	testcluster/run-tests
+
+# Many jobs with cancels, a node crash and a full disk, under a CPU hog;
+# SOAK_ARGS="-jobs 60" for a short round (what CI runs).
+soak: build
+	testcluster/soak/run $(SOAK_ARGS)
 
 # The same tests on the Vagrant cluster, from inside the ctl VM (root).
 test-cluster-vm:

@@ -32,7 +32,7 @@ while True:
     elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
         break
 kc.stop_channels()
-km.shutdown_kernel(now=True)
+km.shutdown_kernel()  # graceful, as Jupyter stops kernels: Apptainer then unmounts its image
 del kc
 print("RESULT " + json.dumps({"out": out, "argv": km.kernel_spec.argv, "display_name": km.kernel_spec.display_name,
                               "jupyter_path": os.environ.get("JUPYTER_PATH", "")}), flush=True)

@@ -47,6 +47,9 @@ func (e *Env) Cleanup(o CleanupOptions) error {
 	if o.GC {
 		_, err := ch.GC(cache.GCOptions{Now: e.Now()})
 		errs = append(errs, err)
+		if n := reapHolders(ch.Dir()); n > 0 {
+			e.Log.WithField("job", o.Job).Warnf("killed %d leftover processes of ended jobs holding evicted images open (orphaned squashfuse?)", n)
+		}
 	}
 	return errors.Join(errs...)
 }

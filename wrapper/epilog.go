@@ -20,6 +20,7 @@ import (
 func (e *Env) Epilog(ctx context.Context) error {
 	hc, err := slurm.FromEnv(e.LookupEnv)
 	log := e.hookLog("epilog", hc.JobID)
+	defer finished(log, time.Now())
 	if err != nil {
 		log.Errorf("not a job this Epilog can act on: %v; doing nothing", err)
 		return nil

@@ -101,6 +101,11 @@ func (e *Env) hookLog(hook, job string) logrus.FieldLogger {
 	return e.Log.WithField("hook", hook).WithField("job", job)
 }
 
+// finished logs how long a hook took, for sites (and the soak) to watch.
+func finished(log logrus.FieldLogger, start time.Time) {
+	log.WithField("took_ms", time.Since(start).Milliseconds()).Info("finished")
+}
+
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if d <= 0 {
 		return context.WithCancel(ctx)

@@ -14,6 +14,7 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
+	"github.com/sirupsen/logrus"
 )
 
 // ErrNodeFault is a node-level fault a site opted in to failing the Prolog
@@ -28,6 +29,7 @@ var ErrNodeFault = errors.New("node fault")
 func (e *Env) Prolog(ctx context.Context) error {
 	hc, err := slurm.FromEnv(e.LookupEnv)
 	log := e.hookLog("prolog", hc.JobID)
+	defer finished(log, time.Now())
 	if err != nil {
 		log.Errorf("not a job this Prolog can act on: %v; doing nothing", err)
 		return nil
@@ -127,10 +129,7 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 }
 
 // logReport writes one line per kernel: what it uses and why.
-func (e *Env) logReport(log interface {
-	Infof(string, ...any)
-	Warnf(string, ...any)
-}, r Report) {
+func (e *Env) logReport(log logrus.FieldLogger, r Report) {
 	q := untrusted.String
 	for _, w := range r.Warnings {
 		log.Warnf("%s", q(w))
@@ -139,8 +138,10 @@ func (e *Env) logReport(log interface {
 		switch {
 		case k.Skipped:
 			log.Warnf("kernel %s skipped: %s", q(k.Name), q(k.Reason))
+		case k.Staged && k.Copied:
+			log.WithField("copied_bytes", k.Bytes).Infof("kernel %s uses the staged %s (copied now)", q(k.Name), q(k.Image))
 		case k.Staged:
-			log.Infof("kernel %s uses the staged %s", q(k.Name), q(k.Image))
+			log.Infof("kernel %s uses the staged %s (already cached)", q(k.Name), q(k.Image))
 		default:
 			log.Warnf("kernel %s uses %s in place: %s", q(k.Name), q(k.Image), q(k.Reason))
 		}

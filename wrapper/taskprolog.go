@@ -28,6 +28,9 @@ type Exports struct {
 func (e *Env) TaskProlog(ctx context.Context) error {
 	hc, err := slurm.FromEnv(e.LookupEnv)
 	log := e.hookLog("taskprolog", hc.JobID)
+	defer func(start time.Time) { // debug: it runs for every task
+		log.WithField("took_ms", time.Since(start).Milliseconds()).Debug("finished")
+	}(time.Now())
 	if err != nil {
 		log.Errorf("not a job this TaskProlog can act on: %v; doing nothing", err)
 		return nil

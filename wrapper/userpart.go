@@ -36,6 +36,8 @@ type KernelReport struct {
 	Source  string   `json:"source,omitempty"` // the user's kernel.json
 	Image   string   `json:"image,omitempty"`  // the image the overlay uses
 	Staged  bool     `json:"staged"`
+	Copied  bool     `json:"copied,omitempty"` // this job copied it (a cache miss)
+	Bytes   int64    `json:"bytes,omitempty"`  // the image's size, when staged
 	Reason  string   `json:"reason,omitempty"` // why it was not staged, or skipped
 	Skipped bool     `json:"skipped"`          // no overlay was written
 	Changes []string `json:"changes,omitempty"`
@@ -198,7 +200,7 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 			kr.Reason = err.Error()
 			log.Warnf("image %s of kernel %s not staged, the kernel uses it in place: %s", q(image), q(en.Name), q(err.Error()))
 		} else {
-			kr.Image, kr.Staged = res.Path, true
+			kr.Image, kr.Staged, kr.Copied, kr.Bytes = res.Path, true, res.Copied, res.Bytes
 		}
 	}
 	notStaged := ""

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Hook benchmarks (issue 4), as root: a user with 10 container kernels whose
-# images are all cached. Medians of 21 runs, each compared with
-# `sifkernel version` run the same way in the same run:
-#   warm TaskProlog (as the user) <= 3x, Prolog <= 5x, Epilog <= 3x.
+# Hook benchmarks (issue 4), as root: a user with KERNELS (default 10)
+# container kernels whose images are all cached. Medians of ROUNDS (default
+# 21) runs, each compared with `sifkernel version` run the same way in the
+# same run: warm TaskProlog (as the user) <= 3x, Prolog <= 5x, Epilog <= 3x.
 # It creates a throwaway user (sifkbench) and removes it at the end.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "hooks.sh runs the Prolog and Epilog: run it as root" >&2; exit 1; }
@@ -19,12 +19,14 @@ uid=$(id -u "$user"); gid=$(id -g "$user")
 install -m 0755 "$bin" "$work/sifkernel"
 bin="$work/sifkernel"
 mkdir -p "$work/home/.local/share/jupyter/kernels" "$work/images" "$work/node"
-for i in $(seq 10); do
+n=${KERNELS:-10}
+rounds=${ROUNDS:-21}
+for i in $(seq "$n"); do
 	"$mk" "$work/images/k$i.sif"
 	HOME="$work/home" "$bin" kernel add "k$i" --image "$work/images/k$i.sif" >/dev/null 2>&1
 done
 chown -R "$user:" "$work/home" "$work/images"
-printf '[cache]\ndir = "%s/node/cache"\nkeep_warm = "1h"\nreserve = "0B"\n' "$work" >"$work/config.toml"
+printf '[cache]\ndir = "%s/node/cache"\nkeep_warm = "1h"\nreserve = "0B"\n[kernel]\nmax_per_job = 1000\n' "$work" >"$work/config.toml"
 chmod 644 "$work/config.toml"
 export SIFKERNEL_CONFIG="$work/config.toml"
 job_env() { echo "SLURM_JOB_ID=$1 SLURM_JOB_UID=$uid SLURM_JOB_GID=$gid SLURM_JOB_USER=$user SLURM_JOB_PARTITION=normal SIFKERNEL_CONFIG=$SIFKERNEL_CONFIG"; }
@@ -33,14 +35,14 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 ms() { awk -v n="$1" 'BEGIN {printf "%.1f ms", n/1e6}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
-# Warm the cache: one job stages all ten images (keep_warm keeps them).
+# Warm the cache: one job stages all the images (keep_warm keeps them).
 # shellcheck disable=SC2046
 env -i $(job_env 1) "$bin" prolog 2>/dev/null
 # shellcheck disable=SC2046
 env -i $(job_env 1) "$bin" epilog 2>/dev/null
 
 pro=() epi=() task=() ver=() uver=()
-for r in $(seq 100 120); do
+for r in $(seq 100 $((99 + rounds))); do
 	# shellcheck disable=SC2046
 	{ t0=$(now); env -i $(job_env "$r") "$bin" prolog 2>/dev/null; t1=$(now); }
 	pro+=($((t1 - t0)))
@@ -57,8 +59,8 @@ for r in $(seq 100 120); do
 done
 kernels=$(find "$work/node/cache/users/$uid" -maxdepth 1 -name '*.sif' | wc -l)
 v=$(printf '%s\n' "${ver[@]}" | median); uv=$(printf '%s\n' "${uver[@]}" | median)
-echo "sifkernel hook benchmarks on $(uname -n): $(nproc) cores, $(date -u +%F); 10 kernels, $kernels images cached"
+echo "sifkernel hook benchmarks on $(uname -n): $(nproc) cores, $(date -u +%F); $n kernels, $kernels images cached"
 printf '\n%-40s %12s %12s %8s %s\n' benchmark hook version ratio target
-p=$(printf '%s\n' "${pro[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "Prolog, 10 kernels cached" "$(ms "$p")" "$(ms "$v")" "$(ratio "$p" "$v")" "<= 5"
-t=$(printf '%s\n' "${task[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "warm TaskProlog (runuser, both sides)" "$(ms "$t")" "$(ms "$uv")" "$(ratio "$t" "$uv")" "<= 3"
-e=$(printf '%s\n' "${epi[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "Epilog, 10 kernels" "$(ms "$e")" "$(ms "$v")" "$(ratio "$e" "$v")" "<= 3"
+p=$(printf '%s\n' "${pro[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "Prolog, $n kernels cached" "$(ms "$p")" "$(ms "$v")" "$(ratio "$p" "$v")" "<= 5"
+t=$(printf '%s\n' "${task[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "warm TaskProlog, $n kernels (runuser)" "$(ms "$t")" "$(ms "$uv")" "$(ratio "$t" "$uv")" "<= 3"
+e=$(printf '%s\n' "${epi[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "Epilog, $n kernels" "$(ms "$e")" "$(ms "$v")" "$(ratio "$e" "$v")" "<= 3"

@@ -70,19 +70,31 @@ func TestCPUJob(t *testing.T) {
 func TestConcurrentJobsOneCopy(t *testing.T) {
 	requireCluster(t)
 	setupUser(t, "sktest1", "bert")
-	a := sbatch(t, "sktest1", "-p normal -w m1", "sleep 6")
-	waitState(t, a, time.Minute, "RUNNING")
-	b := sbatch(t, "sktest1", "-p normal -w m1", "sleep 10; /usr/bin/python3 ~/client.py bert")
-	waitState(t, b, time.Minute, "RUNNING")
+	as(t, "sktest1", "rm -f ~/go-a ~/go-b")
+	// Each job waits for the test's go-ahead (a file), not for a fixed time:
+	// under load any fixed sleep is either too short or wasted.
+	wait := func(flag string) string {
+		return "for i in $(seq 1500); do [ -e ~/" + flag + " ] && break; sleep 0.2; done; "
+	}
+	a := sbatch(t, "sktest1", "-p normal -w m1", wait("go-a"))
+	defer root("scancel", a)
+	waitState(t, a, 2*time.Minute, "RUNNING")
+	b := sbatch(t, "sktest1", "-p normal -w m1", wait("go-b")+"/usr/bin/python3 ~/client.py bert")
+	defer root("scancel", b)
+	waitState(t, b, 2*time.Minute, "RUNNING")
 	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+b+"/node.json") })
-	if jobState(t, a) != "RUNNING" {
-		t.Fatal("the first job ended before the second started; make it sleep longer")
+	if s := jobState(t, a); s != "RUNNING" {
+		t.Fatalf("the first job is %s while the second runs", s)
 	}
 	cache := fmt.Sprintf("%s/users/%d/", nodeCache, uid(t, "sktest1"))
 	if n := len(globOn(t, "m1", cache+"*.sif")); n != 1 {
 		t.Errorf("%d copies in m1's cache with two jobs running, want 1", n)
 	}
-	waitState(t, a, time.Minute, "COMPLETED")
+	as(t, "sktest1", "touch ~/go-a")
+	if s := waitDone(t, a); s != "COMPLETED" {
+		t.Fatalf("job %s: %s", a, s)
+	}
+	as(t, "sktest1", "touch ~/go-b")
 	if s := waitDone(t, b); s != "COMPLETED" {
 		t.Fatalf("job %s: %s\n%s", b, s, output(t, "sktest1", b))
 	}
@@ -96,7 +108,7 @@ func TestUsersAreIsolated(t *testing.T) {
 	requireCluster(t)
 	setupUser(t, "sktest1", "bert")
 	setupUser(t, "sktest2", "bert")
-	a := sbatch(t, "sktest1", "-p normal -w m1", "sleep 30")
+	a := sbatch(t, "sktest1", "-p normal -w m1", "sleep 600") // cancelled below
 	waitState(t, a, time.Minute, "RUNNING")
 	defer root("scancel", a)
 	probe := fmt.Sprintf("ls %[1]s/users/%[2]d >/dev/null 2>&1 && echo CACHE-READABLE; cat %[1]s/jobs/%[3]s/node.json >/dev/null 2>&1 && echo JOBDIR-READABLE; echo probed",
@@ -191,7 +203,7 @@ func TestSweepAfterCrash(t *testing.T) {
 	}
 	startSlurmd(t, "m1")
 	root("scontrol", "update", "nodename=m1", "state=resume")
-	alive := sbatch(t, "sktest1", "-p normal -w m1", "sleep 60")
+	alive := sbatch(t, "sktest1", "-p normal -w m1", "sleep 600") // cancelled below
 	waitState(t, alive, 2*time.Minute, "RUNNING")
 	defer root("scancel", alive)
 	out, err := onNode(t, "m1", filepath.Join(skc, "bin/sifkernel"), "sweep", "--node", "m1")
@@ -246,12 +258,23 @@ func TestWithoutHooks(t *testing.T) {
 func setHooks(t *testing.T, on bool) {
 	t.Helper()
 	v := map[bool]string{true: "1", false: "0"}[on]
+	// slurmd applies a reconfigure after scontrol returns: wait until each
+	// node's log says it did, rather than for a fixed time.
+	reconfigured := func() int {
+		n := 0
+		for _, node := range []string{"m1", "m2"} {
+			b, _ := os.ReadFile(filepath.Join(skc, "log", "slurmd-"+node+".log"))
+			n += strings.Count(string(b), "Node reconfigured")
+		}
+		return n
+	}
+	before := reconfigured()
 	cmd := exec.Command("bash", "-c", filepath.Dir(mustWd(t))+"/up && scontrol reconfigure")
 	cmd.Env = append(os.Environ(), "SIFKERNEL_CLUSTER_HOOKS="+v, "SLURM_CONF="+slurmConf())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hooks %v: %v\n%s", on, err, out)
 	}
-	time.Sleep(2 * time.Second) // slurmd applies reconfigure asynchronously
+	waitFor(t, func() bool { return reconfigured() >= before+2 })
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -299,7 +322,10 @@ func TestTwoNodeBcast(t *testing.T) {
 	if out, err := as(t, "sktest1", mkimage+"mk ~/images/extra.sif"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	id := sbatch(t, "sktest1", "-p normal -N 2", "sifkernel stage --bcast --json ~/images/extra.sif; echo staged-$?; sleep 5")
+	as(t, "sktest1", "rm -f ~/go-bcast")
+	id := sbatch(t, "sktest1", "-p normal -N 2", "sifkernel stage --bcast --json ~/images/extra.sif; echo staged-$?; "+
+		"for i in $(seq 1500); do [ -e ~/go-bcast ] && break; sleep 0.2; done")
+	defer root("scancel", id)
 	waitState(t, id, time.Minute, "RUNNING")
 	waitFor(t, func() bool { return strings.Contains(output(t, "sktest1", id), "staged-") })
 	out := output(t, "sktest1", id)
@@ -318,6 +344,7 @@ func TestTwoNodeBcast(t *testing.T) {
 			t.Errorf("sbcast copies left on %s: %v", n, left)
 		}
 	}
+	as(t, "sktest1", "touch ~/go-bcast")
 	waitDone(t, id)
 }
 

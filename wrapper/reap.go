@@ -1,0 +1,64 @@
+package wrapper
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Limits on what reapHolders looks at: it runs as the user in the Epilog.
+const (
+	maxProcs = 100000
+	maxFDs   = 4096
+)
+
+// reapHolders kills the calling user's processes that still hold a cache
+// entry open after it was evicted (its file deleted). Only an entry no job
+// references is evicted, so such a process is left over from a job that
+// ended: in practice Apptainer's squashfuse_ll, orphaned when a kernel is
+// killed with SIGKILL (Jupyter's "shut down now", Slurm's KillWait) on a
+// node whose proctrack does not follow orphans (proctrack/linuxproc). It
+// keeps the deleted image's blocks in use, so the node cache fills up while
+// looking empty; the soak found this. It returns how many it killed.
+func reapHolders(userCache string) int {
+	prefix := filepath.Clean(userCache) + "/"
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	me := os.Geteuid()
+	killed := 0
+	for i, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if i >= maxProcs || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if st, err := os.Stat("/proc/" + p.Name()); err != nil || int(st.Sys().(*syscall.Stat_t).Uid) != me {
+			continue
+		}
+		if holdsDeleted(pid, prefix) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed++
+		}
+	}
+	return killed
+}
+
+// holdsDeleted says whether pid has an evicted entry under prefix open.
+func holdsDeleted(pid int, prefix string) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fds, _ := f.Readdirnames(maxFDs)
+	for _, fd := range fds {
+		target, err := os.Readlink(dir + "/" + fd)
+		if err == nil && strings.HasPrefix(target, prefix) && strings.HasSuffix(target, ".sif (deleted)") {
+			return true
+		}
+	}
+	return false
+}
