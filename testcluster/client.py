@@ -14,11 +14,25 @@ from jupyter_client.manager import KernelManager
 name = sys.argv[1]
 code = sys.argv[2] if len(sys.argv) > 2 else \
     "import os; print(open('/sifkernel-marker').read().strip(), os.path.isdir('/.singularity.d'))"
-km = KernelManager(kernel_name=name)
-km.start_kernel()
-kc = km.client()
-kc.start_channels()
-kc.wait_for_ready(timeout=60)
+# jupyter_client picks the kernel's ports, frees them, and the kernel binds
+# them moments later: two kernels starting at once on one host can pick the
+# same port, and one dies ("Address already in use"). A person restarts it;
+# so does this client, once, and says so in the result.
+attempts = 0
+while True:
+    attempts += 1
+    km = KernelManager(kernel_name=name)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        break
+    except RuntimeError:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        if attempts == 2:
+            raise
 msg_id = kc.execute(code)
 out = ""
 while True:
@@ -35,4 +49,4 @@ kc.stop_channels()
 km.shutdown_kernel()  # graceful, as Jupyter stops kernels: Apptainer then unmounts its image
 del kc
 print("RESULT " + json.dumps({"out": out, "argv": km.kernel_spec.argv, "display_name": km.kernel_spec.display_name,
-                              "jupyter_path": os.environ.get("JUPYTER_PATH", "")}), flush=True)
+                              "jupyter_path": os.environ.get("JUPYTER_PATH", ""), "attempts": attempts}), flush=True)

@@ -51,6 +51,7 @@ type job struct {
 	id       string
 	state    string
 	result   string
+	attempts int
 	crashed  bool
 	submitAt time.Time
 }
@@ -195,9 +196,12 @@ func run(j *job, r float64) {
 	data, _ := os.ReadFile(filepath.Join(usr.HomeDir, "soak-out-"+j.id+".txt"))
 	if _, line, ok := strings.Cut(string(data), "RESULT "); ok {
 		line, _, _ = strings.Cut(line, "\n")
-		var res struct{ Out string }
+		var res struct {
+			Out      string
+			Attempts int
+		}
 		if json.Unmarshal([]byte(line), &res) == nil {
-			j.result = res.Out
+			j.result, j.attempts = res.Out, res.Attempts
 		}
 	}
 	if j.result == "" {
@@ -343,8 +347,11 @@ func staging() (copies, hits int, bytes int64) {
 // returns the exit code.
 func report(all []*job, crashed []string, took time.Duration) int {
 	var broken []string
-	var started, failed, cancelled int
+	var started, failed, cancelled, retried int
 	for _, j := range all {
+		if j.attempts > 1 {
+			retried++
+		}
 		switch {
 		case j.cancel != "" || j.crashed:
 			cancelled++
@@ -419,8 +426,8 @@ true`, *nodeCache))
 	if copies+hits > 0 {
 		hitRate = float64(hits) / float64(copies+hits)
 	}
-	fmt.Printf("\njobs %d, cancelled %d, crashed %d, kernels started %d, failed %d\nimages staged: %d copies (%d MiB), %d cache hits (hit rate %.0f%%)\n",
-		len(all), cancelled-countCrashed(all), countCrashed(all), started, failed, copies, bytes>>20, hits, hitRate*100)
+	fmt.Printf("\njobs %d, cancelled %d, crashed %d, kernels started %d (%d on a second try: a port race of jupyter_client), failed %d\nimages staged: %d copies (%d MiB), %d cache hits (hit rate %.0f%%)\n",
+		len(all), cancelled-countCrashed(all), countCrashed(all), started, retried, failed, copies, bytes>>20, hits, hitRate*100)
 	for _, b := range broken {
 		fmt.Println("BROKEN: " + b)
 	}
