@@ -349,6 +349,15 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 			t.Errorf("the TaskProlog printed an injected line:\n%s", r.out)
 		}
 	}},
+	{"the site's log file, in a directory users may write, made a link to root's file or a FIFO: root appends to it or hangs", func(t *testing.T, n *node) {
+		logDir := filepath.Dir(n.log)
+		must(t, os.Chmod(logDir, os.ModeSticky|0o777)) // a careless site: /var/tmp-like
+		n.asMallory("ln -s " + filepath.Join(n.rootDir, "101") + " " + n.log)
+		n.kernel("k", containerKernel("k", filepath.Join(n.mallory.home, "files/img.sif")))
+		n.expect0(n.hook("prolog_slurmd", "122", n.mallory), hookLimit)
+		n.asMallory("rm -f " + n.log + " && mkfifo " + n.log)
+		n.expect0(n.hook("epilog_slurmd", "122", n.mallory), fast)
+	}},
 	{"a megabyte of nested brackets as kernel.json: the parser exhausts the Prolog's stack or time", func(t *testing.T, n *node) {
 		n.kernel("bomb", strings.Repeat("[", 1<<20-1))
 		n.expect0(n.hook("prolog_slurmd", "121", n.mallory), fast)

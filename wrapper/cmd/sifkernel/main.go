@@ -86,7 +86,15 @@ func configureLog(c config.Log, hook bool) error {
 	default:
 		// Root hooks write the site's log file; a user (a TaskProlog, a
 		// command) usually may not, and then logs to stderr (and syslog).
-		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		// Not through a symlink, never blocking on a FIFO, only a regular
+		// file: hooks open it as root, possibly in a directory others write.
+		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+		if err == nil {
+			if st, serr := f.Stat(); serr != nil || !st.Mode().IsRegular() {
+				f.Close()
+				err = fmt.Errorf("%s is not a regular file", c.File)
+			}
+		}
 		if err != nil {
 			if hook {
 				addSyslog()
