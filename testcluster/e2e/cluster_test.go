@@ -206,6 +206,8 @@ func TestSweepAfterCrash(t *testing.T) {
 	alive := sbatch(t, "sktest1", "-p normal -w m1", "sleep 600") // cancelled below
 	waitState(t, alive, 2*time.Minute, "RUNNING")
 	defer root("scancel", alive)
+	// RUNNING comes before the Prolog is done; under load, well before.
+	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+alive+"/node.json") })
 	out, err := onNode(t, "m1", filepath.Join(skc, "bin/sifkernel"), "sweep", "--node", "m1")
 	if err != nil {
 		t.Fatalf("sweep: %v\n%s", err, out)

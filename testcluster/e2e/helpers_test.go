@@ -107,7 +107,8 @@ const mkimage = `mk() { t=$(mktemp -d) && mkdir -p $t/etc $t/root $t/home $t/tmp
 func setupUser(t *testing.T, u, name string) string {
 	t.Helper()
 	img := filepath.Join(home(t, u), "images", name+".sif")
-	out, err := as(t, u, fmt.Sprintf("mkdir -p images && cp %s %s && sifkernel kernel add %s --image %s --force && cp %s ~/client.py",
+	// A clean slate: kernels another run left (the soak's) must not be staged too.
+	out, err := as(t, u, fmt.Sprintf("rm -rf ~/.local/share/jupyter/kernels && mkdir -p images && cp %s %s && sifkernel kernel add %s --image %s --force && cp %s ~/client.py",
 		filepath.Join(skc, "images/python.sif"), img, name, img, filepath.Join(skc, "client.py")))
 	if err != nil {
 		t.Fatalf("setting up %s: %v\n%s", u, err, out)

@@ -106,7 +106,12 @@ func main() {
 			}
 		}
 	}
-	os.Exit(report(all, crashed, time.Since(start)))
+	code := report(all, crashed, time.Since(start))
+	for _, u := range users {
+		// Leave the homes as found: other tests stage every kernel there.
+		as(u, "rm -rf ~/.local/share/jupyter/kernels/{bert,bert2,missing,truncated,unreadable,curly,invalid,huge,fifo} ~/soak ~/soak-*.sh ~/soak-out-*.txt")
+	}
+	os.Exit(code)
 }
 
 // sh runs a shell command as root and returns its output.
