@@ -23,24 +23,6 @@ func (o TaskOutput) Export(name, value string) error {
 	return err
 }
 
-// Unset removes name from the task's environment.
-func (o TaskOutput) Unset(name string) error {
-	if err := checkLine(name, ""); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(o.W, "unset %s\n", name)
-	return err
-}
-
-// Print writes text to the task's standard output.
-func (o TaskOutput) Print(text string) error {
-	if strings.ContainsAny(text, "\n\r\x00") {
-		return fmt.Errorf("TaskProlog print: text holds a newline or NUL")
-	}
-	_, err := fmt.Fprintf(o.W, "print %s\n", text)
-	return err
-}
-
 func checkLine(name, value string) error {
 	if !envName.MatchString(name) {
 		return fmt.Errorf("TaskProlog: %q is not a variable name", name)

@@ -101,6 +101,17 @@ func (e *Env) hookLog(hook, job string) logrus.FieldLogger {
 	return e.Log.WithField("hook", hook).WithField("job", job)
 }
 
+// nodeName is this node's name as Slurm knows it (SLURMD_NODENAME, which
+// differs from the host name where several slurmd share a host), else the
+// host name; the second value says which.
+func (e *Env) nodeName() (string, string) {
+	if n := e.getenv("SLURMD_NODENAME"); n != "" {
+		return n, "SLURMD_NODENAME"
+	}
+	h, _ := os.Hostname()
+	return h, "hostname"
+}
+
 // finished logs how long a hook took, for sites (and the soak) to watch.
 func finished(log logrus.FieldLogger, start time.Time) {
 	log.WithField("took_ms", time.Since(start).Milliseconds()).Info("finished")

@@ -91,3 +91,17 @@ func TestEnvOnALoginNode(t *testing.T) {
 		t.Errorf("env on a login node: %v %q", err, out)
 	}
 }
+
+// TestNodeIsSlurms: the job's node.json and overlays name the node as
+// Slurm does (SLURMD_NODENAME), not the host, which several slurmd share
+// on the test cluster.
+func TestNodeIsSlurms(t *testing.T) {
+	s := newSite(t)
+	if err := s.lc(t).Prolog(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadReport(s.jobDir("4242"))
+	if err != nil || r.Node != "c001" || r.NodeFrom != "SLURMD_NODENAME" {
+		t.Errorf("node.json says node %q from %q (%v), want c001 from SLURMD_NODENAME", r.Node, r.NodeFrom, err)
+	}
+}

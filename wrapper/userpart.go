@@ -49,6 +49,7 @@ type Report struct {
 	JobDir    string         `json:"job_dir"`
 	CreatedBy string         `json:"created_by"`
 	Node      string         `json:"node"`
+	NodeFrom  string         `json:"node_from"` // SLURMD_NODENAME, or hostname where Slurm gave none
 	GPU       node.GPU       `json:"gpu"`
 	Apptainer string         `json:"apptainer,omitempty"`
 	Kernels   []KernelReport `json:"kernels"`
@@ -64,8 +65,8 @@ type Report struct {
 // directory. Problems with one kernel or image are reported, not returned:
 // the kernel then uses its source image.
 func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
-	host, _ := os.Hostname()
-	r := Report{Job: o.Job, JobDir: o.JobDir, CreatedBy: o.CreatedBy, Node: host, GPU: e.gpu(), Kernels: []KernelReport{}}
+	node, from := e.nodeName()
+	r := Report{Job: o.Job, JobDir: o.JobDir, CreatedBy: o.CreatedBy, Node: node, NodeFrom: from, GPU: e.gpu(), Kernels: []KernelReport{}}
 	if r.GPU.Warning != "" {
 		r.Warnings = append(r.Warnings, r.GPU.Warning)
 	}

@@ -195,8 +195,6 @@ func checkDir(dir string, uid int, mode fs.FileMode) error {
 // Dir is this user's cache directory.
 func (c *Cache) Dir() string { return c.dir }
 
-// Root is the cache root in use.
-func (c *Cache) Root() string { return c.root }
 
 func (c *Cache) path(name string) string { return filepath.Join(c.dir, name) }
 

@@ -122,13 +122,20 @@ func (e *env) runCommand() *cli.Command {
 }
 
 func (e *env) sweepCommand() *cli.Command {
-	host, _ := os.Hostname()
+	host := "" // Slurm's name for this node, when run from a Slurm context
+	if e.Getenv != nil {
+		host = e.Getenv("SLURMD_NODENAME")
+	}
+	if host == "" {
+		host, _ = os.Hostname()
+		host = shortHost(host)
+	}
 	return &cli.Command{
 		Name:  "sweep",
 		Usage: "root, at boot and from cron: clean up after jobs that no longer run here",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "at boot: no job runs here, remove every job's leftovers"},
-			&cli.StringFlag{Name: "node", Value: shortHost(host), Usage: "this node's Slurm `NAME` (for squeue)"},
+			&cli.StringFlag{Name: "node", Value: host, Usage: "this node's Slurm `NAME` (for squeue; default $SLURMD_NODENAME, else the short host name)"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {

@@ -87,16 +87,6 @@ func Inspect(f *os.File) (Info, error) {
 	}, nil
 }
 
-// InspectPath opens path read-only and inspects it.
-func InspectPath(path string) (Info, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Info{}, err
-	}
-	defer f.Close()
-	return Inspect(f)
-}
-
 // Build writes a SIF at path whose primary partition is the squashfs image
 // read from rootfs. The file is written under a temporary name and renamed
 // into place.

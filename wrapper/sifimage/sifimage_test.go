@@ -14,7 +14,7 @@ func TestBuildAndInspect(t *testing.T) {
 	if err := Build(p, bytes.NewReader(Minimal)); err != nil {
 		t.Fatal(err)
 	}
-	info, err := InspectPath(p)
+	info, err := inspectPath(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +49,19 @@ func TestInspectCorrupt(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(dir, tt.name)
 			os.WriteFile(p, tt.data, 0o644)
-			_, err := InspectPath(p)
+			_, err := inspectPath(p)
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("InspectPath = %v, want ErrCorrupt mentioning %q", err, tt.want)
+				t.Errorf("Inspect = %v, want ErrCorrupt mentioning %q", err, tt.want)
 			}
 		})
 	}
+}
+
+func inspectPath(path string) (Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Info{}, err
+	}
+	defer f.Close()
+	return Inspect(f)
 }
