@@ -195,7 +195,6 @@ func checkDir(dir string, uid int, mode fs.FileMode) error {
 // Dir is this user's cache directory.
 func (c *Cache) Dir() string { return c.dir }
 
-
 func (c *Cache) path(name string) string { return filepath.Join(c.dir, name) }
 
 // NewLock is the lock file at path: made 0600 if missing, opened without
