@@ -170,7 +170,7 @@ func (e *env) before(c *cli.Context) error {
 		// The hook that started this child runs on the defaults: so does it.
 		cfg, e.configFile = config.Defaults(), ""
 	} else if cfg, err = e.loadConfig(files); err != nil && (e.isHook(c) || isHookCommand(c) && !isInternal(c)) {
-		e.log.WithError(err).WithField("hook", e.Getenv("SLURM_SCRIPT_CONTEXT")).WithField("job", e.Getenv("SLURM_JOB_ID")).
+		e.log.WithError(err).WithField("hook", e.hookName(c)).WithField("job", e.Getenv("SLURM_JOB_ID")).
 			Error("config unusable; this hook runs with the built-in defaults")
 		cfg, err, e.configFile = config.Defaults(), nil, ""
 		e.onDefaults = true

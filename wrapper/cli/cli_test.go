@@ -397,7 +397,15 @@ func TestHookDispatch(t *testing.T) {
 				t.Fatalf("hook %s = %v, want exit 0\n%s", ctx, err, out)
 			}
 			logged := s.log.String()
-			for _, w := range []string{"hook=" + ctx, "job=4242", "config unusable"} {
+			name := map[string]string{"prolog_slurmd": "prolog", "epilog_slurmd": "epilog", "prolog_task": "taskprolog"}[ctx]
+			if name == "" {
+				name = ctx // a context sifkernel does nothing in
+			}
+			// Every line names the hook the same way: prolog, not prolog_slurmd.
+			if strings.Contains(logged, "hook="+ctx+" ") && name != ctx {
+				t.Errorf("a line names the hook %q, the others %q:\n%s", ctx, name, logged)
+			}
+			for _, w := range []string{"hook=" + name, "job=4242", "config unusable"} {
 				if !strings.Contains(logged, w) {
 					t.Errorf("log lacks %q:\n%s", w, logged)
 				}

@@ -11,6 +11,19 @@ var hookContexts = map[string]string{
 	"prolog_task":   "taskprolog",
 }
 
+// hookName is the hook's name as every log line of the lifecycle gives it
+// (prolog, epilog, taskprolog): the command's, else the Slurm context's.
+func (e *env) hookName(c *cli.Context) string {
+	if c.Args().Present() {
+		return c.Args().First()
+	}
+	ctx := e.Getenv("SLURM_SCRIPT_CONTEXT")
+	if name, ok := hookContexts[ctx]; ok {
+		return name
+	}
+	return ctx
+}
+
 // isHook reports whether this run is a Slurm hook: no command, in a Slurm context.
 func (e *env) isHook(c *cli.Context) bool {
 	return !c.Args().Present() && e.Getenv("SLURM_SCRIPT_CONTEXT") != ""
