@@ -59,7 +59,7 @@ func (e *Env) FindSession() (s Session, found bool) {
 			return Session{Job: job, JobDir: dir, How: "SLURM_JOB_ID"}, true
 		}
 	}
-	if f, err := fsx.OpenRegular(filepath.Join(rootOr(e.NodeRoot), "proc", "self", "cgroup"), false); err == nil {
+	if f, err := fsx.OpenRegular(filepath.Join(e.NodeRoot, "/proc/self/cgroup"), false); err == nil {
 		job := JobFromCgroup(f)
 		f.Close()
 		if dir, ok := e.preparedJobDir(job); job != "" && ok {
@@ -67,13 +67,6 @@ func (e *Env) FindSession() (s Session, found bool) {
 		}
 	}
 	return e.newestPreparedJob()
-}
-
-func rootOr(root string) string {
-	if root == "" {
-		return "/"
-	}
-	return root
 }
 
 // newestPreparedJob picks among the caller's prepared job directories.

@@ -82,10 +82,11 @@ func main() {
 	slots := make(chan struct{}, *concurrency)
 	var wg sync.WaitGroup
 	var crashed []string
+	var filler sync.WaitGroup // the checks wait for the disk to be given back
 	for i, j := range all {
 		switch i {
 		case *jobs / 4:
-			go fillDisk("m2", 20*time.Second)
+			filler.Go(func() { fillDisk("m2", 20*time.Second) })
 		case *jobs / 2:
 			crashed = crash("m1")
 		}
@@ -98,6 +99,7 @@ func main() {
 		}()
 	}
 	wg.Wait()
+	filler.Wait()
 	waitIdle(3 * time.Minute)
 	for _, j := range all {
 		for _, c := range crashed {
@@ -109,7 +111,7 @@ func main() {
 	code := report(all, crashed, time.Since(start))
 	for _, u := range users {
 		// Leave the homes as found: other tests stage every kernel there.
-		as(u, "rm -rf ~/.local/share/jupyter/kernels/{bert,bert2,missing,truncated,unreadable,curly,invalid,huge,fifo} ~/soak ~/soak-*.sh ~/soak-out-*.txt")
+		as(u, "cd ~/.local/share/jupyter/kernels && rm -rf bert bert2 "+strings.Join(badKernels, " ")+"; rm -rf ~/soak ~/soak-*.sh ~/soak-out-*.txt")
 	}
 	os.Exit(code)
 }

@@ -68,9 +68,6 @@ func (t *Tree) Close() error {
 	return nil
 }
 
-// Path is the cache root.
-func (t *Tree) Path() string { return t.path }
-
 // JobDir is the path of jobs/<job>, for messages and for the job user.
 func (t *Tree) JobDir(job string) string { return filepath.Join(t.path, "jobs", job) }
 

@@ -51,7 +51,7 @@ func startRegistry(t *testing.T) registry {
 			t.Fatal("the registry did not answer")
 		}
 	}
-	out, err := exec.Command(filepath.Join(repo, "testcluster", "image", "build"), "--oci", testkit.Apptainer(t)).Output()
+	out, err := exec.Command(filepath.Join(testkit.RepoRoot(), "testcluster", "image", "build"), "--oci", testkit.Apptainer(t)).Output()
 	if err != nil {
 		t.Fatalf("building the OCI layout: %v", err)
 	}
@@ -61,8 +61,6 @@ func startRegistry(t *testing.T) registry {
 	}
 	return registry{host: host}
 }
-
-const repo = "../.."
 
 // TestKernelAddPullsFromRegistry: kernel add with a docker:// image pulls it
 // with the real Apptainer from a registry on loopback (plain HTTP there:

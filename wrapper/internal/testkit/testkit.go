@@ -103,8 +103,8 @@ func SharedDir(t testing.TB) string {
 	return dir
 }
 
-// repoRoot is the top of the source tree, found from this file's path.
-func repoRoot() string {
+// RepoRoot is the top of the source tree, found from this file's path.
+func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
@@ -133,7 +133,7 @@ func PythonImage(t testing.TB) string {
 	if os.Geteuid() != 0 {
 		Skip(t, "building the test image needs root (apt-get download, apptainer build)")
 	}
-	out, err := exec.Command(filepath.Join(repoRoot(), "testcluster", "image", "build"), rt).Output()
+	out, err := exec.Command(filepath.Join(RepoRoot(), "testcluster", "image", "build"), rt).Output()
 	if err != nil {
 		t.Fatalf("testcluster/image/build: %v", err)
 	}
@@ -147,7 +147,7 @@ const ImageMarker = "sifkernel test image"
 // Apptainer (testcluster/bin/apptainer-log) logging to logPath.
 func LoggingApptainer(t testing.TB, path, real, logPath string) {
 	t.Helper()
-	tmpl, err := os.ReadFile(filepath.Join(repoRoot(), "testcluster", "bin", "apptainer-log"))
+	tmpl, err := os.ReadFile(filepath.Join(RepoRoot(), "testcluster", "bin", "apptainer-log"))
 	if err != nil {
 		t.Fatal(err)
 	}
