@@ -30,13 +30,16 @@ type Context struct {
 	Node      string `json:"node,omitempty"`
 }
 
-// jobID is a Slurm job id: digits only. Anything else (such as "../x") is refused.
+// jobID is a Slurm job id: digits only (an array task has its own numeric
+// id in SLURM_JOB_ID). Anything else (such as "../x") is refused.
 var jobID = regexp.MustCompile(`^[0-9]{1,20}$`)
 
-// ValidJobID reports why id is not a Slurm job id.
+// ValidJobID reports why id is not a Slurm job id. It is the one rule for
+// job ids everywhere: hooks, --job flags, refs and job directories, so an
+// id is never a path.
 func ValidJobID(id string) error {
 	if !jobID.MatchString(id) {
-		return fmt.Errorf("SLURM_JOB_ID %s is not a job id", strconv.Quote(id))
+		return fmt.Errorf("job id %s is not a Slurm job id (digits only)", strconv.Quote(id))
 	}
 	return nil
 }

@@ -17,9 +17,9 @@ func TestFromEnv(t *testing.T) {
 		name, key, value, want string
 	}{
 		{name: "ok"},
-		{name: "dot dot job", key: "SLURM_JOB_ID", value: "../x", want: "not a job id"},
-		{name: "empty job", key: "SLURM_JOB_ID", value: "", want: "not a job id"},
-		{name: "job with newline", key: "SLURM_JOB_ID", value: "1\n2", want: "not a job id"},
+		{name: "dot dot job", key: "SLURM_JOB_ID", value: "../x", want: "not a Slurm job id"},
+		{name: "empty job", key: "SLURM_JOB_ID", value: "", want: "not a Slurm job id"},
+		{name: "job with newline", key: "SLURM_JOB_ID", value: "1\n2", want: "not a Slurm job id"},
 		{name: "bad uid", key: "SLURM_JOB_UID", value: "root", want: "SLURM_JOB_UID"},
 		{name: "negative gid", key: "SLURM_JOB_GID", value: "-1", want: "SLURM_JOB_GID"},
 	}

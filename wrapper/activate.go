@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/slurm"
 )
 
 // Shells activate can print for.
@@ -20,7 +20,7 @@ func (e *Env) JobID(flag string) (string, error) {
 	if job == "" {
 		return "", fmt.Errorf("not inside a Slurm job (no SLURM_JOB_ID); give --job ID")
 	}
-	if err := cache.ValidJob(job); err != nil { // Slurm's numeric ids pass it too
+	if err := slurm.ValidJobID(job); err != nil {
 		return "", err
 	}
 	return job, nil

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 
+	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
@@ -31,7 +32,7 @@ func (o CleanupOptions) Args() []string {
 // descriptors, never following a symbolic link, and reports what it could
 // not remove.
 func (e *Env) Cleanup(o CleanupOptions) error {
-	if err := cache.ValidJob(o.Job); err != nil {
+	if err := slurm.ValidJobID(o.Job); err != nil {
 		return err
 	}
 	var errs []error

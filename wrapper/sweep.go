@@ -173,7 +173,7 @@ func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
 	}
 	for _, d := range readDir(filepath.Join(ch.Dir(), "jobs")) {
 		job := strings.TrimSuffix(d.Name(), ".lock")
-		if cache.ValidJob(job) != nil || running[job] {
+		if slurm.ValidJobID(job) != nil || running[job] {
 			continue
 		}
 		errs = append(errs, removeInside(ch.Dir(), path.Join("jobs", d.Name())))

@@ -46,7 +46,7 @@ for g in $sizes; do
 		cp_t+=($((t1 - t0))); rm -f "$work/cp.sif"
 		config "$work/cache-$r"
 		drop_caches
-		t0=$(now); "$bin" stage --job "b$r" "$src" >/dev/null; t1=$(now)
+		t0=$(now); "$bin" stage --job "$((100 + r))" "$src" >/dev/null; t1=$(now)
 		st_t+=($((t1 - t0))); rm -rf "$work/cache-$r" "$work/sifkernel-$(id -u)"
 	done
 	c=$(printf '%s\n' "${cp_t[@]}" | median); s=$(printf '%s\n' "${st_t[@]}" | median)
@@ -64,7 +64,7 @@ rm -rf "$work/cache-rss"
 # Eight concurrent stagers of one 1 GiB image against one.
 config "$work/cache-conc"
 t0=$(now)
-for i in $(seq 8); do "$bin" stage --json --job "c$i" "$work/src-1g.sif" >"$work/conc-$i.json" & done
+for i in $(seq 8); do "$bin" stage --json --job "$((200 + i))" "$work/src-1g.sif" >"$work/conc-$i.json" & done
 wait
 t1=$(now)
 copies=$(grep -l '"copied": true' "$work"/conc-*.json | wc -l)
@@ -78,7 +78,7 @@ for i in $(seq 10); do "$mk" "$work/w$i.sif"; imgs+=("$work/w$i.sif"); done
 "$bin" stage "${imgs[@]}" >/dev/null
 warm=() ver=()
 for r in $(seq 21); do
-	t0=$(now); "$bin" stage --job w "${imgs[@]}" >/dev/null; t1=$(now); warm+=($((t1 - t0)))
+	t0=$(now); "$bin" stage --job 300 "${imgs[@]}" >/dev/null; t1=$(now); warm+=($((t1 - t0)))
 	t0=$(now); "$bin" version >/dev/null; t1=$(now); ver+=($((t1 - t0)))
 done
 w=$(printf '%s\n' "${warm[@]}" | median); v=$(printf '%s\n' "${ver[@]}" | median)

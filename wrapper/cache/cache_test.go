@@ -18,10 +18,11 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/shirou/gopsutil/v3/disk"
+	"github.com/sirupsen/logrus"
+
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
-	"github.com/sirupsen/logrus"
 )
 
 // image writes a real SIF of about size bytes with random content.
@@ -405,7 +406,7 @@ func TestGC(t *testing.T) {
 func TestJobIDs(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "x.sif", 4096)
-	for _, bad := range []string{"../x", "a/b", "..", ".hidden", "x y"} {
+	for _, bad := range []string{"../x", "a/b", "..", ".hidden", "x y", "12345.batch", "interactive-1", "c1"} {
 		if _, err := c.Stage(context.Background(), src, bad, nil); err == nil {
 			t.Errorf("job %q accepted", bad)
 		}
@@ -413,10 +414,8 @@ func TestJobIDs(t *testing.T) {
 			t.Errorf("Release(%q) accepted", bad)
 		}
 	}
-	for _, good := range []string{"12345", "12345_7", "12345.batch", "interactive-1"} {
-		if err := ValidJob(good); err != nil {
-			t.Errorf("ValidJob(%q) = %v", good, err)
-		}
+	if _, err := c.Stage(context.Background(), src, "12345", nil); err != nil {
+		t.Errorf("Slurm job id refused: %v", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -83,7 +84,7 @@ func TestConcurrentStagers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := stager(t, c.opts.Root, src, "job"+string(rune('a'+i)), true).Output()
+			out, err := stager(t, c.opts.Root, src, strconv.Itoa(500+i), true).Output()
 			_, line, ok := strings.Cut(string(out), "RESULT ")
 			if err != nil || !ok {
 				errs[i] = string(out)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/sifkernel/sifkernel/slurm"
 )
 
 func (c *Cache) refDir(key string) string { return filepath.Join(c.dir, "refs", key) }
@@ -16,7 +18,7 @@ func (c *Cache) ref(key, job string) error {
 	if job == "" {
 		return nil
 	}
-	if err := ValidJob(job); err != nil {
+	if err := slurm.ValidJobID(job); err != nil {
 		return err
 	}
 	var err error
@@ -58,7 +60,7 @@ func (c *Cache) refs(key string) ([]string, error) {
 
 // Release drops every ref of job. Running it again does nothing.
 func (c *Cache) Release(job string) error {
-	if err := ValidJob(job); err != nil {
+	if err := slurm.ValidJobID(job); err != nil {
 		return err
 	}
 	keys, err := os.ReadDir(filepath.Join(c.dir, "refs"))

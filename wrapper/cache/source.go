@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -106,18 +105,6 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// jobPattern is what a job id may look like: Slurm's numeric ids and array
-// forms, or names a user gives with --job. Never a path.
-var jobPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-
-// ValidJob reports why job cannot name a ref.
-func ValidJob(job string) error {
-	if !jobPattern.MatchString(job) || strings.Contains(job, "..") {
-		return fmt.Errorf("job id %s: use letters, digits, '.', '_' and '-' only", strconv.Quote(job))
-	}
-	return nil
 }
 
 // Key is the entry key image would get, without staging it.

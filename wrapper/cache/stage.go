@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sifkernel/sifkernel/slurm"
 )
 
 // Result says where an image can be used from after Stage.
@@ -52,7 +54,7 @@ func (c *Cache) Stage(ctx context.Context, image, job string, progress Progress)
 func begin(image, job string) (*source, Result, error) {
 	res := Result{Source: image, Path: image}
 	if job != "" {
-		if err := ValidJob(job); err != nil {
+		if err := slurm.ValidJobID(job); err != nil {
 			return nil, res, err
 		}
 	}

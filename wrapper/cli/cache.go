@@ -6,8 +6,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
 // Schemas of the cache commands' JSON.
@@ -39,7 +41,7 @@ func (e *env) cacheCommand() *cli.Command {
 				},
 				Action: func(c *cli.Context) error {
 					for _, j := range c.StringSlice("job") {
-						if err := cache.ValidJob(j); err != nil {
+						if err := slurm.ValidJobID(j); err != nil {
 							return &UsageError{Err: err}
 						}
 					}

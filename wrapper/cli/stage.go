@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
 // SchemaStage names the JSON output of stage.
@@ -40,7 +42,7 @@ func (e *env) stageCommand() *cli.Command {
 				job = e.Getenv("SLURM_JOB_ID")
 			}
 			if job != "" {
-				if err := cache.ValidJob(job); err != nil {
+				if err := slurm.ValidJobID(job); err != nil {
 					return &UsageError{Err: err}
 				}
 			}
