@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
 
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
@@ -14,14 +13,9 @@ import (
 
 // CleanupOptions say what a user-side cleanup removes.
 type CleanupOptions struct {
-	Job        string
-	RootJobDir bool // a Prolog made jobs/<job>: empty it (root removes it)
-	GC         bool // evict unreferenced entries past keep_warm
-}
-
-// Args is the request as the hook passes it to its child.
-func (o CleanupOptions) Args() []string {
-	return []string{"user-cleanup", "--job", o.Job, "--root-job-dir=" + strconv.FormatBool(o.RootJobDir), "--gc=" + strconv.FormatBool(o.GC)}
+	Job        string `json:"job"`
+	RootJobDir bool   `json:"root_job_dir"` // a Prolog made jobs/<job>: empty it (root removes it)
+	GC         bool   `json:"gc"`           // evict unreferenced entries past keep_warm
 }
 
 // Cleanup is the user's side of an Epilog or of `run`: remove the contents

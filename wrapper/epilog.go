@@ -45,8 +45,8 @@ func (e *Env) Epilog(ctx context.Context) error {
 	if uerr != nil {
 		u = slurm.User{Name: strings.TrimSpace(hc.User), UID: hc.UID, GID: hc.GID, Home: "/"}
 	}
-	req := CleanupOptions{Job: hc.JobID, RootJobDir: found, GC: true}
-	if _, err := e.asUser(ctx, u, hc, time.Minute, req.Args()...); err != nil {
+	req := ChildRequest{Cleanup: &CleanupOptions{Job: hc.JobID, RootJobDir: found, GC: true}}
+	if _, err := e.asUser(ctx, u, hc, time.Minute, req); err != nil {
 		log.Errorf("cleanup as uid %d failed: %v; sweep will retry", hc.UID, err)
 	}
 	if found {

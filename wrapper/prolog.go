@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
-	"github.com/sirupsen/logrus"
 )
 
 // ErrNodeFault is a node-level fault a site opted in to failing the Prolog
@@ -55,8 +55,8 @@ func (e *Env) Prolog(ctx context.Context) error {
 		stage = false
 	}
 	budget := e.Config.Cache.StageTimeout.Duration
-	rep, err := e.asUser(ctx, u, hc, budget+30*time.Second, "user-part", "--job", hc.JobID, "--job-dir", dir,
-		"--home", u.Home, "--created-by", "prolog", "--stage="+strconv.FormatBool(stage), "--budget", budget.String())
+	rep, err := e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
+		Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget}})
 	if err != nil {
 		log.Errorf("user part as %s failed: %v; the job's kernels use their images in place", u.Name, err)
 		return nil
@@ -87,22 +87,26 @@ func (e *Env) stagesIn(partition string) bool {
 	return false
 }
 
-// asUser runs `sifkernel internal ARGS` as the job user with a scrubbed
-// environment and decodes the JSON report it prints.
-func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeout time.Duration, args ...string) (Report, error) {
+// asUser runs req as the job user (`sifkernel internal ...`) with a
+// scrubbed environment and decodes the JSON report it prints.
+func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeout time.Duration, req ChildRequest) (Report, error) {
 	var rep Report
+	args, err := req.Args()
+	if err != nil {
+		return rep, err
+	}
 	full := []string{}
 	if e.ConfigFile != "" {
 		full = append(full, "--config", e.ConfigFile)
 	}
-	full = append(append(full, "internal"), args...)
+	full = append(full, args...)
 	// GOMEMLIMIT makes the child's garbage collector work harder rather than
 	// let its heap double: with a user's thousand megabyte-long kernels the
 	// child peaked at 185 MB without it and 106 MB with it (measured by the
 	// hostile-user suite, wrapper/hostile).
 	env := []string{"HOME=" + u.Home, "USER=" + u.Name, "LOGNAME=" + u.Name, "SIFKERNEL_LOG_FORMAT=text", "GOMEMLIMIT=48MiB"}
 	if e.ConfigDefaults {
-		env = append(env, "SIFKERNEL_CONFIG_DEFAULTS=1")
+		env = append(env, ChildDefaultsEnv+"=1")
 	}
 	for _, k := range []string{"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER", "SLURM_JOB_PARTITION",
 		"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL"} {

@@ -115,8 +115,8 @@ func (e *Env) sweepJobDir(ctx context.Context, tree *cache.Tree, job string) (bo
 	if o.UID != 0 {
 		u := e.userOrNumeric(o.UID, o.GID)
 		hc := slurm.Context{JobID: job, UID: o.UID, GID: o.GID}
-		req := CleanupOptions{Job: job, RootJobDir: true}
-		if _, err := e.asUser(ctx, u, hc, time.Minute, req.Args()...); err != nil {
+		req := ChildRequest{Cleanup: &CleanupOptions{Job: job, RootJobDir: true}}
+		if _, err := e.asUser(ctx, u, hc, time.Minute, req); err != nil {
 			return false, fmt.Errorf("job %s: %w", job, err)
 		}
 	}
@@ -128,10 +128,9 @@ func (e *Env) sweepUser(ctx context.Context, o cache.Owner, running map[string]b
 	for j := range running {
 		ids = append(ids, j)
 	}
-	sort.Strings(ids)
-	args := []string{"user-sweep", "--running", strings.Join(ids, ",")}
+	req := ChildRequest{Sweep: &UserSweepOptions{Running: ids}}
 	u := e.userOrNumeric(o.UID, o.GID)
-	if _, err := e.asUser(ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, time.Minute, args...); err != nil {
+	if _, err := e.asUser(ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, time.Minute, req); err != nil {
 		return fmt.Errorf("uid %d: %w", o.UID, err)
 	}
 	return nil

@@ -22,12 +22,12 @@ import (
 
 // UserPartOptions say what the user part does for one job.
 type UserPartOptions struct {
-	Job       string
-	JobDir    string // exists, owned by the calling user
-	Home      string
-	Stage     bool          // stage images (prolog.stage, prolog.partitions)
-	Budget    time.Duration // for all staging together
-	CreatedBy string        // prolog, taskprolog, activate or run
+	Job       string        `json:"job"`
+	JobDir    string        `json:"job_dir"` // exists, owned by the calling user
+	Home      string        `json:"home"`
+	Stage     bool          `json:"stage"`      // stage images (prolog.stage, prolog.partitions)
+	Budget    time.Duration `json:"budget"`     // for all staging together
+	CreatedBy string        `json:"created_by"` // prolog, taskprolog, activate or run
 }
 
 // KernelReport says what became of one kernel.

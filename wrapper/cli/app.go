@@ -10,13 +10,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
 	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
-	"github.com/sirupsen/logrus"
-	"github.com/urfave/cli/v2"
 )
 
 // Options are what the commands take from the process. Tests set them all.
@@ -51,12 +53,7 @@ type env struct {
 	log        *logrus.Logger
 }
 
-// defaultsVar tells a hook's child that the hook runs on the built-in
-// config. A child that cannot read the site config itself (a file only
-// root may read) must fail, not quietly use another cache directory.
-const defaultsVar = "SIFKERNEL_CONFIG_DEFAULTS"
-
-func isInternal(c *cli.Context) bool { return c.Args().First() == "internal" }
+func isInternal(c *cli.Context) bool { return c.Args().First() == wrapper.ChildCommand }
 
 // Run parses args (args[0] is the program) and runs the command.
 func Run(ctx context.Context, opts Options, args []string) error {
@@ -166,7 +163,7 @@ func (e *env) before(c *cli.Context) error {
 	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig()}
 	var cfg *config.Loaded
 	var err error
-	if isInternal(c) && e.Getenv(defaultsVar) == "1" {
+	if isInternal(c) && e.Getenv(wrapper.ChildDefaultsEnv) == "1" {
 		// The hook that started this child runs on the defaults: so does it.
 		cfg, e.configFile = config.Defaults(), ""
 	} else if cfg, err = e.loadConfig(files); err != nil && (e.isHook(c) || isHookCommand(c) && !isInternal(c)) {

@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
-	"github.com/sirupsen/logrus"
 )
 
 // site is a user's world in a temporary directory: home, scratch with an

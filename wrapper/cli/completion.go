@@ -1,8 +1,9 @@
 package cli
 
 import (
-	"github.com/sifkernel/sifkernel/templates"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/templates"
 )
 
 func (e *env) completionCommand() *cli.Command {

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper/config"
 )
 
 func (e *env) configCommand() *cli.Command {

@@ -9,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
+	"github.com/urfave/cli/v2"
+
 	"github.com/sifkernel/sifkernel/templates"
 	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
-	"github.com/urfave/cli/v2"
 )
 
 func (e *env) demoCommand() *cli.Command {

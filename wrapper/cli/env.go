@@ -5,8 +5,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper"
 )
 
 func (e *env) envCommand() *cli.Command {

@@ -5,8 +5,9 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
 // execIdev replaces this process with idev; a test seam.

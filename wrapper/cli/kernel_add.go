@@ -10,11 +10,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/sifkernel/sifkernel/templates"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
-	"github.com/urfave/cli/v2"
 )
 
 func (e *env) kernelAddCommand() *cli.Command {

@@ -3,8 +3,9 @@ package cli
 import (
 	"fmt"
 
-	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
 // checkedKernel is one kernel in `kernel check --json`.

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
 func (e *env) kernelFixCommand() *cli.Command {

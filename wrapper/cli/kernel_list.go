@@ -5,9 +5,10 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
-	"github.com/urfave/cli/v2"
 )
 
 // listedKernel is one row of `kernel list --json`.

@@ -7,8 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
 func (e *env) kernelRemoveCommand() *cli.Command {

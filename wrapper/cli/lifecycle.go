@@ -5,8 +5,9 @@ import (
 	"os"
 	"slices"
 
-	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper"
 )
 
 // ExitStatus carries a command's exit status through (run): main exits

@@ -3,10 +3,11 @@ package cli
 import (
 	"fmt"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/node"
-	"github.com/urfave/cli/v2"
 )
 
 // SchemaNode names the JSON output of node.

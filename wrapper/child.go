@@ -1,0 +1,127 @@
+package wrapper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// ChildDefaultsEnv, set to "1" in a hook child's environment, says the hook
+// runs on the built-in config (the site's is broken). The child must do the
+// same: one that cannot read the site config itself (a file only root may
+// read) must fail, not quietly use another cache directory.
+const ChildDefaultsEnv = "SIFKERNEL_CONFIG_DEFAULTS"
+
+// ChildCommand is the hidden command a root hook runs as the job user:
+// `sifkernel internal KIND REQUEST`, REQUEST being the JSON of a ChildRequest.
+const ChildCommand = "internal"
+
+// A ChildRequest is one thing a root hook asks of the sifkernel it runs as
+// the job user. Exactly one field is set. It is the whole protocol between
+// the two: Args encodes it and ParseChildRequest decodes it, so neither side
+// spells a flag by hand.
+type ChildRequest struct {
+	UserPart *UserPartOptions  `json:"user_part,omitempty"`
+	Cleanup  *CleanupOptions   `json:"cleanup,omitempty"`
+	Sweep    *UserSweepOptions `json:"sweep,omitempty"`
+}
+
+// UserSweepOptions say what the user's side of a sweep keeps.
+type UserSweepOptions struct {
+	Running []string `json:"running"` // jobs squeue lists on this node, sorted
+}
+
+// The kinds, as they show in `ps` on a node.
+const (
+	kindUserPart = "user-part"
+	kindCleanup  = "user-cleanup"
+	kindSweep    = "user-sweep"
+)
+
+func (r ChildRequest) kind() (string, error) {
+	var kinds []string
+	if r.UserPart != nil {
+		kinds = append(kinds, kindUserPart)
+	}
+	if r.Cleanup != nil {
+		kinds = append(kinds, kindCleanup)
+	}
+	if r.Sweep != nil {
+		kinds = append(kinds, kindSweep)
+	}
+	if len(kinds) != 1 {
+		return "", fmt.Errorf("a child request holds one request, not %d", len(kinds))
+	}
+	return kinds[0], nil
+}
+
+// Args is the request as the argv after the binary: ChildCommand, the kind
+// (for people reading `ps`), and the request's JSON.
+func (r ChildRequest) Args() ([]string, error) {
+	kind, err := r.kind()
+	if err != nil {
+		return nil, err
+	}
+	if r.Sweep != nil {
+		r.Sweep = &UserSweepOptions{Running: append([]string{}, r.Sweep.Running...)}
+		sort.Strings(r.Sweep.Running)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return []string{ChildCommand, kind, string(b)}, nil
+}
+
+// ParseChildRequest decodes the arguments after ChildCommand. It refuses
+// anything Args would not have written: unknown fields, a kind that does not
+// match the request, more or fewer than one request.
+func ParseChildRequest(args []string) (ChildRequest, error) {
+	var r ChildRequest
+	if len(args) != 2 {
+		return r, fmt.Errorf("%s takes KIND REQUEST, not %d arguments", ChildCommand, len(args))
+	}
+	d := json.NewDecoder(bytes.NewReader([]byte(args[1])))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&r); err != nil {
+		return r, fmt.Errorf("%s %s: %w", ChildCommand, args[0], err)
+	}
+	if d.More() {
+		return r, fmt.Errorf("%s %s: data after the request", ChildCommand, args[0])
+	}
+	kind, err := r.kind()
+	if err != nil {
+		return r, err
+	}
+	if kind != args[0] {
+		return r, fmt.Errorf("%s %s: the request is a %s", ChildCommand, args[0], kind)
+	}
+	return r, nil
+}
+
+// ServeChild carries out a request as the job user. What it returns (the
+// user part's report; nil for the others) is what the child prints for the
+// hook to log.
+func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (*Report, error) {
+	switch {
+	case r.UserPart != nil:
+		rep, err := e.UserPart(ctx, *r.UserPart)
+		if err != nil {
+			return nil, err
+		}
+		return &rep, nil
+	case r.Cleanup != nil:
+		return nil, e.Cleanup(*r.Cleanup)
+	case r.Sweep != nil:
+		running := map[string]bool{}
+		for _, j := range r.Sweep.Running {
+			running[j] = true
+		}
+		_, err := e.SweepUser(running)
+		return nil, err
+	}
+	_, err := r.kind()
+	return nil, err
+}
