@@ -85,9 +85,7 @@ func (e *Env) OpenUserCache(timeout time.Duration) (*cache.Cache, error) {
 	})
 }
 
-func (e *Env) finder() apptainer.Finder {
-	return apptainer.Finder{ConfigPath: e.Config.Apptainer.Path, Search: e.Config.Apptainer.Search, Getenv: e.getenv}
-}
+func (e *Env) finder() apptainer.Finder { return e.Config.Apptainer.Finder(e.getenv) }
 
 func (e *Env) kernelEnv(home string) kernelspec.Env {
 	return kernelspec.Env{Getenv: e.getenv, LookupEnv: e.LookupEnv, Home: home}

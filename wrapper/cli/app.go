@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +16,9 @@ import (
 
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper"
-	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
-	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
 )
 
 // Options are what the commands take from the process. Tests set them all.
@@ -84,7 +84,12 @@ func Run(ctx context.Context, opts Options, args []string) error {
 		e.log = logrus.StandardLogger()
 	}
 	app := e.app()
-	return app.RunContext(ctx, reorder(app, args))
+	err := app.RunContext(ctx, reorder(app, args))
+	var u *UsageError
+	if errors.Is(err, kernels.ErrUsage) && !errors.As(err, &u) {
+		err = &UsageError{Err: err}
+	}
+	return err
 }
 
 func (e *env) app() *cli.App {
@@ -242,35 +247,8 @@ func (e *env) userConfig() string {
 	return filepath.Join(e.Home, ".config", "sifkernel", "config.toml")
 }
 
-// kernelEnv is where Jupyter looks, for this user.
-func (e *env) kernelEnv() kernelspec.Env {
-	return kernelspec.Env{Getenv: e.Getenv, LookupEnv: e.LookupEnv, Home: e.Home}
-}
-
-func (e *env) finder() apptainer.Finder {
-	return apptainer.Finder{ConfigPath: e.cfg.Apptainer.Path, Search: e.cfg.Apptainer.Search, Getenv: e.Getenv}
-}
-
-// checker lints against the runtime found on this node, if any.
-func (e *env) checker(ctx context.Context) kernelspec.Checker {
-	ch := kernelspec.Checker{Env: e.kernelEnv(), GPUFlag: e.cfg.Apptainer.GPUFlag}
-	ch.LookPath = func(name string) (string, error) { return lookPath(name, e.Getenv("PATH")) }
-	if rt, err := e.finder().Find(ctx); err == nil {
-		ch.Runtime = &rt
-	}
-	return ch
-}
-
-// lookPath searches the given PATH, not the process's, so tests and hooks control it.
-func lookPath(name, path string) (string, error) {
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if apptainer.Executable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: not found on PATH", name)
+// user is the person running a command, for the kernel commands' work.
+func (e *env) user() *kernels.User {
+	return &kernels.User{Config: e.cfg, Getenv: e.Getenv, LookupEnv: e.LookupEnv, Home: e.Home,
+		Log: e.log, Stderr: e.Stderr, Now: e.Now, Version: e.Version}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
@@ -24,17 +25,18 @@ func (e *env) idevCommand() *cli.Command {
 			"SIFKERNEL_AUTO=1, which the shipped profile snippet turns into\n" +
 			"`eval \"$(sifkernel activate)\"` on the compute node.",
 		Action: func(c *cli.Context) error {
-			entries, _ := e.selectKernels(nil)
+			u := e.user()
+			entries, _ := u.Select(nil)
 			var containers []kernelspec.Entry
 			for _, en := range entries {
 				if en.Spec == nil || kernelspec.IsContainer(en.Spec) {
 					containers = append(containers, en)
 				}
 			}
-			findings, errs, _ := checkAll(e.checker(c.Context), containers)
-			if errs > 0 {
+			checked := kernels.CheckAll(u.Checker(c.Context), containers)
+			if errs := checked.Errors; errs > 0 {
 				for _, en := range containers {
-					for _, f := range findings[en.Dir] {
+					for _, f := range checked.Findings[en.Dir] {
 						if f.Severity == kernelspec.Error {
 							fmt.Fprintln(e.Stderr, f)
 						}
@@ -45,7 +47,7 @@ func (e *env) idevCommand() *cli.Command {
 			idev := e.cfg.Idev.Path
 			if idev == "" {
 				var err error
-				if idev, err = lookPath("idev", e.Getenv("PATH")); err != nil {
+				if idev, err = kernels.LookPath("idev", e.Getenv("PATH")); err != nil {
 					return fmt.Errorf("idev not found: set idev.path in the config or load its module")
 				}
 			}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
@@ -28,11 +29,13 @@ func (e *env) kernelCheckCommand() *cli.Command {
 }
 
 func (e *env) kernelCheck(c *cli.Context, names []string, asJSON bool) error {
-	entries, err := e.selectKernels(names)
+	u := e.user()
+	entries, err := u.Select(names)
 	if err != nil {
 		return err
 	}
-	findings, errs, warns := checkAll(e.checker(c.Context), entries)
+	checked := kernels.CheckAll(u.Checker(c.Context), entries)
+	findings, errs, warns := checked.Findings, checked.Errors, checked.Warnings
 	if asJSON {
 		out := make([]checkedKernel, 0, len(entries))
 		for _, en := range entries {

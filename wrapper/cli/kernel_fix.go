@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
-	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
 )
 
 func (e *env) kernelFixCommand() *cli.Command {
@@ -23,54 +21,33 @@ func (e *env) kernelFixCommand() *cli.Command {
 			&cli.BoolFlag{Name: "keep-nv", Usage: "keep a hard-coded --nv"},
 		},
 		Action: func(c *cli.Context) error {
-			return e.kernelFix(c, c.Args().Slice(), c.Bool("dry-run"), c.Bool("keep-nv"))
+			o := kernels.FixOptions{Names: c.Args().Slice(), DryRun: c.Bool("dry-run"), KeepNV: c.Bool("keep-nv")}
+			failed := 0
+			fixed, err := e.user().Fix(c.Context, o, func(f kernels.Fixed) {
+				switch {
+				case f.Nothing:
+					fmt.Fprintf(e.Stdout, "%s: nothing to fix\n", f.Entry.File())
+					return
+				case f.Diff == "": // could not be planned: in err
+					failed++
+					return
+				}
+				fmt.Fprint(e.Stdout, f.Diff)
+				for _, ch := range f.Changes {
+					fmt.Fprintf(e.Stdout, "# %s: %s\n", f.Entry.Name, ch)
+				}
+				if f.Err != nil {
+					failed++
+				} else if f.Backup != "" {
+					fmt.Fprintf(e.Stdout, "fixed %s (original kept as %s)\n", f.Entry.File(), f.Backup)
+				}
+			})
+			if o.DryRun {
+				fmt.Fprintln(e.Stdout, "dry run: nothing was changed")
+			} else if fixed == 0 && failed == 0 && err == nil {
+				fmt.Fprintln(e.Stdout, "nothing to fix")
+			}
+			return err
 		},
 	}
-}
-
-func (e *env) kernelFix(c *cli.Context, names []string, dryRun, keepNV bool) error {
-	entries, err := e.selectKernels(names)
-	if err != nil {
-		return err
-	}
-	opts := kernelspec.FixOptions{Checker: e.checker(c.Context), KeepNV: keepNV}
-	var failed []error
-	fixed := 0
-	for _, en := range entries {
-		named := len(names) > 0
-		if !named && unix.Access(en.Dir, unix.W_OK) != nil {
-			continue // not ours to change: a site-wide kernel
-		}
-		rep, err := kernelspec.PlanFix(en.Kernel, opts)
-		switch {
-		case errors.Is(err, kernelspec.ErrNothingToFix):
-			if named {
-				fmt.Fprintf(e.Stdout, "%s: nothing to fix\n", en.File())
-			}
-			continue
-		case err != nil:
-			failed = append(failed, err)
-			continue
-		}
-		fmt.Fprint(e.Stdout, rep.Diff())
-		for _, ch := range rep.Changes {
-			fmt.Fprintf(e.Stdout, "# %s: %s\n", en.Name, ch)
-		}
-		if dryRun {
-			continue
-		}
-		backup, err := rep.Apply(e.Now())
-		if err != nil {
-			failed = append(failed, err)
-			continue
-		}
-		fixed++
-		fmt.Fprintf(e.Stdout, "fixed %s (original kept as %s)\n", en.File(), backup)
-	}
-	if dryRun {
-		fmt.Fprintln(e.Stdout, "dry run: nothing was changed")
-	} else if fixed == 0 && len(failed) == 0 {
-		fmt.Fprintln(e.Stdout, "nothing to fix")
-	}
-	return errors.Join(failed...)
 }

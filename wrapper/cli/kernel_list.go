@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
@@ -45,8 +46,9 @@ func (e *env) kernelListCommand() *cli.Command {
 }
 
 func (e *env) kernelList(c *cli.Context, asJSON bool) error {
-	entries, _ := e.selectKernels(nil)
-	findings, _, _ := checkAll(e.checker(c.Context), entries)
+	u := e.user()
+	entries, _ := u.Select(nil)
+	findings := kernels.CheckAll(u.Checker(c.Context), entries).Findings
 	rows := make([]listedKernel, 0, len(entries))
 	for _, en := range entries {
 		rows = append(rows, row(en, findings[en.Dir]))

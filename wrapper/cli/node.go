@@ -21,7 +21,7 @@ func (e *env) nodeCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			g := node.DetectGPU(node.Env{LookupEnv: e.LookupEnv, GPUPartitions: e.cfg.Node.GPUPartitions})
 			h := node.DetectHost(e.cfg.Cache.Dir)
-			rt, rtErr := e.finder().Find(c.Context)
+			rt, rtErr := e.user().Finder().Find(c.Context)
 			var runtime *apptainer.Runtime
 			if rtErr == nil {
 				runtime = &rt

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
 )
 
 // registry is Debian's docker-registry serving on a loopback port, with the
@@ -99,7 +100,7 @@ func TestKernelAddPullsFromRegistry(t *testing.T) {
 		t.Fatalf("kernel add from the registry: %v\n%s", err, out)
 	}
 	argv := readKernel(t, s.kernelDir("pulled")).Argv
-	pulled := filepath.Join(pullDir, imageFileName(ref))
+	pulled := filepath.Join(pullDir, kernels.ImageFileName(ref))
 	if !strings.Contains(strings.Join(argv, " "), pulled) {
 		t.Errorf("the kernel runs %q, want the pulled %s", argv, pulled)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 )
 
 // Config is the effective configuration. Every field has a default (see Default).
@@ -48,6 +50,11 @@ type Apptainer struct {
 	Search       []string `toml:"search" json:"search"`
 	GPUFlag      string   `toml:"gpu_flag" json:"gpu_flag"`
 	DefaultBinds []string `toml:"default_binds" json:"default_binds"`
+}
+
+// Finder finds Apptainer by these settings; getenv nil means os.Getenv.
+func (a Apptainer) Finder(getenv func(string) string) apptainer.Finder {
+	return apptainer.Finder{ConfigPath: a.Path, Search: a.Search, Getenv: getenv}
 }
 
 // Node describes how compute nodes are recognised.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 

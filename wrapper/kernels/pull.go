@@ -1,4 +1,4 @@
-package cli
+package kernels
 
 import (
 	"context"
@@ -20,32 +20,32 @@ import (
 
 // pullDir is kernel.pull_dir, else $SCRATCH/sifkernel-images, else
 // ~/.local/share/sifkernel/images.
-func (e *env) pullDir() string {
-	if d := e.cfg.Kernel.PullDir; d != "" {
+func (u *User) pullDir() string {
+	if d := u.Config.Kernel.PullDir; d != "" {
 		return d
 	}
-	if s := e.Getenv("SCRATCH"); s != "" {
+	if s := u.Getenv("SCRATCH"); s != "" {
 		return filepath.Join(s, "sifkernel-images")
 	}
-	return filepath.Join(e.Home, ".local", "share", "sifkernel", "images")
+	return filepath.Join(u.Home, ".local", "share", "sifkernel", "images")
 }
 
-// imageFileName turns docker://python:3.11-slim into python_3.11-slim.sif.
-func imageFileName(ref string) string {
+// ImageFileName turns docker://python:3.11-slim into python_3.11-slim.sif.
+func ImageFileName(ref string) string {
 	_, rest, _ := strings.Cut(ref, "://")
 	r := strings.NewReplacer("/", "_", ":", "_", "@", "_")
 	return strings.Trim(r.Replace(rest), "_.") + ".sif"
 }
 
-// pull runs `apptainer pull` into the pull directory with its output shown
+// Pull runs `apptainer pull` into the pull directory with its output shown
 // live. It pulls to a temporary name and renames, so an interrupted pull
 // never leaves a half image under the final name. An image already pulled
 // is reused.
-func (e *env) pull(ctx context.Context, rt apptainer.Runtime, ref string) (string, error) {
-	dir := e.pullDir()
-	dest := filepath.Join(dir, imageFileName(ref))
+func (u *User) Pull(ctx context.Context, rt apptainer.Runtime, ref string) (string, error) {
+	dir := u.pullDir()
+	dest := filepath.Join(dir, ImageFileName(ref))
 	if _, err := os.Stat(dest); err == nil {
-		e.log.Infof("using %s, pulled earlier from %s (remove it to pull again)", dest, ref)
+		u.Log.Infof("using %s, pulled earlier from %s (remove it to pull again)", dest, ref)
 		return dest, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", err
@@ -59,14 +59,14 @@ func (e *env) pull(ctx context.Context, rt apptainer.Runtime, ref string) (strin
 	// Apptainer's own output is shown live; its last FATAL line also goes
 	// into the error, so a failed pull says why in one line.
 	said := &untrusted.Buffer{Limit: 64 << 10}
-	out := io.MultiWriter(e.Stderr, said) // one writer: exec then writes from one goroutine
+	out := io.MultiWriter(u.Stderr, said) // one writer: exec then writes from one goroutine
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group, stopped whole (mksquashfs too) on Ctrl-C, with
 	// SIGTERM first so Apptainer removes its temporary files.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	fmt.Fprintf(e.Stderr, "pulling %s into %s\n", ref, dest)
+	fmt.Fprintf(u.Stderr, "pulling %s into %s\n", ref, dest)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("pulling %s: interrupted (%w); nothing was written to %s", ref, ctx.Err(), dir)

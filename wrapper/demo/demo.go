@@ -1,0 +1,190 @@
+// Package demo shows a job's whole lifecycle on a simulated GPU node, in a
+// temporary directory, with the same code the hooks and commands run: no
+// root, no Slurm, no container started (`sifkernel demo`).
+package demo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pmezard/go-difflib/difflib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/sifkernel/sifkernel/wrapper"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+)
+
+// Options are what the demo takes from the process.
+type Options struct {
+	Stdout  io.Writer
+	Log     logrus.FieldLogger
+	Version string
+	Keep    bool // keep the temporary directory
+}
+
+// Run runs a job's lifecycle in a throwaway directory: a real SIF image, a
+// kernel made by `kernel add`'s code, the user part as a job on an rtx-dev
+// node with one GPU, the overlay next to the user's kernel, the cache, and
+// the cleanup an Epilog does.
+func Run(ctx context.Context, o Options) error {
+	e := &o
+	keep := o.Keep
+	tmp, err := os.MkdirTemp("", "sifkernel-demo-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		fmt.Fprintf(e.Stdout, "(keeping %s)\n", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	d := &demoRun{e: e, tmp: tmp, home: filepath.Join(tmp, "home")}
+	steps := []func(context.Context) error{d.buildImage, d.addKernel, d.job, d.showCache, d.epilog}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	fmt.Fprintln(e.Stdout, "\nThat was the lifecycle of one job. On a cluster, slurmd runs the same code as the\nProlog, TaskProlog and Epilog (see slurm/ and the README).")
+	return nil
+}
+
+type demoRun struct {
+	e          *Options
+	tmp, home  string
+	image      string
+	userKernel string
+	lc         *wrapper.Env
+	jobDir     string
+}
+
+func (d *demoRun) say(format string, args ...any) {
+	fmt.Fprintf(d.e.Stdout, "\n== "+format+"\n", args...)
+}
+
+func (d *demoRun) buildImage(context.Context) error {
+	d.image = filepath.Join(d.tmp, "scratch", "pytorch.sif")
+	if err := os.MkdirAll(filepath.Dir(d.image), 0o755); err != nil {
+		return err
+	}
+	d.say("a real SIF image on the \"shared filesystem\": %s", d.image)
+	return sifimage.Build(d.image, bytes.NewReader(sifimage.Minimal))
+}
+
+// addKernel writes the user's kernel as `kernel add pytorch --image ...` does.
+func (d *demoRun) addKernel(ctx context.Context) error {
+	rt := filepath.Join(d.tmp, "opt/apps/tacc-apptainer/1.4.1/bin/apptainer")
+	if err := os.MkdirAll(filepath.Dir(rt), 0o755); err != nil {
+		return err
+	}
+	// A stand-in that only answers --version: the demo runs no container.
+	if err := os.WriteFile(rt, []byte("#!/bin/sh\necho 'apptainer version 1.4.1 (sifkernel demo stand-in)'\n"), 0o755); err != nil {
+		return err
+	}
+	cfg := config.Defaults()
+	cfg.Apptainer.Path = rt
+	u := &kernels.User{Config: cfg, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false },
+		Home: d.home, Log: d.e.Log, Stderr: io.Discard, Now: time.Now, Version: d.e.Version}
+	d.say("the user's kernel, as `sifkernel kernel add pytorch --image %s` writes it", d.image)
+	a, err := u.Add(ctx, kernels.AddOptions{Name: "pytorch", Image: d.image, DisplayName: "PyTorch (demo)",
+		Language: "python", GPU: kernelspec.GPUAuto})
+	if err != nil {
+		return err
+	}
+	d.userKernel = a.File
+	fmt.Fprintln(d.e.Stdout, a.File)
+	b, _ := os.ReadFile(d.userKernel)
+	_, err = d.e.Stdout.Write(b)
+	return err
+}
+
+// job runs the user part as job 1001 on an rtx-dev node with GPU 0.
+func (d *demoRun) job(ctx context.Context) error {
+	cfg := config.Defaults()
+	cfg.Cache.Dir = filepath.Join(d.tmp, "node", "cache")
+	cfg.Apptainer.Search = []string{filepath.Join(d.tmp, "opt/apps/tacc-apptainer/*/bin/apptainer")}
+	env := map[string]string{
+		"HOME": d.home, "TMPDIR": filepath.Join(d.tmp, "node"), "SLURM_JOB_ID": "1001", "SLURM_JOB_PARTITION": "rtx-dev",
+		"SLURM_JOB_GPUS": "0", "CUDA_VISIBLE_DEVICES": "0", "JUPYTER_RUNTIME_DIR": filepath.Join(d.home, ".local/share/jupyter/runtime"),
+	}
+	if err := os.MkdirAll(env["TMPDIR"], 0o755); err != nil {
+		return err
+	}
+	d.lc = &wrapper.Env{Config: cfg, Log: d.e.Log, Version: d.e.Version, Stdout: d.e.Stdout, Now: time.Now,
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	d.say("job 1001 starts on an rtx-dev node with GPU 0 (SLURM_JOB_PARTITION=rtx-dev, SLURM_JOB_GPUS=0)")
+	ex, err := d.lc.Activate(ctx, "1001", "demo")
+	if err != nil {
+		return err
+	}
+	d.jobDir = ex.JobDir
+	fmt.Fprintf(d.e.Stdout, "the job's environment gets:\n  JUPYTER_PATH=%s\n  SIFKERNEL_JOB_DIR=%s\n", ex.JupyterPath, ex.JobDir)
+	overlay := filepath.Join(ex.JobDir, "jupyter", "kernels", "pytorch", kernelspec.FileName)
+	d.say("the job's copy of the kernel (Jupyter finds it first): %s", overlay)
+	a, _ := os.ReadFile(d.userKernel)
+	b, err := os.ReadFile(overlay)
+	if err != nil {
+		return err
+	}
+	diff, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(string(a)), B: difflib.SplitLines(string(b)),
+		FromFile: "user's kernel.json", ToFile: "job's kernel.json", Context: 2,
+	})
+	fmt.Fprint(d.e.Stdout, diff)
+	r, err := wrapper.ReadReport(ex.JobDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(d.e.Stdout, "why:")
+	for _, k := range r.Kernels {
+		for _, c := range k.Changes {
+			fmt.Fprintf(d.e.Stdout, "  - %s\n", c)
+		}
+	}
+	return nil
+}
+
+func (d *demoRun) showCache(context.Context) error {
+	c, err := d.lc.OpenUserCache(0)
+	if err != nil {
+		return err
+	}
+	es, err := c.Entries()
+	if err != nil {
+		return err
+	}
+	d.say("the node cache (%s)", c.Dir())
+	for _, en := range es {
+		fmt.Fprintf(d.e.Stdout, "  %s  %s  used by job %s  (from %s)\n", en.Key, cache.HumanBytes(en.Size), strings.Join(en.Refs, ","), en.Source)
+	}
+	return nil
+}
+
+func (d *demoRun) epilog(context.Context) error {
+	d.say("the job ends: the Epilog's cleanup removes the job directory, its refs, and (keep_warm = 0s) the copy")
+	if err := d.lc.Cleanup(wrapper.CleanupOptions{Job: "1001", GC: true}); err != nil {
+		return err
+	}
+	c, err := d.lc.OpenUserCache(0)
+	if err != nil {
+		return err
+	}
+	es, _ := c.Entries()
+	_, statErr := os.Stat(filepath.Join(d.jobDir, "node.json"))
+	fmt.Fprintf(d.e.Stdout, "  job directory: %s\n  cached images: %d\n", map[bool]string{true: "gone", false: "still there"}[os.IsNotExist(statErr)], len(es))
+	if b, err := os.ReadFile(d.userKernel); err != nil || !bytes.Contains(b, []byte(d.image)) {
+		return fmt.Errorf("the user's kernel changed")
+	}
+	fmt.Fprintln(d.e.Stdout, "  the user's own kernel.json: unchanged")
+	return nil
+}
