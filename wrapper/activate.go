@@ -35,7 +35,7 @@ func (e *Env) Activate(ctx context.Context, job, createdBy string) (Exports, err
 // Format writes exports for eval in a shell.
 func (ex Exports) Format(shell string) (string, error) {
 	var b strings.Builder
-	for _, kv := range [][2]string{{"JUPYTER_PATH", ex.JupyterPath}, {"SIFKERNEL_JOB_DIR", ex.JobDir}} {
+	for _, kv := range ex.Vars() {
 		q := quote(kv[1])
 		switch shell {
 		case "sh", "bash", "zsh", "":

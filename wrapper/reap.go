@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // Limits on what reapHolders looks at: it runs as the user in the Epilog.
@@ -35,7 +37,11 @@ func reapHolders(userCache string) int {
 		if i >= maxProcs || err != nil || pid == os.Getpid() {
 			continue
 		}
-		if st, err := os.Stat("/proc/" + p.Name()); err != nil || int(st.Sys().(*syscall.Stat_t).Uid) != me {
+		st, err := os.Stat("/proc/" + p.Name())
+		if err != nil {
+			continue
+		}
+		if o, ok := fsx.OwnerOf(st); !ok || o.UID != me {
 			continue
 		}
 		if holdsDeleted(pid, prefix) && syscall.Kill(pid, syscall.SIGKILL) == nil {

@@ -35,7 +35,10 @@ func (e *Env) Run(ctx context.Context, job string, argv []string) (int, error) {
 		return 127, err
 	}
 	cmd := exec.Command(path, argv[1:]...)
-	cmd.Env = append(os.Environ(), "JUPYTER_PATH="+ex.JupyterPath, "SIFKERNEL_JOB_DIR="+ex.JobDir)
+	cmd.Env = os.Environ()
+	for _, kv := range ex.Vars() {
+		cmd.Env = append(cmd.Env, kv[0]+"="+kv[1])
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, e.Stdout, os.Stderr
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, forwarded...)

@@ -21,6 +21,12 @@ type Exports struct {
 	JobDir      string
 }
 
+// Vars are the exports as name/value pairs, in the order they are set: the
+// one list the TaskProlog, activate and run take them from.
+func (ex Exports) Vars() [][2]string {
+	return [][2]string{{"JUPYTER_PATH", ex.JupyterPath}, {"SIFKERNEL_JOB_DIR", ex.JobDir}}
+}
+
 // TaskProlog runs as the job user for every task. If the Prolog prepared
 // the job it only prints the exports (two stats); if no Prolog ran, it does
 // the user part itself within taskprolog.budget, once per job on the node.
@@ -41,7 +47,7 @@ func (e *Env) TaskProlog(ctx context.Context) error {
 		return nil
 	}
 	out := slurm.TaskOutput{W: e.Stdout}
-	for _, kv := range [][2]string{{"JUPYTER_PATH", ex.JupyterPath}, {"SIFKERNEL_JOB_DIR", ex.JobDir}} {
+	for _, kv := range ex.Vars() {
 		if err := out.Export(kv[0], kv[1]); err != nil {
 			log.Errorf("%v", err)
 		}

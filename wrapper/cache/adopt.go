@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
@@ -55,18 +54,5 @@ func (c *Cache) adoptLocked(src *source, key, copyPath string) (bool, error) {
 	if err := c.makeRoom(0, key); err != nil {
 		return false, err
 	}
-	if err := os.Chmod(copyPath, 0o400); err != nil {
-		return false, err
-	}
-	if err := f.Sync(); err != nil {
-		return false, err
-	}
-	if err := os.Rename(copyPath, c.entryPath(key)); err != nil {
-		return false, fmt.Errorf("adopting %s into %s: %w", copyPath, filepath.Dir(c.entryPath(key)), err)
-	}
-	if err := syncDir(c.dir); err != nil {
-		return false, err
-	}
-	now := time.Now().UTC()
-	return true, c.writeMeta(Meta{Key: key, Source: src.real, Size: src.size, MTime: src.mtime.UTC(), SIFID: src.sifID, StagedAt: now})
+	return true, c.install(f, src, key, "")
 }

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
-	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sirupsen/logrus"
+
+	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // Options configure a cache.
@@ -135,9 +137,9 @@ func (c *Cache) ownDir(t *Tree) (shared bool, err error) {
 		return false, err
 	}
 	c.root, c.dir = c.opts.Root, filepath.Join(c.opts.Root, "users", name)
-	sys, _ := st.Sys().(*syscall.Stat_t)
+	o, ok := fsx.OwnerOf(st)
 	switch {
-	case !st.IsDir() || sys == nil || int(sys.Uid) != c.opts.UID:
+	case !st.IsDir() || !ok || o.UID != c.opts.UID:
 		return true, checkDir(c.dir, c.opts.UID, 0o700)
 	case st.Mode().Perm()&0o077 != 0:
 		c.log.Warnf("%s had mode %v; set it back to 0700 (group and others must not reach your images)", c.dir, st.Mode().Perm())
@@ -176,15 +178,17 @@ func checkDir(dir string, uid int, mode fs.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("cache directory %s: %w", dir, err)
 	}
-	sys, _ := st.Sys().(*syscall.Stat_t)
+	o, ok := fsx.OwnerOf(st)
 	switch {
 	case st.Mode()&fs.ModeSymlink != 0:
 		return fmt.Errorf("%w: %s is a symbolic link", ErrUnsafeRoot, dir)
 	case !st.IsDir():
 		return fmt.Errorf("%w: %s is not a directory", ErrUnsafeRoot, dir)
-	case sys == nil || int(sys.Uid) != uid:
+	case !ok:
+		return fmt.Errorf("%w: %s: no owner information", ErrUnsafeRoot, dir)
+	case o.UID != uid:
 		return fmt.Errorf("%w: %s is owned by uid %d, not %d (someone may have created it to tamper with images)",
-			ErrUnsafeRoot, dir, sys.Uid, uid)
+			ErrUnsafeRoot, dir, o.UID, uid)
 	case st.Mode().Perm()&^mode&0o077 != 0:
 		return fmt.Errorf("%w: %s has mode %v: group or others may write or read more than %v allows",
 			ErrUnsafeRoot, dir, st.Mode().Perm(), mode)

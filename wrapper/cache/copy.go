@@ -11,8 +11,9 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 	"golang.org/x/sys/unix"
+
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
 // chunk is how much is copied between checks of the context and progress

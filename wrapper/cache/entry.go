@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // Result says where an image can be used from after Stage.
@@ -122,8 +123,8 @@ func (c *Cache) publish(ctx context.Context, src *source, key string, progress P
 		return fmt.Errorf("staging %s: %w", src.path, err)
 	}
 	defer func() {
+		tmp.Close()
 		if err != nil {
-			tmp.Close()
 			os.Remove(tmp.Name())
 		}
 	}()
@@ -134,19 +135,24 @@ func (c *Cache) publish(ctx context.Context, src *source, key string, progress P
 	if err := c.check(tmp, src); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o400); err != nil {
+	return c.install(tmp, src, key, sum)
+}
+
+// install makes f, a checked copy of src, the entry for key: read-only,
+// synced, renamed into place with the rename made durable, then its
+// metadata. sum is the copy's SHA-256 where it was computed while copying
+// ("" for an adopted copy). Staging and adopting both end here.
+func (c *Cache) install(f *os.File, src *source, key, sum string) error {
+	if err := f.Chmod(0o400); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("staging %s: sync: %w", src.path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if err := os.Rename(f.Name(), c.entryPath(key)); err != nil {
+		return fmt.Errorf("moving %s into %s: %w", f.Name(), c.dir, err)
 	}
-	if err := os.Rename(tmp.Name(), c.entryPath(key)); err != nil {
-		return err
-	}
-	if err := syncDir(c.dir); err != nil {
+	if err := fsx.SyncDir(c.dir); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
@@ -177,15 +183,6 @@ func (c *Cache) check(tmp *os.File, src *source) error {
 		return fmt.Errorf("staging %s: the copy has SIF id %s, the source %s", src.path, info.ID, src.sifID)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // removeTemps deletes copies of key left by a stager that died. The caller

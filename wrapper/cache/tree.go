@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
@@ -72,7 +71,7 @@ func (t *Tree) Close() error {
 func (t *Tree) JobDir(job string) string { return filepath.Join(t.path, "jobs", job) }
 
 // Owner is who owns a directory, from its Lstat.
-type Owner struct{ UID, GID int }
+type Owner = fsx.Owner
 
 // ownerOf reads the owner of a directory entry without following it; ok is
 // false for anything but a directory.
@@ -84,11 +83,11 @@ func ownerOf(r *os.Root, name string) (Owner, bool, error) {
 	if err != nil {
 		return Owner{}, false, err
 	}
-	sys, _ := st.Sys().(*syscall.Stat_t)
-	if !st.IsDir() || sys == nil {
+	o, ok := fsx.OwnerOf(st)
+	if !st.IsDir() || !ok {
 		return Owner{}, false, nil
 	}
-	return Owner{UID: int(sys.Uid), GID: int(sys.Gid)}, true, nil
+	return o, true, nil
 }
 
 // MakeJobDir creates jobs/<job> for uid:gid, 0700 (root only). A directory

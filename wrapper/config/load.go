@@ -120,12 +120,13 @@ func (l *Loaded) Set(key, value string, src Source) error {
 var textUnmarshaler = reflect.TypeFor[interface{ UnmarshalText([]byte) error }]()
 
 func (l *Loaded) apply(path, kind string, mustExist bool, allowed []string) error {
-	data, err := readFile(path)
+	// Never blocks: a FIFO in its place is refused (see fsx.OpenRegular).
+	data, err := fsx.ReadRegular(path, maxFileSize, false)
 	if errors.Is(err, fs.ErrNotExist) && !mustExist {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading %s config %s: %w", kind, path, err)
+		return fmt.Errorf("reading %s config: %w", kind, err) // err names the file
 	}
 	var file Config
 	md, err := toml.Decode(string(data), &file)
@@ -146,17 +147,6 @@ func (l *Loaded) apply(path, kind string, mustExist bool, allowed []string) erro
 		l.sources[k.String()] = Source{Kind: kind, File: path, Line: keyLine(string(data), k.String())}
 	}
 	return nil
-}
-
-// readFile reads a config file without ever blocking on it (a FIFO in its
-// place is refused, see fsx.OpenRegular).
-func readFile(path string) ([]byte, error) {
-	data, err := fsx.ReadRegular(path, maxFileSize, false)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return nil, pe.Err // the caller names the file
-	}
-	return data, err
 }
 
 func checkKeys(path, data string, md toml.MetaData, allowed []string) error {

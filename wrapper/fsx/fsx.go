@@ -412,3 +412,29 @@ func CheckTrustedFile(path string) error {
 		return checkOwner(st.Uid, st.Mode, shown, false)
 	}
 }
+
+// Owner is who owns a file.
+type Owner struct{ UID, GID int }
+
+// OwnerOf is fi's owner; ok is false where the file system gives none.
+func OwnerOf(fi fs.FileInfo) (Owner, bool) {
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return Owner{}, false
+	}
+	return Owner{UID: int(sys.Uid), GID: int(sys.Gid)}, true
+}
+
+// SyncDir makes a rename or a creation in dir durable: renameio and
+// File.Sync sync the file, not the directory that names it.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}

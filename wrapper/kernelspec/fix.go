@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
+
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // FixOptions say what Fix may change.
@@ -110,7 +112,7 @@ func (r *Repair) Diff() string {
 // the original is left as it was.
 func (r *Repair) Apply(now time.Time) (backup string, err error) {
 	path := r.Kernel.File()
-	current, err := readLimited(path)
+	current, err := fsx.ReadRegular(path, MaxFileSize, false)
 	if err != nil {
 		return "", err
 	}

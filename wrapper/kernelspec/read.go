@@ -48,7 +48,7 @@ func (e *SyntaxError) Error() string {
 // Load reads dir/kernel.json. It never fails: problems are kept in Err.
 func Load(dir string) *Kernel {
 	k := &Kernel{Name: filepath.Base(dir), Dir: dir}
-	k.Raw, k.Err = readLimited(k.File())
+	k.Raw, k.Err = fsx.ReadRegular(k.File(), MaxFileSize, false)
 	if k.Err != nil {
 		k.LoadErr = k.Err
 		return k
@@ -64,17 +64,6 @@ func Load(dir string) *Kernel {
 	}
 	k.Spec, k.Err = parseScanned(k.File(), k.Raw, sc)
 	return k
-}
-
-// readLimited reads a kernel.json without ever blocking: a FIFO, socket or
-// device in its place is refused (see fsx.OpenRegular), as is a file over
-// MaxFileSize.
-func readLimited(path string) ([]byte, error) {
-	data, err := fsx.ReadRegular(path, MaxFileSize, false)
-	if errors.Is(err, fsx.ErrTooLarge) {
-		return nil, fmt.Errorf("%s: larger than the %d bytes a kernelspec may have", path, MaxFileSize)
-	}
-	return data, err
 }
 
 // Parse decodes kernel.json bytes as Python's json.load does (Jupyter's

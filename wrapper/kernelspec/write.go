@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // FileMode is the mode of every kernel.json sifkernel writes.
@@ -28,20 +30,7 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 	if err := renameio.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename in dir durable; renameio syncs the file, not the directory.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return fsx.SyncDir(filepath.Dir(path))
 }
 
 // Backup keeps a copy of data beside path as path.bak-<timestamp>, never
@@ -60,7 +49,7 @@ func Backup(path string, data []byte, now time.Time) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("backing up %s: %w", path, err)
 		}
-		return name, syncDir(filepath.Dir(name))
+		return name, fsx.SyncDir(filepath.Dir(name))
 	}
 	return "", fmt.Errorf("backing up %s: too many backups named %s*", path, base)
 }
