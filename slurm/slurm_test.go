@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -78,7 +80,7 @@ func TestLookupUser(t *testing.T) {
 func TestRunningJobs(t *testing.T) {
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "squeue")
-	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" >"+dir+"/args\nprintf '101\\n202\\nbogus\\n'\n"), 0o755)
+	testkit.Must(t, os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" >"+dir+"/args\nprintf '101\\n202\\nbogus\\n'\n"), 0o755))
 	jobs, err := RunningJobs(context.Background(), fake, "c001", time.Second)
 	if err != nil || !jobs["101"] || !jobs["202"] || len(jobs) != 2 {
 		t.Errorf("RunningJobs = %v, %v", jobs, err)
@@ -88,13 +90,13 @@ func TestRunningJobs(t *testing.T) {
 		t.Errorf("squeue args %q", args)
 	}
 	slow := filepath.Join(dir, "slow")
-	os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 10\n"), 0o755)
+	testkit.Must(t, os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 10\n"), 0o755))
 	start := time.Now()
 	if _, err := RunningJobs(context.Background(), slow, "", 200*time.Millisecond); err == nil || time.Since(start) > 3*time.Second {
 		t.Errorf("a hanging squeue: %v after %v", err, time.Since(start))
 	}
 	failing := filepath.Join(dir, "failing")
-	os.WriteFile(failing, []byte("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"), 0o755)
+	testkit.Must(t, os.WriteFile(failing, []byte("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"), 0o755))
 	if _, err := RunningJobs(context.Background(), failing, "", time.Second); err == nil || !strings.Contains(err.Error(), "Unable to contact") {
 		t.Errorf("a failing squeue: %v", err)
 	}

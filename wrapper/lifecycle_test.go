@@ -18,8 +18,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/config"
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
@@ -32,12 +33,16 @@ var binary string
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sifkernel-bin-")
 	if err == nil {
-		os.Chmod(dir, 0o755)
-		binary = filepath.Join(dir, "sifkernel")
-		if out, err := exec.Command("go", "build", "-o", binary, "../wrapper/cmd/sifkernel").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
-			os.Exit(1)
-		}
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "a directory for the test binary: %v\n", err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "sifkernel")
+	if out, err := exec.Command("go", "build", "-o", binary, "../wrapper/cmd/sifkernel").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -63,20 +68,20 @@ func newSite(t *testing.T) *site {
 	s.home = filepath.Join(s.base, "home/alice")
 	s.kernels = filepath.Join(s.home, ".local/share/jupyter/kernels")
 	s.cacheDir = filepath.Join(s.base, "node/cache")
-	os.MkdirAll(filepath.Join(s.base, "node"), 0o755)
+	testkit.Must(t, os.MkdirAll(filepath.Join(s.base, "node"), 0o755))
 	runtime := filepath.Join(s.base, "opt/apps/tacc-apptainer/1.4.1/bin/apptainer")
-	os.MkdirAll(filepath.Dir(runtime), 0o755)
-	os.WriteFile(runtime, []byte("#!/bin/sh\necho apptainer version 1.4.1\n"), 0o755)
-	os.MkdirAll(filepath.Join(s.base, "scratch"), 0o755)
+	testkit.Must(t, os.MkdirAll(filepath.Dir(runtime), 0o755))
+	testkit.Must(t, os.WriteFile(runtime, []byte("#!/bin/sh\necho apptainer version 1.4.1\n"), 0o755))
+	testkit.Must(t, os.MkdirAll(filepath.Join(s.base, "scratch"), 0o755))
 	s.image = filepath.Join(s.base, "scratch/bert.sif")
 	if err := sifimage.Build(s.image, bytes.NewReader(sifimage.Minimal)); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(s.image, uid, gid)
+	testkit.Must(t, os.Chown(s.image, uid, gid))
 	s.cfgText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\n",
 		filepath.Join(s.base, "opt/apps/tacc-apptainer/*/bin/apptainer"), s.cacheDir)
 	s.config = filepath.Join(s.base, "config.toml")
-	os.WriteFile(s.config, []byte(s.cfgText), 0o644)
+	testkit.Must(t, os.WriteFile(s.config, []byte(s.cfgText), 0o644))
 	s.user = slurm.User{Name: "alice", UID: uid, GID: gid, Home: s.home, Groups: []int{gid}}
 	s.env = map[string]string{
 		"SLURM_JOB_ID": "4242", "SLURM_JOB_UID": "1234", "SLURM_JOB_GID": "1234", "SLURM_JOB_USER": "alice",
@@ -98,26 +103,27 @@ func (s *site) addKernel(t *testing.T, name, image, extra string) string {
 func (s *site) writeKernel(t *testing.T, name, body string) string {
 	t.Helper()
 	dir := filepath.Join(s.kernels, name)
-	os.MkdirAll(dir, 0o755)
+	testkit.Must(t, os.MkdirAll(dir, 0o755))
 	f := filepath.Join(dir, "kernel.json")
-	os.WriteFile(f, []byte(body), 0o644)
-	s.chownHome()
+	testkit.Must(t, os.WriteFile(f, []byte(body), 0o644))
+	s.chownHome(t)
 	return f
 }
 
-func (s *site) chownHome() {
-	filepath.WalkDir(s.home, func(p string, d fs.DirEntry, err error) error {
-		if err == nil {
-			os.Lchown(p, uid, gid)
+func (s *site) chownHome(t testing.TB) {
+	t.Helper()
+	testkit.Must(t, filepath.WalkDir(s.home, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	os.Chmod(s.home, 0o700)
+		return os.Lchown(p, uid, gid)
+	}))
+	testkit.Must(t, os.Chmod(s.home, 0o700))
 }
 
 func (s *site) setConfig(t *testing.T, extra string) {
 	t.Helper()
-	os.WriteFile(s.config, []byte(s.cfgText+extra), 0o644)
+	testkit.Must(t, os.WriteFile(s.config, []byte(s.cfgText+extra), 0o644))
 }
 
 // lc is the lifecycle as root sees it.
@@ -175,24 +181,32 @@ func (s *site) overlay(t *testing.T, job, name string) *kernelspec.Spec {
 // assertOwnedByAlice fails for anything under dir that alice does not own.
 func assertOwnedByAlice(t *testing.T, dir string) {
 	t.Helper()
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	seen := 0
+	testkit.Must(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return nil
+			return err
 		}
-		st, _ := os.Lstat(p)
-		if st.Sys().(*syscall.Stat_t).Uid != uid {
-			t.Errorf("%s is owned by uid %d, not the job user", p, st.Sys().(*syscall.Stat_t).Uid)
+		seen++
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if o, _ := fsx.OwnerOf(st); o.UID != uid {
+			t.Errorf("%s is owned by uid %d, not the job user", p, o.UID)
 		}
 		return nil
-	})
+	}))
+	if seen < 2 {
+		t.Errorf("%s holds nothing: no ownership was checked", dir)
+	}
 }
 
 func TestGPUJobLifecycle(t *testing.T) {
 	s := newSite(t)
 	s.writeKernel(t, "tacc", `{"argv": ["/opt/apps/tacc-apptainer/1.3.3/bin/apptainer", "exec", "--nv", "--bind", "/run/user:/run/user", "`+s.image+`",
 	  "python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "T", "language": "python"}`)
-	os.WriteFile(filepath.Join(s.kernels, "bert", "logo-64x64.png"), []byte("PNG"), 0o644)
-	s.chownHome()
+	testkit.Must(t, os.WriteFile(filepath.Join(s.kernels, "bert", "logo-64x64.png"), []byte("PNG"), 0o644))
+	s.chownHome(t)
 	ctx := context.Background()
 	if err := s.lc(t).Prolog(ctx); err != nil {
 		t.Fatal(err)
@@ -294,14 +308,14 @@ func TestFailurePolicy(t *testing.T) {
 		{name: "kernel.json a directory", setup: func(t *testing.T, s *site) {
 			p := filepath.Join(s.kernels, "bert", "kernel.json")
 			os.Remove(p)
-			os.Mkdir(p, 0o755)
-			s.chownHome()
+			testkit.Must(t, os.Mkdir(p, 0o755))
+			s.chownHome(t)
 		}, log: `kernel \"bert\" skipped`},
 		{name: "kernel.json symlink loop", setup: func(t *testing.T, s *site) {
 			p := filepath.Join(s.kernels, "bert", "kernel.json")
 			os.Remove(p)
-			os.Symlink("kernel.json", p)
-			s.chownHome()
+			testkit.Must(t, os.Symlink("kernel.json", p))
+			s.chownHome(t)
 		}, log: `kernel \"bert\" skipped`},
 		{name: "apptainer not found", setup: func(t *testing.T, s *site) {
 			os.RemoveAll(filepath.Join(s.base, "opt"))
@@ -316,14 +330,14 @@ func TestFailurePolicy(t *testing.T) {
 		{name: "site config unreadable by the user", setup: func(t *testing.T, s *site) { os.Chmod(s.config, 0o600) },
 			log: "user part as alice failed"},
 		{name: "disk full", setup: func(t *testing.T, s *site) {
-			os.MkdirAll(s.cacheDir, 0o755)
+			testkit.Must(t, os.MkdirAll(s.cacheDir, 0o755))
 			if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", s.cacheDir).Run(); err != nil {
 				testkit.Skip(t, "mounting a tmpfs needs CAP_SYS_ADMIN: "+err.Error())
 			}
 			t.Cleanup(func() { exec.Command("umount", "-l", s.cacheDir).Run() })
 			big := make([]byte, 200<<10)
-			sifimage.Build(s.image, bytes.NewReader(big))
-			os.Chown(s.image, uid, gid)
+			testkit.Must(t, sifimage.Build(s.image, bytes.NewReader(big)))
+			testkit.Must(t, os.Chown(s.image, uid, gid))
 		}, log: "no space", check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
 	}
 	for _, tt := range tests {
@@ -358,26 +372,47 @@ func TestSecurity(t *testing.T) {
 	t.Run("kernel.json links to a root-only file", func(t *testing.T) {
 		s := newSite(t)
 		secret := filepath.Join(s.base, "secret.json")
-		os.WriteFile(secret, []byte(`{"argv": ["apptainer", "exec", "TOPSECRET", "x", "{connection_file}"]}`), 0o600)
+		testkit.Must(t, os.WriteFile(secret, []byte(`{"argv": ["apptainer", "exec", "TOPSECRET", "x", "{connection_file}"]}`), 0o600))
 		p := filepath.Join(s.kernels, "bert", "kernel.json")
 		os.Remove(p)
-		os.Symlink(secret, p)
-		s.chownHome()
-		s.lc(t).Prolog(context.Background())
-		filepath.WalkDir(s.jobDir("4242"), func(p string, d fs.DirEntry, err error) error {
-			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("TOPSECRET")) {
+		testkit.Must(t, os.Symlink(secret, p))
+		s.chownHome(t)
+		testkit.Must(t, s.lc(t).Prolog(context.Background()))
+		// The job directory must exist with its report: a Prolog that made
+		// nothing would pass the content check below without testing it.
+		r, err := ReadReport(s.jobDir("4242"))
+		if err != nil {
+			t.Fatalf("the Prolog left no report: %v\n%s", err, s.log.String())
+		}
+		for _, k := range r.Kernels {
+			if k.Name == "bert" && !k.Skipped {
+				t.Errorf("a kernel.json the user cannot read was used: %+v", k)
+			}
+		}
+		files := 0
+		testkit.Must(t, filepath.WalkDir(s.jobDir("4242"), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			files++
+			if b, err := os.ReadFile(p); err != nil {
+				t.Errorf("reading what the Prolog wrote: %v", err)
+			} else if bytes.Contains(b, []byte("TOPSECRET")) {
 				t.Errorf("%s holds the root-only file's content", p)
 			}
 			return nil
-		})
+		}))
+		if files == 0 {
+			t.Error("the job directory holds no files: nothing was checked")
+		}
 	})
 	t.Run("image links to a root-only file", func(t *testing.T) {
 		s := newSite(t)
 		secret := filepath.Join(s.base, "secret.sif")
-		sifimage.Build(secret, bytes.NewReader(sifimage.Minimal))
-		os.Chmod(secret, 0o600)
+		testkit.Must(t, sifimage.Build(secret, bytes.NewReader(sifimage.Minimal)))
+		testkit.Must(t, os.Chmod(secret, 0o600))
 		link := filepath.Join(s.home, "link.sif")
-		os.Symlink(secret, link)
+		testkit.Must(t, os.Symlink(secret, link))
 		s.addKernel(t, "bert", link, "")
 		s.lc(t).Prolog(context.Background())
 		if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users/1234/*.sif")); len(m) != 0 {
@@ -387,8 +422,8 @@ func TestSecurity(t *testing.T) {
 	})
 	t.Run("cache root made by another user", func(t *testing.T) {
 		s := newSite(t)
-		os.MkdirAll(s.cacheDir, 0o755)
-		os.Chown(s.cacheDir, 65534, 65534)
+		testkit.Must(t, os.MkdirAll(s.cacheDir, 0o755))
+		testkit.Must(t, os.Chown(s.cacheDir, 65534, 65534))
 		if err := s.lc(t).Prolog(context.Background()); err != nil {
 			t.Fatalf("Prolog failed without opting in: %v", err)
 		}
@@ -407,10 +442,10 @@ func TestSecurity(t *testing.T) {
 		s := newSite(t)
 		s.lc(t).Prolog(context.Background())
 		victim := filepath.Join(s.base, "victim")
-		os.Mkdir(victim, 0o755)
-		os.WriteFile(filepath.Join(victim, "keep"), []byte("x"), 0o644)
+		testkit.Must(t, os.Mkdir(victim, 0o755))
+		testkit.Must(t, os.WriteFile(filepath.Join(victim, "keep"), []byte("x"), 0o644))
 		os.RemoveAll(s.jobDir("4242"))
-		os.Symlink(victim, s.jobDir("4242"))
+		testkit.Must(t, os.Symlink(victim, s.jobDir("4242")))
 		s.lc(t).Epilog(context.Background())
 		if _, err := os.Stat(filepath.Join(victim, "keep")); err != nil {
 			t.Error("the Epilog followed the symlink and removed its target's files")
@@ -452,10 +487,10 @@ func TestSecurity(t *testing.T) {
 // does the user part in the user's own cache, once for concurrent tasks.
 func TestNoRootHooks(t *testing.T) {
 	s := newSite(t)
-	os.MkdirAll(s.cacheDir, 0o755) // root made the cache once, but no Prolog runs
+	testkit.Must(t, os.MkdirAll(s.cacheDir, 0o755)) // root made the cache once, but no Prolog runs
 	tmp := filepath.Join(s.base, "tmp")
-	os.Mkdir(tmp, 0o1777)
-	os.Chmod(tmp, 0o1777)
+	testkit.Must(t, os.Mkdir(tmp, 0o1777))
+	testkit.Must(t, os.Chmod(tmp, 0o1777))
 	outs := make(chan string, 4)
 	for range 4 {
 		go func() {

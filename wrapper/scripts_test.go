@@ -11,12 +11,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 func (s *site) userTmp(t *testing.T) string {
 	tmp := filepath.Join(s.base, "tmp")
-	os.Mkdir(tmp, 0o1777)
-	os.Chmod(tmp, 0o1777)
+	testkit.Must(t, os.Mkdir(tmp, 0o1777))
+	testkit.Must(t, os.Chmod(tmp, 0o1777))
 	return tmp
 }
 
@@ -88,7 +90,7 @@ func TestRunForwardsSignalsAndCleansUp(t *testing.T) {
 func TestSweep(t *testing.T) {
 	s := newSite(t)
 	squeue := filepath.Join(s.base, "squeue")
-	os.WriteFile(squeue, []byte("#!/bin/sh\necho 4343\n"), 0o755)
+	testkit.Must(t, os.WriteFile(squeue, []byte("#!/bin/sh\necho 4343\n"), 0o755))
 	s.setConfig(t, "[slurm]\nsqueue = \""+squeue+"\"\n")
 	for _, job := range []string{"4242", "4343"} {
 		s.env["SLURM_JOB_ID"] = job
@@ -96,7 +98,7 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(filepath.Join(s.cacheDir, "jobs", "not-a-job"), []byte("site file"), 0o644)
+	testkit.Must(t, os.WriteFile(filepath.Join(s.cacheDir, "jobs", "not-a-job"), []byte("site file"), 0o644))
 	r, err := s.lc(t).Sweep(context.Background(), SweepOptions{Node: "c001"})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, s.log.String())
@@ -118,7 +120,7 @@ func TestSweep(t *testing.T) {
 		t.Error("sweep removed something that is not a job's")
 	}
 
-	os.WriteFile(squeue, []byte("#!/bin/sh\necho 'Unable to contact slurm controller' >&2; exit 1\n"), 0o755)
+	testkit.Must(t, os.WriteFile(squeue, []byte("#!/bin/sh\necho 'Unable to contact slurm controller' >&2; exit 1\n"), 0o755))
 	if _, err := s.lc(t).Sweep(context.Background(), SweepOptions{}); err == nil || !ready(s.jobDir("4343")) {
 		t.Errorf("sweep without squeue = %v; it must remove nothing", err)
 	}

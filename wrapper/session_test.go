@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 func TestJobFromCgroup(t *testing.T) {
@@ -41,8 +43,8 @@ func TestEnvFindsTheSession(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // distinct node.json times
 	}
 	// Job 103 belongs to someone else: a root-owned job directory.
-	os.MkdirAll(filepath.Join(s.jobDir("103"), "jupyter"), 0o700)
-	os.WriteFile(filepath.Join(s.jobDir("103"), "node.json"), []byte("{}"), 0o600)
+	testkit.Must(t, os.MkdirAll(filepath.Join(s.jobDir("103"), "jupyter"), 0o700))
+	testkit.Must(t, os.WriteFile(filepath.Join(s.jobDir("103"), "node.json"), []byte("{}"), 0o600))
 	s.env = map[string]string{} // an ssh session: no Slurm variables
 	out, err := s.asAlice(t, nil, "env")
 	if err != nil {
@@ -64,19 +66,19 @@ func TestSessionCgroupFirst(t *testing.T) {
 	s := newSite(t)
 	lc := s.lc(t)
 	for _, job := range []string{"201", "202"} {
-		os.MkdirAll(filepath.Join(s.jobDir(job), "jupyter"), 0o700)
-		os.WriteFile(filepath.Join(s.jobDir(job), "node.json"), []byte("{}"), 0o600)
+		testkit.Must(t, os.MkdirAll(filepath.Join(s.jobDir(job), "jupyter"), 0o700))
+		testkit.Must(t, os.WriteFile(filepath.Join(s.jobDir(job), "node.json"), []byte("{}"), 0o600))
 		time.Sleep(20 * time.Millisecond)
 	}
-	os.Chmod(filepath.Join(s.cacheDir), 0o755)
+	testkit.Must(t, os.Chmod(filepath.Join(s.cacheDir), 0o755))
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "proc", "self"), 0o755)
+	testkit.Must(t, os.MkdirAll(filepath.Join(root, "proc", "self"), 0o755))
 	lc.NodeRoot = root
 	lc.LookupEnv = func(string) (string, bool) { return "", false }
 	if got, ok := lc.FindSession(); !ok || got.Job != "202" || len(got.Others) != 1 {
 		t.Errorf("without a cgroup: %+v %v, want the newest, 202, and 201 named", got, ok)
 	}
-	os.WriteFile(filepath.Join(root, "proc", "self", "cgroup"), []byte("0::/system.slice/slurmstepd.scope/job_201/step_extern\n"), 0o644)
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "proc", "self", "cgroup"), []byte("0::/system.slice/slurmstepd.scope/job_201/step_extern\n"), 0o644))
 	if got, ok := lc.FindSession(); !ok || got.Job != "201" || !strings.Contains(got.How, "cgroup") {
 		t.Errorf("in job 201's cgroup: %+v %v", got, ok)
 	}

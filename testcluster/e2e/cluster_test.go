@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // marker is what client.py prints in a kernel that runs inside the test
@@ -111,6 +113,16 @@ func TestUsersAreIsolated(t *testing.T) {
 	a := sbatch(t, "sktest1", "-p normal -w m1", "sleep 600") // cancelled below
 	waitState(t, a, time.Minute, "RUNNING")
 	defer root("scancel", a)
+	// What the probe must fail to read has to exist, or it tests nothing.
+	for _, p := range []string{fmt.Sprintf("%s/users/%d", nodeCache, uid(t, "sktest1")), fmt.Sprintf("%s/jobs/%s/node.json", nodeCache, a)} {
+		deadline := time.Now().Add(30 * time.Second)
+		for !existsOn(t, "m1", p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not exist on m1 while job %s runs\n%s", p, a, sifkernelLog(t))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 	probe := fmt.Sprintf("ls %[1]s/users/%[2]d >/dev/null 2>&1 && echo CACHE-READABLE; cat %[1]s/jobs/%[3]s/node.json >/dev/null 2>&1 && echo JOBDIR-READABLE; echo probed",
 		nodeCache, uid(t, "sktest1"), a)
 	b := sbatch(t, "sktest2", "-p normal -w m1", probe)
@@ -127,8 +139,10 @@ func TestBadInputsDoNotDrain(t *testing.T) {
 	u := "sktest2"
 	setupUser(t, u, "bert")
 	secret := filepath.Join(skc, "secret.sif")
-	root(filepath.Join(skc, "bin/mkimage"), secret)
-	os.Chmod(secret, 0o600)
+	if out, err := root(filepath.Join(skc, "bin/mkimage"), secret); err != nil {
+		t.Fatalf("mkimage: %v\n%s", err, out)
+	}
+	testkit.Must(t, os.Chmod(secret, 0o600))
 	script := `set -e
 ` + mkimage + `
 mkdir -p k && mk k/gone.sif && sifkernel kernel add missing --image ~/k/gone.sif --force >/dev/null && rm k/gone.sif
@@ -196,13 +210,17 @@ func TestSweepAfterCrash(t *testing.T) {
 	killSlurmd(t, "m1")
 	onNode(t, "m1", "pkill", "-9", "-f", "slurmstepd: \\["+dead)
 	onNode(t, "m1", "pkill", "-9", "-u", "sktest1")
-	root("scontrol", "update", "nodename=m1", "state=down", "reason=crash-test")
+	if out, err := root("scontrol", "update", "nodename=m1", "state=down", "reason=crash-test"); err != nil {
+		t.Fatalf("scontrol: %v\n%s", err, out)
+	}
 	waitState(t, dead, time.Minute, "NODE_FAIL", "FAILED", "CANCELLED")
 	if !existsOn(t, "m1", nodeCache+"/jobs/"+dead) {
 		t.Fatal("the crash removed the job dir; nothing to sweep")
 	}
 	startSlurmd(t, "m1")
-	root("scontrol", "update", "nodename=m1", "state=resume")
+	if out, err := root("scontrol", "update", "nodename=m1", "state=resume"); err != nil {
+		t.Fatalf("scontrol: %v\n%s", err, out)
+	}
 	alive := sbatch(t, "sktest1", "-p normal -w m1", "sleep 600") // cancelled below
 	waitState(t, alive, 2*time.Minute, "RUNNING")
 	defer root("scancel", alive)

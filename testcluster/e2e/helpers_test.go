@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 )
 
@@ -45,19 +46,11 @@ func slurmEnv() []string {
 func requireCluster(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skip(t, "the cluster tests run as root (they act for the test users)")
+		testkit.Skip(t, "the cluster tests run as root (they act for the test users)")
 	}
 	if out, err := root("scontrol", "ping"); err != nil || !strings.Contains(out, "UP") {
-		skip(t, "no test cluster: run testcluster/up first ("+strings.TrimSpace(out)+")")
+		testkit.Skip(t, "no test cluster: run testcluster/up first ("+strings.TrimSpace(out)+")")
 	}
-}
-
-func skip(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("SIFKERNEL_NO_SKIP") == "1" {
-		t.Fatalf("SIFKERNEL_NO_SKIP=1 and this test cannot run: %s", why)
-	}
-	t.Skip(why)
 }
 
 // root runs a command as root with the cluster's environment.

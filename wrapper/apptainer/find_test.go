@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 func TestCompareVersions(t *testing.T) {
@@ -60,8 +62,8 @@ func TestFind(t *testing.T) {
 	v1100 := fakeRuntime(t, filepath.Join(opt, "1.10.0/bin/apptainer"), "1.10.0")
 	onPath := fakeRuntime(t, filepath.Join(root, "bin/singularity"), "3.8.7")
 	notExec := filepath.Join(root, "noexec/apptainer")
-	os.MkdirAll(filepath.Dir(notExec), 0o755)
-	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	testkit.Must(t, os.MkdirAll(filepath.Dir(notExec), 0o755))
+	testkit.Must(t, os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644))
 	glob := filepath.Join(opt, "*/bin/apptainer")
 
 	tests := []struct {

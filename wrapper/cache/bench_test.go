@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // fill writes n fake entries and refs refs directly, as a busy node would have.
@@ -14,14 +16,14 @@ func fill(b *testing.B, c *Cache, n, refs int) {
 	b.Helper()
 	for i := range n {
 		key := fmt.Sprintf("img%05d-%016x", i, i)
-		os.WriteFile(c.entryPath(key), []byte("x"), 0o400)
+		testkit.Must(b, os.WriteFile(c.entryPath(key), []byte("x"), 0o400))
 		m, _ := json.Marshal(Meta{Key: key, Source: "/scratch/" + key + ".sif", Size: 1, StagedAt: time.Now()})
-		os.WriteFile(c.metaPath(key), m, 0o600)
+		testkit.Must(b, os.WriteFile(c.metaPath(key), m, 0o600))
 	}
 	for i := range refs {
 		key := fmt.Sprintf("img%05d-%016x", i%n, i%n)
-		os.MkdirAll(c.refDir(key), 0o700)
-		os.WriteFile(filepath.Join(c.refDir(key), fmt.Sprint(100000+i)), nil, 0o600)
+		testkit.Must(b, os.MkdirAll(c.refDir(key), 0o700))
+		testkit.Must(b, os.WriteFile(filepath.Join(c.refDir(key), fmt.Sprint(100000+i)), nil, 0o600))
 	}
 }
 

@@ -20,8 +20,8 @@ import (
 	"github.com/shirou/gopsutil/v3/disk"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/config"
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
@@ -108,7 +108,7 @@ func TestKeys(t *testing.T) {
 	dir := t.TempDir()
 	src := image(t, dir, "a.sif", 4096)
 	link := filepath.Join(dir, "link.sif")
-	os.Symlink(src, link)
+	testkit.Must(t, os.Symlink(src, link))
 	r1, _ := c.Stage(context.Background(), src, "", nil)
 	r2, err := c.Stage(context.Background(), link, "", nil)
 	if err != nil || r2.Key != r1.Key || r2.Copied {
@@ -132,9 +132,9 @@ func TestBadSources(t *testing.T) {
 	good := image(t, dir, "good.sif", 8192)
 	data, _ := os.ReadFile(good)
 	corrupt := filepath.Join(dir, "corrupt.sif")
-	os.WriteFile(corrupt, data[:len(data)-100], 0o644)
+	testkit.Must(t, os.WriteFile(corrupt, data[:len(data)-100], 0o644))
 	loop := filepath.Join(dir, "loop.sif")
-	os.Symlink(loop, loop)
+	testkit.Must(t, os.Symlink(loop, loop))
 	tests := []struct{ name, path, want string }{
 		{"missing", filepath.Join(dir, "gone.sif"), "no such file"},
 		{"directory", dir, "sandbox directory cannot be staged"},
@@ -290,7 +290,7 @@ func TestSHA256(t *testing.T) {
 	if checks, _ := c.Verify(); len(checks) != 1 || !checks[0].OK {
 		t.Errorf("Verify of a good entry = %+v", checks)
 	}
-	os.Chmod(r.Path, 0o600)
+	testkit.Must(t, os.Chmod(r.Path, 0o600))
 	f, _ := os.OpenFile(r.Path, os.O_WRONLY, 0)
 	f.WriteAt([]byte("flip"), 100<<10)
 	f.Close()
@@ -370,12 +370,12 @@ func TestGC(t *testing.T) {
 
 	// A copy left by a dead stager (lock free), one in progress (lock held),
 	// and metadata whose entry is gone.
-	os.WriteFile(filepath.Join(c.Dir(), ".tmp-dead-0123456789abcdef-1"), []byte("x"), 0o600)
+	testkit.Must(t, os.WriteFile(filepath.Join(c.Dir(), ".tmp-dead-0123456789abcdef-1"), []byte("x"), 0o600))
 	busy := flock.New(c.lockPath("busy-0123456789abcdef"))
 	busy.TryLock()
 	defer busy.Unlock()
-	os.WriteFile(filepath.Join(c.Dir(), ".tmp-busy-0123456789abcdef-2"), []byte("x"), 0o600)
-	os.WriteFile(c.metaPath("orphan-0123456789abcdef"), []byte("{}"), 0o600)
+	testkit.Must(t, os.WriteFile(filepath.Join(c.Dir(), ".tmp-busy-0123456789abcdef-2"), []byte("x"), 0o600))
+	testkit.Must(t, os.WriteFile(c.metaPath("orphan-0123456789abcdef"), []byte("{}"), 0o600))
 
 	dry, err := c.GC(GCOptions{DryRun: true})
 	if err != nil {
@@ -422,12 +422,12 @@ func TestJobIDs(t *testing.T) {
 func TestUnsafeRoots(t *testing.T) {
 	base := t.TempDir()
 	real := filepath.Join(base, "real")
-	os.Mkdir(real, 0o755)
+	testkit.Must(t, os.Mkdir(real, 0o755))
 	link := filepath.Join(base, "link")
-	os.Symlink(real, link)
+	testkit.Must(t, os.Symlink(real, link))
 	loose := filepath.Join(base, "loose")
-	os.Mkdir(loose, 0o777)
-	os.Chmod(loose, 0o777)
+	testkit.Must(t, os.Mkdir(loose, 0o777))
+	testkit.Must(t, os.Chmod(loose, 0o777))
 	cases := map[string]string{link: "symbolic link", loose: "mode"}
 	for root, want := range cases {
 		_, err := Open(Options{Root: root, UID: os.Getuid(), GID: os.Getgid(), FallbackDir: base, Log: quietLog()})
@@ -445,8 +445,8 @@ func TestRootOwnedByAnotherUser(t *testing.T) {
 	}
 	base := testkit.SharedDir(t)
 	root := filepath.Join(base, "cache")
-	os.Mkdir(root, 0o755)
-	os.Chown(root, 65534, 65534)
+	testkit.Must(t, os.Mkdir(root, 0o755))
+	testkit.Must(t, os.Chown(root, 65534, 65534))
 	_, err := Open(Options{Root: root, FallbackDir: base, Log: quietLog()})
 	if !errors.Is(err, ErrUnsafeRoot) || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Errorf("root opening a root owned by nobody = %v", err)
@@ -461,7 +461,7 @@ func TestRootOwnedByAnotherUser(t *testing.T) {
 // private, under the fallback directory; a user cannot open another's.
 func TestUserFallback(t *testing.T) {
 	base := testkit.SharedDir(t)
-	os.Chmod(base, 0o1777) // like /tmp
+	testkit.Must(t, os.Chmod(base, 0o1777)) // like /tmp
 	env := []string{"SIFKERNEL_CACHE_HELPER=open", "SIFKERNEL_CACHE_ROOT=" + filepath.Join(base, "absent"), "SIFKERNEL_CACHE_FALLBACK=" + base}
 	out, err := testkit.RunAs(t, 1234, 1234, env, "-test.run=^$")
 	if err != nil {
@@ -505,7 +505,7 @@ func TestRootMadeUserDir(t *testing.T) {
 		t.Errorf("cache root mode %v owner %d, want 0755 root", rs.Mode().Perm(), rs.Sys().(*syscall.Stat_t).Uid)
 	}
 	src := image(t, base, "img.sif", 8192)
-	os.Chmod(src, 0o644)
+	testkit.Must(t, os.Chmod(src, 0o644))
 	out, err := testkit.RunAs(t, 1234, 1234, []string{"SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + src}, "-test.run=^$")
 	if err != nil || !strings.Contains(string(out), c.Dir()) {
 		t.Errorf("user staging into the root-made dir: %v\n%s", err, out)
@@ -559,7 +559,7 @@ func TestAdopt(t *testing.T) {
 	src := image(t, t.TempDir(), "x.sif", 100<<10)
 	data, _ := os.ReadFile(src)
 	cp := filepath.Join(c.Dir(), "incoming.sif")
-	os.WriteFile(cp, data, 0o600)
+	testkit.Must(t, os.WriteFile(cp, data, 0o600))
 	r, err := c.Adopt(context.Background(), src, cp, "5")
 	if err != nil || !r.Copied || !r.Staged {
 		t.Fatalf("Adopt = %+v, %v", r, err)
@@ -567,7 +567,7 @@ func TestAdopt(t *testing.T) {
 	if _, err := os.Stat(cp); !os.IsNotExist(err) {
 		t.Error("the adopted copy is still at its old name")
 	}
-	os.WriteFile(cp, data, 0o600)
+	testkit.Must(t, os.WriteFile(cp, data, 0o600))
 	if r2, err := c.Adopt(context.Background(), src, cp, "6"); err != nil || r2.Copied || r2.Path != r.Path {
 		t.Errorf("second Adopt = %+v, %v; want the existing entry", r2, err)
 	}
@@ -576,11 +576,11 @@ func TestAdopt(t *testing.T) {
 	}
 	other := image(t, t.TempDir(), "y.sif", 100<<10)
 	bad, _ := os.ReadFile(other)
-	os.WriteFile(cp, bad, 0o600)
+	testkit.Must(t, os.WriteFile(cp, bad, 0o600))
 	if _, err := c.Adopt(context.Background(), other, cp, "7"); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(cp, data[:len(data)/2], 0o600)
+	testkit.Must(t, os.WriteFile(cp, data[:len(data)/2], 0o600))
 	src2 := image(t, t.TempDir(), "z.sif", 100<<10)
 	if _, err := c.Adopt(context.Background(), src2, cp, "8"); err == nil {
 		t.Error("adopted a truncated copy of another image")

@@ -8,14 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
 // cacheSite is a site whose config puts the node cache under the test's root.
 func cacheSite(t *testing.T) *site {
 	s := newSite(t)
-	os.WriteFile(s.config, []byte("[cache]\ndir = \""+filepath.Join(s.root, "node/cache")+"\"\n"), 0o644)
-	os.MkdirAll(filepath.Join(s.root, "node"), 0o755)
+	testkit.Must(t, os.WriteFile(s.config, []byte("[cache]\ndir = \""+filepath.Join(s.root, "node/cache")+"\"\n"), 0o644))
+	testkit.Must(t, os.MkdirAll(filepath.Join(s.root, "node"), 0o755))
 	s.env["TMPDIR"] = filepath.Join(s.root, "node")
 	return s
 }
@@ -66,7 +67,7 @@ func TestStageCommand(t *testing.T) {
 	if o, err := s.run(t, "cache", "verify"); err != nil || !strings.Contains(o, "0 damaged") {
 		t.Errorf("cache verify = %v\n%s", err, o)
 	}
-	os.Chmod(first.Path, 0o600)
+	testkit.Must(t, os.Chmod(first.Path, 0o600))
 	os.Truncate(first.Path, first.Bytes-10)
 	if o, err := s.run(t, "cache", "verify"); !errors.Is(err, ErrProblemsFound) || !strings.Contains(o, "DAMAGED") {
 		t.Errorf("cache verify of a truncated entry = %v\n%s", err, o)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
@@ -40,13 +40,13 @@ func newSite(t *testing.T) *site {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(s.runtime, []byte("#!/bin/sh\necho apptainer version 1.4.1\n"), 0o755)
+	testkit.Must(t, os.WriteFile(s.runtime, []byte("#!/bin/sh\necho apptainer version 1.4.1\n"), 0o755))
 	if err := sifimage.Build(s.image, bytes.NewReader(sifimage.Minimal)); err != nil {
 		t.Fatal(err)
 	}
 	s.config = filepath.Join(root, "etc/sifkernel/config.toml")
-	os.MkdirAll(filepath.Dir(s.config), 0o755)
-	os.WriteFile(s.config, []byte("[apptainer]\nsearch = [\""+filepath.Join(root, "opt/apps/tacc-apptainer/*/bin/apptainer")+"\"]\n"), 0o644)
+	testkit.Must(t, os.MkdirAll(filepath.Dir(s.config), 0o755))
+	testkit.Must(t, os.WriteFile(s.config, []byte("[apptainer]\nsearch = [\""+filepath.Join(root, "opt/apps/tacc-apptainer/*/bin/apptainer")+"\"]\n"), 0o644))
 	s.env = map[string]string{"SIFKERNEL_CONFIG": s.config, "PATH": "/usr/bin:/bin", "JUPYTER_RUNTIME_DIR": filepath.Join(s.home, ".local/share/jupyter/runtime")}
 	return s
 }
@@ -74,7 +74,7 @@ func (s *site) kernelDir(name string) string {
 
 func (s *site) writeKernel(t *testing.T, name, body string) {
 	t.Helper()
-	os.MkdirAll(s.kernelDir(name), 0o755)
+	testkit.Must(t, os.MkdirAll(s.kernelDir(name), 0o755))
 	if err := os.WriteFile(filepath.Join(s.kernelDir(name), "kernel.json"), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestKernelAddRefusals(t *testing.T) {
 	s := newSite(t)
 	corrupt := filepath.Join(s.root, "scratch/alice/corrupt.sif")
 	data, _ := os.ReadFile(s.image)
-	os.WriteFile(corrupt, data[:len(data)-512], 0o644)
+	testkit.Must(t, os.WriteFile(corrupt, data[:len(data)-512], 0o644))
 	tests := []struct {
 		name  string
 		args  []string
@@ -190,7 +190,7 @@ func TestKernelAddPull(t *testing.T) {
 	// A runtime that "pulls" by writing a real SIF to the path it is given.
 	mk := filepath.Join(s.root, "mkimage")
 	writeMkimage(t, mk)
-	os.WriteFile(s.runtime, []byte("#!/bin/sh\ncase \"$1\" in --version) echo apptainer version 1.4.1;; pull) echo \"INFO: pulling $3\"; exec "+mk+" \"$2\";; esac\n"), 0o755)
+	testkit.Must(t, os.WriteFile(s.runtime, []byte("#!/bin/sh\ncase \"$1\" in --version) echo apptainer version 1.4.1;; pull) echo \"INFO: pulling $3\"; exec "+mk+" \"$2\";; esac\n"), 0o755))
 	s.env["SCRATCH"] = filepath.Join(s.root, "scratch/alice")
 	out, err := s.run(t, "kernel", "add", "py", "--image", "docker://python:3.11-slim")
 	if err != nil {
@@ -217,7 +217,7 @@ func writeMkimage(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	// The test binary itself acts as mkimage when SIFKERNEL_TEST_MKIMAGE is set.
-	os.WriteFile(path, []byte("#!/bin/sh\nSIFKERNEL_TEST_MKIMAGE=1 exec "+self+" \"$@\"\n"), 0o755)
+	testkit.Must(t, os.WriteFile(path, []byte("#!/bin/sh\nSIFKERNEL_TEST_MKIMAGE=1 exec "+self+" \"$@\"\n"), 0o755))
 }
 
 func TestMain(m *testing.M) {
@@ -325,10 +325,10 @@ func TestKernelRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := filepath.Join(s.root, "shared-kernel")
-	os.MkdirAll(target, 0o755)
-	os.WriteFile(filepath.Join(target, "kernel.json"), []byte("{}"), 0o644)
-	os.Symlink(target, s.kernelDir("linked"))
-	os.MkdirAll(s.kernelDir("notakernel"), 0o755)
+	testkit.Must(t, os.MkdirAll(target, 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(target, "kernel.json"), []byte("{}"), 0o644))
+	testkit.Must(t, os.Symlink(target, s.kernelDir("linked")))
+	testkit.Must(t, os.MkdirAll(s.kernelDir("notakernel"), 0o755))
 
 	if _, err := s.run(t, "kernel", "remove", "bert"); err != nil {
 		t.Fatal(err)
@@ -356,9 +356,9 @@ func TestKernelRemove(t *testing.T) {
 
 func TestConfigShow(t *testing.T) {
 	s := newSite(t)
-	os.WriteFile(s.config, []byte("[cache]\ndir = \"/local/sifkernel\"\nreserve = \"4GiB\"\n"), 0o644)
-	os.MkdirAll(filepath.Join(s.home, ".config/sifkernel"), 0o755)
-	os.WriteFile(filepath.Join(s.home, ".config/sifkernel/config.toml"), []byte("[kernel]\npull_dir = \"/scratch/alice/images\"\n"), 0o644)
+	testkit.Must(t, os.WriteFile(s.config, []byte("[cache]\ndir = \"/local/sifkernel\"\nreserve = \"4GiB\"\n"), 0o644))
+	testkit.Must(t, os.MkdirAll(filepath.Join(s.home, ".config/sifkernel"), 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(s.home, ".config/sifkernel/config.toml"), []byte("[kernel]\npull_dir = \"/scratch/alice/images\"\n"), 0o644))
 	s.env["SIFKERNEL_LOG_FORMAT"] = "json"
 	for _, asJSON := range []bool{false, true} {
 		t.Run(map[bool]string{false: "text", true: "json"}[asJSON], func(t *testing.T) {
@@ -377,7 +377,7 @@ func TestConfigShow(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	s := newSite(t)
-	os.WriteFile(s.config, []byte("[cache]\ndir = \"/x\"\nfrobnicate = true\n"), 0o644)
+	testkit.Must(t, os.WriteFile(s.config, []byte("[cache]\ndir = \"/x\"\nfrobnicate = true\n"), 0o644))
 	if _, err := s.run(t, "config", "show"); err == nil || !strings.Contains(err.Error(), s.config+":3: unknown key \"cache.frobnicate\"") {
 		t.Errorf("config show with a bad key = %v", err)
 	}
@@ -391,7 +391,7 @@ func TestHookDispatch(t *testing.T) {
 	for _, ctx := range []string{"prolog_slurmd", "epilog_slurmd", "prolog_task", "epilog_task"} {
 		t.Run(ctx, func(t *testing.T) {
 			s := newSite(t)
-			os.WriteFile(s.config, []byte("this is not toml"), 0o644) // a hook must survive a broken config
+			testkit.Must(t, os.WriteFile(s.config, []byte("this is not toml"), 0o644)) // a hook must survive a broken config
 			s.env["SLURM_SCRIPT_CONTEXT"] = ctx
 			s.env["SLURM_JOB_ID"] = "4242"
 			if out, err := s.run(t); err != nil {
@@ -414,7 +414,7 @@ func TestHookDispatch(t *testing.T) {
 		})
 	}
 	s := newSite(t)
-	os.WriteFile(s.config, []byte("this is not toml"), 0o644)
+	testkit.Must(t, os.WriteFile(s.config, []byte("this is not toml"), 0o644))
 	if _, err := s.run(t, "kernel", "list"); err == nil {
 		t.Error("an interactive command accepted a broken config")
 	}
@@ -512,7 +512,7 @@ func TestNodeCommand(t *testing.T) {
 // once by every command that reads it, with a message naming the file.
 func TestNothingBlocks(t *testing.T) {
 	s := newSite(t)
-	os.MkdirAll(s.kernelDir("pipe"), 0o755)
+	testkit.Must(t, os.MkdirAll(s.kernelDir("pipe"), 0o755))
 	fifo := filepath.Join(s.kernelDir("pipe"), "kernel.json")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)

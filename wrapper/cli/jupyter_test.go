@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // client is the Jupyter client the cluster tests run inside jobs.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
 )
 
@@ -37,7 +37,7 @@ func startRegistry(t *testing.T) registry {
 	l.Close()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\nlog:\n  level: error\n", filepath.Join(dir, "data"), host)), 0o644)
+	testkit.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\nlog:\n  level: error\n", filepath.Join(dir, "data"), host)), 0o644))
 	cmd := exec.Command("docker-registry", "serve", cfg)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

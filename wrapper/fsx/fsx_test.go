@@ -9,32 +9,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 const other = 1234 // a uid that is not root
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestOpenRegularRefusesWhatCouldBlock(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
-	must(t, syscall.Mkfifo(fifo, 0o644))
+	testkit.Must(t, syscall.Mkfifo(fifo, 0o644))
 	sock := filepath.Join(dir, "sock")
 	l, err := net.Listen("unix", sock)
-	must(t, err)
+	testkit.Must(t, err)
 	defer l.Close()
 	file := filepath.Join(dir, "file")
-	must(t, os.WriteFile(file, []byte("ok"), 0o644))
+	testkit.Must(t, os.WriteFile(file, []byte("ok"), 0o644))
 	link := filepath.Join(dir, "link")
-	must(t, os.Symlink(file, link))
+	testkit.Must(t, os.Symlink(file, link))
 	fifoLink := filepath.Join(dir, "fifo-link")
-	must(t, os.Symlink(fifo, fifoLink))
+	testkit.Must(t, os.Symlink(fifo, fifoLink))
 	tests := []struct {
 		name     string
 		path     string
@@ -75,7 +68,7 @@ func TestOpenRegularRefusesWhatCouldBlock(t *testing.T) {
 
 func TestReadRegularLimit(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "big")
-	must(t, os.WriteFile(file, make([]byte, 11), 0o644))
+	testkit.Must(t, os.WriteFile(file, make([]byte, 11), 0o644))
 	if _, err := ReadRegular(file, 10, true); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
 	}
@@ -97,9 +90,9 @@ func TestOpenTrustedDir(t *testing.T) {
 	base := tree(t)
 	mk := func(name string, mode os.FileMode, uid int) string {
 		p := filepath.Join(base, name)
-		must(t, os.MkdirAll(p, 0o755))
-		must(t, os.Chmod(p, mode))
-		must(t, os.Lchown(p, uid, uid))
+		testkit.Must(t, os.MkdirAll(p, 0o755))
+		testkit.Must(t, os.Chmod(p, mode))
+		testkit.Must(t, os.Lchown(p, uid, uid))
 		return p
 	}
 	good := mk("good", 0o755, 0)
@@ -109,11 +102,11 @@ func TestOpenTrustedDir(t *testing.T) {
 	mk("sticky/inner", 0o755, 0)
 	mk("sticky/theirs", 0o755, other)
 	mk("user/inner", 0o755, 0)
-	must(t, os.Symlink(good, filepath.Join(base, "rootlink")))
-	must(t, os.Symlink("good", filepath.Join(base, "rellink")))
-	must(t, os.Symlink(good, filepath.Join(sticky, "userlink")))
-	must(t, os.Lchown(filepath.Join(sticky, "userlink"), other, other))
-	must(t, os.MkdirAll(filepath.Join(good, "sub"), 0o755))
+	testkit.Must(t, os.Symlink(good, filepath.Join(base, "rootlink")))
+	testkit.Must(t, os.Symlink("good", filepath.Join(base, "rellink")))
+	testkit.Must(t, os.Symlink(good, filepath.Join(sticky, "userlink")))
+	testkit.Must(t, os.Lchown(filepath.Join(sticky, "userlink"), other, other))
+	testkit.Must(t, os.MkdirAll(filepath.Join(good, "sub"), 0o755))
 	tests := []struct {
 		name, path string
 		create     bool
@@ -145,7 +138,7 @@ func TestOpenTrustedDir(t *testing.T) {
 			}
 			defer r.Close()
 			st, err := os.Stat(tt.path)
-			must(t, err)
+			testkit.Must(t, err)
 			if !st.IsDir() || st.Mode().Perm() != 0o755 {
 				t.Errorf("%s: mode %v", tt.path, st.Mode())
 			}
@@ -156,19 +149,19 @@ func TestOpenTrustedDir(t *testing.T) {
 func TestTrustedSubdir(t *testing.T) {
 	base := tree(t)
 	r, err := OpenTrustedDir(base, false, 0o755)
-	must(t, err)
+	testkit.Must(t, err)
 	defer r.Close()
-	must(t, os.Symlink("/etc", filepath.Join(base, "jobs")))
+	testkit.Must(t, os.Symlink("/etc", filepath.Join(base, "jobs")))
 	if _, err := TrustedSubdir(r, "jobs", true, 0o755); !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("a symlink as jobs: err = %v, want ErrUntrusted", err)
 	}
-	must(t, os.Mkdir(filepath.Join(base, "users"), 0o755))
-	must(t, os.Chown(filepath.Join(base, "users"), other, other))
+	testkit.Must(t, os.Mkdir(filepath.Join(base, "users"), 0o755))
+	testkit.Must(t, os.Chown(filepath.Join(base, "users"), other, other))
 	if _, err := TrustedSubdir(r, "users", true, 0o755); !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("a user's users/: err = %v, want ErrUntrusted", err)
 	}
 	sub, err := TrustedSubdir(r, "fresh", true, 0o755)
-	must(t, err)
+	testkit.Must(t, err)
 	sub.Close()
 	if st, err := os.Lstat(filepath.Join(base, "fresh")); err != nil || st.Mode().Perm() != 0o755 {
 		t.Fatalf("fresh: %v %v", st, err)
@@ -179,20 +172,20 @@ func TestCheckTrustedFile(t *testing.T) {
 	base := tree(t)
 	write := func(name string, mode os.FileMode, uid int) string {
 		p := filepath.Join(base, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte("x"), mode))
-		must(t, os.Chmod(p, mode))
-		must(t, os.Lchown(p, uid, uid))
+		testkit.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		testkit.Must(t, os.WriteFile(p, []byte("x"), mode))
+		testkit.Must(t, os.Chmod(p, mode))
+		testkit.Must(t, os.Lchown(p, uid, uid))
 		return p
 	}
 	good := write("etc/config.toml", 0o644, 0)
 	theirs := write("etc/theirs.toml", 0o644, other)
 	writable := write("etc/writable.toml", 0o666, 0)
 	inUserDir := write("home/config.toml", 0o644, 0)
-	must(t, os.Chown(filepath.Dir(inUserDir), other, other))
-	must(t, os.Symlink("config.toml", filepath.Join(base, "etc/link.toml")))
-	must(t, os.Symlink(inUserDir, filepath.Join(base, "etc/to-home.toml")))
-	must(t, syscall.Mkfifo(filepath.Join(base, "etc/fifo"), 0o644))
+	testkit.Must(t, os.Chown(filepath.Dir(inUserDir), other, other))
+	testkit.Must(t, os.Symlink("config.toml", filepath.Join(base, "etc/link.toml")))
+	testkit.Must(t, os.Symlink(inUserDir, filepath.Join(base, "etc/to-home.toml")))
+	testkit.Must(t, syscall.Mkfifo(filepath.Join(base, "etc/fifo"), 0o644))
 	tests := []struct {
 		name, path string
 		ok         bool

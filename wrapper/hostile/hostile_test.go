@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // fast is how long a hook may take when what it met could have blocked it
@@ -99,7 +101,7 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 			}
 			t.Logf("round %d done", round)
 		}
-		os.WriteFile(stop, nil, 0o644)
+		testkit.Must(t, os.WriteFile(stop, nil, 0o644))
 		racer.Wait()
 		n.expect0(n.command("sweep", "--all"), hookLimit)
 		left, _ := os.ReadDir(jobs)
@@ -115,7 +117,7 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 		userDir := filepath.Join(n.cache, "users", fmt.Sprint(n.mallory.uid))
 		for _, p := range []string{filepath.Join(n.cache, "jobs/104/secret"), filepath.Join(userDir, "img-0123456789abcdef.sif"), filepath.Join(userDir, "jobs/9/x")} {
 			n.asMallory("mkdir -p " + filepath.Dir(p))
-			must(t, os.Link(filepath.Join(n.rootDir, "secret"), p))
+			testkit.Must(t, os.Link(filepath.Join(n.rootDir, "secret"), p))
 		}
 		n.expect0(n.hook("epilog_slurmd", "104", n.mallory), hookLimit)
 		n.expect0(n.command("sweep", "--all"), hookLimit)
@@ -165,7 +167,7 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 	}},
 	{"a FIFO as the TaskProlog's lock file: every task of the job hangs", func(t *testing.T, n *node) {
 		n.kernel("k", containerKernel("k", filepath.Join(n.mallory.home, "files/img.sif")))
-		must(t, os.MkdirAll(n.cache, 0o755)) // root made the cache once; no Prolog runs
+		testkit.Must(t, os.MkdirAll(n.cache, 0o755)) // root made the cache once; no Prolog runs
 		lockDir := filepath.Join(n.mallory.home, "files", "tmp", "sifkernel-"+fmt.Sprint(n.mallory.uid), "users", fmt.Sprint(n.mallory.uid), "jobs")
 		n.asMallory(fmt.Sprintf("mkdir -p %s && chmod -R 700 %s/files/tmp/sifkernel-%d && mkfifo %s/112.lock", lockDir, n.mallory.home, n.mallory.uid, lockDir))
 		r := n.hook("prolog_task", "112", n.mallory, "TMPDIR="+filepath.Join(n.mallory.home, "files", "tmp"))
@@ -261,10 +263,10 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 		}
 		marker := filepath.Join(n.mallory.home, "files", "ran-as-root")
 		evil := filepath.Join(n.mallory.home, "files", "squeue")
-		must(t, os.WriteFile(evil, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
-		os.Chown(evil, n.mallory.uid, n.mallory.gid)
+		testkit.Must(t, os.WriteFile(evil, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
+		testkit.Must(t, os.Chown(evil, n.mallory.uid, n.mallory.gid))
 		etc := filepath.Dir(n.config)
-		must(t, os.Chown(etc, n.mallory.uid, n.mallory.gid)) // a careless install: the attacker owns etc/sifkernel
+		testkit.Must(t, os.Chown(etc, n.mallory.uid, n.mallory.gid)) // a careless install: the attacker owns etc/sifkernel
 		n.asMallory(fmt.Sprintf("rm -f %[1]s && printf '[cache]\\ndir = \"%[2]s/files/mycache\"\\n[slurm]\\nsqueue = \"%[3]s\"\\n' >%[1]s", n.config, n.mallory.home, evil))
 		n.before = n.snapshot() // the attacker's config is the attacker's doing
 		n.useInstalledConfig = true
@@ -351,7 +353,7 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 	}},
 	{"the site's log file, in a directory users may write, made a link to root's file or a FIFO: root appends to it or hangs", func(t *testing.T, n *node) {
 		logDir := filepath.Dir(n.log)
-		must(t, os.Chmod(logDir, os.ModeSticky|0o777)) // a careless site: /var/tmp-like
+		testkit.Must(t, os.Chmod(logDir, os.ModeSticky|0o777)) // a careless site: /var/tmp-like
 		n.asMallory("ln -s " + filepath.Join(n.rootDir, "101") + " " + n.log)
 		n.kernel("k", containerKernel("k", filepath.Join(n.mallory.home, "files/img.sif")))
 		n.expect0(n.hook("prolog_slurmd", "122", n.mallory), hookLimit)
@@ -371,12 +373,12 @@ func (n *node) manyKernels(count int) result {
 	files := filepath.Join(n.mallory.home, "files")
 	long := "/" + strings.Repeat("very-long-directory-name/", (1<<20-4096)/25) + "img.sif"
 	shared := filepath.Join(files, "big-kernel.json")
-	must(n.t, os.WriteFile(shared, []byte(containerKernel("big", long)), 0o644))
+	testkit.Must(n.t, os.WriteFile(shared, []byte(containerKernel("big", long)), 0o644))
 	kernels := filepath.Join(n.mallory.home, ".local/share/jupyter/kernels")
 	for i := range count {
 		name := fmt.Sprintf("k%04d-%s", i, strings.Repeat("n", 200))
-		must(n.t, os.MkdirAll(filepath.Join(kernels, name), 0o755))
-		must(n.t, os.Symlink(shared, filepath.Join(kernels, name, "kernel.json")))
+		testkit.Must(n.t, os.MkdirAll(filepath.Join(kernels, name), 0o755))
+		testkit.Must(n.t, os.Symlink(shared, filepath.Join(kernels, name, "kernel.json")))
 	}
 	n.chownTree(n.mallory.home, n.mallory)
 	return n.hook("prolog_slurmd", fmt.Sprint(3000+count), n.mallory)

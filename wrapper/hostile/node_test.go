@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
@@ -101,19 +101,19 @@ func newNode(t *testing.T) *node {
 	n.config = filepath.Join(n.base, "etc", "sifkernel", "config.toml")
 	n.log = filepath.Join(n.base, "log", "sifkernel.log")
 	n.rootDir = filepath.Join(n.base, "rootdir")
-	must(t, os.Mkdir(n.tmp, 0o755))
-	must(t, os.Chmod(n.tmp, os.ModeSticky|0o777))
+	testkit.Must(t, os.Mkdir(n.tmp, 0o755))
+	testkit.Must(t, os.Chmod(n.tmp, os.ModeSticky|0o777))
 	for _, d := range []string{"bin", "etc/sifkernel", "log", "rootdir", "opt/apptainer/bin"} {
-		must(t, os.MkdirAll(filepath.Join(n.base, d), 0o755))
+		testkit.Must(t, os.MkdirAll(filepath.Join(n.base, d), 0o755))
 	}
 	data, err := os.ReadFile(binary)
-	must(t, err)
-	must(t, os.WriteFile(n.bin, data, 0o755))
-	must(t, os.WriteFile(filepath.Join(n.base, "bin", "squeue"), []byte("#!/bin/sh\nexit 0\n"), 0o755))
-	must(t, os.WriteFile(filepath.Join(n.base, "opt/apptainer/bin/apptainer"), []byte("#!/bin/sh\necho apptainer version 1.5.3\n"), 0o755))
-	must(t, os.WriteFile(filepath.Join(n.rootDir, "secret"), []byte(rootSecret), 0o600))
+	testkit.Must(t, err)
+	testkit.Must(t, os.WriteFile(n.bin, data, 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(n.base, "bin", "squeue"), []byte("#!/bin/sh\nexit 0\n"), 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(n.base, "opt/apptainer/bin/apptainer"), []byte("#!/bin/sh\necho apptainer version 1.5.3\n"), 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(n.rootDir, "secret"), []byte(rootSecret), 0o600))
 	for _, job := range []string{"101", "001"} {
-		must(t, os.WriteFile(filepath.Join(n.rootDir, job), []byte("root's "+job), 0o644))
+		testkit.Must(t, os.WriteFile(filepath.Join(n.rootDir, job), []byte("root's "+job), 0o644))
 	}
 	n.configText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nstage_timeout = \"20s\"\n"+
 		"[slurm]\nsqueue = %q\n[log]\nlevel = \"debug\"\nfile = %q\n",
@@ -125,15 +125,8 @@ func newNode(t *testing.T) *node {
 	return n
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func (n *node) setConfig(extra string) {
-	must(n.t, os.WriteFile(n.config, []byte(n.configText+extra), 0o644))
+	testkit.Must(n.t, os.WriteFile(n.config, []byte(n.configText+extra), 0o644))
 }
 
 func (n *node) asRootRemove(dir string, names ...string) {
@@ -146,34 +139,34 @@ func (n *node) asRootRemove(dir string, names ...string) {
 func (n *node) resetHomes() {
 	t := n.t
 	n.asRootRemove(n.mallory.home, ".local", ".config", "files")
-	must(t, os.MkdirAll(filepath.Join(n.mallory.home, "files"), 0o755))
-	must(t, sifimage.Build(filepath.Join(n.mallory.home, "files", "img.sif"), bytes.NewReader(sifimage.Minimal)))
+	testkit.Must(t, os.MkdirAll(filepath.Join(n.mallory.home, "files"), 0o755))
+	testkit.Must(t, sifimage.Build(filepath.Join(n.mallory.home, "files", "img.sif"), bytes.NewReader(sifimage.Minimal)))
 	n.chownTree(n.mallory.home, n.mallory)
 	for _, job := range []string{"001", "101", "2001"} {
-		must(t, os.MkdirAll(filepath.Join(n.victim.home, "runs", job), 0o755))
-		must(t, os.WriteFile(filepath.Join(n.victim.home, "runs", job, "data.txt"), []byte("victim's "+job), 0o644))
+		testkit.Must(t, os.MkdirAll(filepath.Join(n.victim.home, "runs", job), 0o755))
+		testkit.Must(t, os.WriteFile(filepath.Join(n.victim.home, "runs", job, "data.txt"), []byte("victim's "+job), 0o644))
 	}
 	vk := filepath.Join(n.victim.home, ".local/share/jupyter/kernels/vk")
-	must(t, os.MkdirAll(vk, 0o755))
-	must(t, os.WriteFile(filepath.Join(vk, "kernel.json"), []byte(`{"argv": ["python3"], "display_name": "v", "language": "python"}`), 0o644))
+	testkit.Must(t, os.MkdirAll(vk, 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(vk, "kernel.json"), []byte(`{"argv": ["python3"], "display_name": "v", "language": "python"}`), 0o644))
 	n.chownTree(n.victim.home, n.victim)
 }
 
 func (n *node) chownTree(dir string, a account) {
-	filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err == nil {
-			os.Lchown(p, a.uid, a.gid)
+	testkit.Must(n.t, filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		return os.Lchown(p, a.uid, a.gid)
+	}))
 }
 
 // kernel writes one of mallory's kernels: dir ~/.local/share/jupyter/kernels/NAME.
 func (n *node) kernel(name, body string) string {
 	dir := filepath.Join(n.mallory.home, ".local/share/jupyter/kernels", name)
-	must(n.t, os.MkdirAll(dir, 0o755))
+	testkit.Must(n.t, os.MkdirAll(dir, 0o755))
 	if body != "" {
-		must(n.t, os.WriteFile(filepath.Join(dir, "kernel.json"), []byte(body), 0o644))
+		testkit.Must(n.t, os.WriteFile(filepath.Join(dir, "kernel.json"), []byte(body), 0o644))
 	}
 	n.chownTree(n.mallory.home, n.mallory)
 	return dir
@@ -423,7 +416,10 @@ func writeTable() {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.0f MiB | %d |\n", name, summarize(w.hooks), strings.Join(codes, ", "),
 			w.slowest.Round(time.Millisecond), float64(w.rss)/1024, w.logged)
 	}
-	os.WriteFile(path, []byte(b.String()), 0o644)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "SIFKERNEL_HOSTILE_TABLE: %v\n", err)
+		os.Exit(1)
+	}
 }
 
 // summarize counts repeated names: prolog ×20, epilog ×20.

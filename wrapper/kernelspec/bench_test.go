@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
@@ -24,7 +25,7 @@ func benchLayout(b *testing.B) Env {
 		path = append(path, jp)
 		for k := 1; k <= 100; k++ {
 			dir := filepath.Join(jp, "kernels", fmt.Sprintf("k%d-%d", d, k))
-			os.MkdirAll(dir, 0o755)
+			testkit.Must(b, os.MkdirAll(dir, 0o755))
 			body := fmt.Sprintf(`{"argv": ["/usr/bin/apptainer", "exec", %q, "python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "k", "language": "python"}`, img)
 			if err := os.WriteFile(filepath.Join(dir, FileName), []byte(body), 0o644); err != nil {
 				b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
@@ -25,17 +26,17 @@ func newFixture(t testing.TB, env map[string]string) *fixture {
 	f := &fixture{home: filepath.Join(root, "home/u")}
 	f.kernels = filepath.Join(f.home, ".local/share/jupyter/kernels")
 	f.runtime = filepath.Join(root, "opt/apps/tacc-apptainer/1.4.1/bin/apptainer")
-	os.MkdirAll(filepath.Dir(f.runtime), 0o755)
-	os.WriteFile(f.runtime, []byte("#!/bin/sh\necho apptainer version 1.4.1\n"), 0o755)
-	os.MkdirAll(f.kernels, 0o755)
+	testkit.Must(t, os.MkdirAll(filepath.Dir(f.runtime), 0o755))
+	testkit.Must(t, os.WriteFile(f.runtime, []byte("#!/bin/sh\necho apptainer version 1.4.1\n"), 0o755))
+	testkit.Must(t, os.MkdirAll(f.kernels, 0o755))
 	f.image = filepath.Join(root, "scratch/bert.sif")
-	os.MkdirAll(filepath.Dir(f.image), 0o755)
+	testkit.Must(t, os.MkdirAll(filepath.Dir(f.image), 0o755))
 	if err := sifimage.Build(f.image, bytes.NewReader(sifimage.Minimal)); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(f.image)
 	f.corrupt = filepath.Join(root, "scratch/truncated.sif")
-	os.WriteFile(f.corrupt, data[:len(data)/2], 0o644)
+	testkit.Must(t, os.WriteFile(f.corrupt, data[:len(data)/2], 0o644))
 	f.checker = Checker{
 		Env:      Env{Home: f.home, Getenv: func(k string) string { return env[k] }},
 		Runtime:  &apptainer.Runtime{Path: f.runtime, Version: "1.4.1"},
@@ -201,7 +202,7 @@ func TestFixKeepsOriginalOnConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, FileName), []byte(orig+" "), 0o644) // edited meanwhile
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, FileName), []byte(orig+" "), 0o644)) // edited meanwhile
 	if _, err := rep.Apply(time.Now()); err == nil || !strings.Contains(err.Error(), "changed since") {
 		t.Errorf("Apply over a changed file = %v", err)
 	}
@@ -214,7 +215,7 @@ func TestFixKeepsOriginalOnConflict(t *testing.T) {
 	}
 
 	// Two fixes in the same second keep two backups.
-	os.WriteFile(filepath.Join(dir, FileName), []byte(orig), 0o644)
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, FileName), []byte(orig), 0o644))
 	now := time.Now()
 	for i := range 2 {
 		rep, err := PlanFix(Load(dir), FixOptions{Checker: f.checker})
@@ -224,7 +225,7 @@ func TestFixKeepsOriginalOnConflict(t *testing.T) {
 		if _, err := rep.Apply(now); err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(dir, FileName), []byte(orig), 0o644)
+		testkit.Must(t, os.WriteFile(filepath.Join(dir, FileName), []byte(orig), 0o644))
 		if matches, _ := filepath.Glob(filepath.Join(dir, "*.bak-*")); len(matches) != i+1 {
 			t.Errorf("after fix %d: backups %v", i+1, matches)
 		}
@@ -248,9 +249,9 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte(`{"metadata":{"sifkernel":[]}}`))
 	fx := newFixture(f, nil)
 	dir := filepath.Join(fx.kernels, "fuzz") // each fuzz worker is a process of its own
-	os.MkdirAll(dir, 0o755)
+	testkit.Must(f, os.MkdirAll(dir, 0o755))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		os.WriteFile(filepath.Join(dir, FileName), data, 0o644)
+		testkit.Must(t, os.WriteFile(filepath.Join(dir, FileName), data, 0o644))
 		k := Load(dir)
 		fx.checker.Check(Entry{Kernel: k})
 		rep, err := PlanFix(k, FixOptions{Checker: fx.checker})

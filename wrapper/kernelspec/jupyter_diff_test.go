@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
 )
 
 // The differential test: each layout is a home, data directories and an
@@ -231,7 +231,7 @@ var layouts = []struct {
 	}},
 	{"the kernels directory a symlink", func(l *layout) {
 		l.kernel(l.dir("store"), "via", good("via"))
-		os.MkdirAll(filepath.Join(l.root, "jp"), 0o755)
+		testkit.Must(l.t, os.MkdirAll(filepath.Join(l.root, "jp"), 0o755))
 		l.link(filepath.Join(l.root, "store", "kernels"), filepath.Join(l.root, "jp", "kernels"))
 		l.env["JUPYTER_PATH"] = filepath.Join(l.root, "jp")
 	}},
@@ -331,7 +331,7 @@ var layouts = []struct {
 	}},
 	{"kernel fix keeps every value it does not repair", func(l *layout) {
 		img := filepath.Join(l.dir("img"), "x.sif")
-		os.WriteFile(img, []byte("not a real image"), 0o644)
+		testkit.Must(l.t, os.WriteFile(img, []byte("not a real image"), 0o644))
 		l.fix = append(l.fix, l.kernel(l.userData(), "fixme", fmt.Sprintf(fixable, img)))
 	}},
 }
@@ -380,7 +380,7 @@ func TestJupyterDifferential(t *testing.T) {
 	for i, lay := range layouts {
 		root := t.TempDir()
 		l := &layout{t: t, root: root, home: filepath.Join(root, "home"), env: map[string]string{}}
-		os.MkdirAll(l.home, 0o755)
+		testkit.Must(t, os.MkdirAll(l.home, 0o755))
 		l.cwd = l.dir("somewhere")
 		l.env["HOME"] = l.home
 		lay.setup(l)
@@ -459,7 +459,7 @@ func runFixes(t *testing.T, l *layout, env Env) [][3]any {
 			t.Fatalf("fix %s: %v", dir, err)
 		}
 		fixed := filepath.Join(l.root, "fixed", filepath.Base(dir)) // outside the search path
-		os.MkdirAll(fixed, 0o755)
+		testkit.Must(t, os.MkdirAll(fixed, 0o755))
 		if err := os.WriteFile(filepath.Join(fixed, FileName), rep.After, 0o644); err != nil {
 			t.Fatal(err)
 		}

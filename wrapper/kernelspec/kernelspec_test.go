@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 func mkKernel(t testing.TB, kernels, name, body string) string {
@@ -81,7 +81,7 @@ func TestDiscoverShadowing(t *testing.T) {
 	mkKernel(t, filepath.Join(a, "kernels"), "bert", `{"argv":["x","{connection_file}"],"display_name":"A"}`)
 	mkKernel(t, filepath.Join(b, "kernels"), "bert", `{"argv":["y","{connection_file}"],"display_name":"B"}`)
 	mkKernel(t, filepath.Join(b, "kernels"), "other", `{"argv":["z","{connection_file}"],"display_name":"O"}`)
-	os.MkdirAll(filepath.Join(b, "kernels", "empty"), 0o755) // no kernel.json: not a kernel
+	testkit.Must(t, os.MkdirAll(filepath.Join(b, "kernels", "empty"), 0o755)) // no kernel.json: not a kernel
 	got := Discover([]Dir{{Path: a}, {Path: b}})
 	if len(got) != 3 {
 		t.Fatalf("Discover found %d kernels, want 3", len(got))
@@ -184,10 +184,10 @@ func TestLoadRefusesHugeAndOddFiles(t *testing.T) {
 	kernels := t.TempDir()
 	huge := mkKernel(t, kernels, "huge", `{"argv":["`+strings.Repeat("x", MaxFileSize)+`"]}`)
 	dir := filepath.Join(kernels, "dir")
-	os.MkdirAll(filepath.Join(dir, FileName), 0o755)
+	testkit.Must(t, os.MkdirAll(filepath.Join(dir, FileName), 0o755))
 	loop := filepath.Join(kernels, "loop")
-	os.MkdirAll(loop, 0o755)
-	os.Symlink(FileName, filepath.Join(loop, FileName))
+	testkit.Must(t, os.MkdirAll(loop, 0o755))
+	testkit.Must(t, os.Symlink(FileName, filepath.Join(loop, FileName)))
 	for _, d := range []string{huge, dir, loop} {
 		k := Load(d)
 		if k.Err == nil || !strings.Contains(k.Err.Error(), filepath.Join(d, FileName)) {

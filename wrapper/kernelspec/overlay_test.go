@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
 )
 
 const taccKernel = `{

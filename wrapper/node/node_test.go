@@ -6,18 +6,20 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // fixture makes a root with n fake /dev/nvidiaN files and /proc GPU dirs.
 func fixture(t *testing.T, n int) string {
 	t.Helper()
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
-	os.MkdirAll(filepath.Join(root, "proc/driver/nvidia/gpus"), 0o755)
-	os.WriteFile(filepath.Join(root, "dev/nvidiactl"), nil, 0o644) // not a GPU
+	testkit.Must(t, os.MkdirAll(filepath.Join(root, "dev"), 0o755))
+	testkit.Must(t, os.MkdirAll(filepath.Join(root, "proc/driver/nvidia/gpus"), 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "dev/nvidiactl"), nil, 0o644)) // not a GPU
 	for i := range n {
-		os.WriteFile(filepath.Join(root, "dev", "nvidia"+string(rune('0'+i))), nil, 0o644)
-		os.MkdirAll(filepath.Join(root, "proc/driver/nvidia/gpus", "0000:0"+string(rune('0'+i))+":00.0"), 0o755)
+		testkit.Must(t, os.WriteFile(filepath.Join(root, "dev", "nvidia"+string(rune('0'+i))), nil, 0o644))
+		testkit.Must(t, os.MkdirAll(filepath.Join(root, "proc/driver/nvidia/gpus", "0000:0"+string(rune('0'+i))+":00.0"), 0o755))
 	}
 	return root
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sifkernel/sifkernel/wrapper/internal/testkit"
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 func TestRunAsUser(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 func TestBuildAndInspect(t *testing.T) {
@@ -48,7 +50,7 @@ func TestInspectCorrupt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(dir, tt.name)
-			os.WriteFile(p, tt.data, 0o644)
+			testkit.Must(t, os.WriteFile(p, tt.data, 0o644))
 			_, err := inspectPath(p)
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Inspect = %v, want ErrCorrupt mentioning %q", err, tt.want)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/cli"
 )
 
@@ -43,7 +44,7 @@ func TestBinary(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "hook.log")
 	conf := filepath.Join(dir, "config.toml")
-	os.WriteFile(conf, []byte("[log]\nfile = \""+logFile+"\"\n"), 0o644)
+	testkit.Must(t, os.WriteFile(conf, []byte("[log]\nfile = \""+logFile+"\"\n"), 0o644))
 	tests := []struct {
 		args []string
 		env  []string

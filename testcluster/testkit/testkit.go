@@ -1,5 +1,8 @@
-// Package testkit holds what sifkernel's tests share: golden files and the
-// rule that nothing skips silently in CI.
+// Package testkit holds what sifkernel's tests share, the unit tests under
+// wrapper/ and the cluster tests in testcluster/e2e alike: the rule that
+// nothing skips silently in CI, setup steps that fail loudly, golden files,
+// running as another user, and the real Apptainer and test image. Tests
+// only: the binary never imports it.
 package testkit
 
 import (
@@ -106,7 +109,7 @@ func SharedDir(t testing.TB) string {
 // RepoRoot is the top of the source tree, found from this file's path.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 // Apptainer is the real Apptainer the tests run kernels with:
@@ -157,5 +160,14 @@ func LoggingApptainer(t testing.TB, path, real, logPath string) {
 	}
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Must fails the test at once on a setup step's error: a test whose setup
+// silently failed could pass without testing anything.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("setup: %v", err)
 	}
 }
