@@ -6,6 +6,7 @@
 #   make test-cluster  end-to-end tests on a real Slurm cluster on this machine (root)
 #   make lint       gofmt, go vet, shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
+#   make cover      coverage per package, with what hooks run as the job user (root)
 #   make install    install to $(PREFIX)/bin (default /usr/local)
 
 GO      ?= go
@@ -14,7 +15,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -46,6 +47,20 @@ bench: build
 	testcluster/bench/cache.sh
 	testcluster/bench/kernels.sh
 	@if [ "$$(id -u)" = 0 ]; then testcluster/bench/hooks.sh; else echo "hooks.sh needs root: skipped"; fi
+
+# Coverage of every package. The hooks' user part runs in a child binary as
+# the job user; the lifecycle tests build that child with -cover and it
+# writes to GOCOVERDIR, so the user part counts (as root: 77 % of the
+# lifecycle package instead of the 39 % the test process alone sees).
+COVER := $(CURDIR)/cover
+cover:
+	rm -rf $(COVER) && mkdir -p $(COVER)/unit $(COVER)/child && chmod 1777 $(COVER)/child
+	SIFKERNEL_COVERDIR=$(COVER)/child $(GO) test -count=1 -cover -coverpkg=github.com/sifkernel/sifkernel/... ./... \
+		-args -test.gocoverdir=$(COVER)/unit >$(COVER)/test.log || { cat $(COVER)/test.log; exit 1; }
+	$(GO) tool covdata percent -i=$(COVER)/unit,$(COVER)/child
+	$(GO) tool covdata textfmt -i=$(COVER)/unit,$(COVER)/child -o $(COVER)/cover.out
+	@$(GO) tool cover -func=$(COVER)/cover.out | tail -1
+	@echo "HTML: go tool cover -html=$(COVER)/cover.out"
 
 install: build
 	install -D -m 0755 bin/sifkernel $(DESTDIR)$(PREFIX)/bin/sifkernel

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "sifkernel")
-	if out, err := exec.Command("go", "build", "-o", binary, "../wrapper/cmd/sifkernel").CombinedOutput(); err != nil {
+	build := append(append([]string{"build"}, testkit.BuildFlags()...), "-o", binary, "../wrapper/cmd/sifkernel")
+	if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -87,6 +89,7 @@ func newSite(t *testing.T) *site {
 		"SLURM_JOB_ID": "4242", "SLURM_JOB_UID": "1234", "SLURM_JOB_GID": "1234", "SLURM_JOB_USER": "alice",
 		"SLURM_JOB_PARTITION": "rtx-dev", "SLURM_JOB_GPUS": "0", "CUDA_VISIBLE_DEVICES": "0", "SLURMD_NODENAME": "c001",
 	}
+	maps.Copy(s.env, testkit.CoverEnv()) // make cover: the job user's child counts too
 	s.addKernel(t, "bert", s.image, "")
 	return s
 }

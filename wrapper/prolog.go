@@ -109,7 +109,8 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 		env = append(env, ChildDefaultsEnv+"=1")
 	}
 	for _, k := range []string{"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER", "SLURM_JOB_PARTITION",
-		"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL"} {
+		"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL",
+		"GOCOVERDIR"} { // GOCOVERDIR: only a binary built with -cover reads it (make cover)
 		if v, ok := e.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -171,3 +171,26 @@ func Must(t testing.TB, err error) {
 		t.Fatalf("setup: %v", err)
 	}
 }
+
+// CoverDirVar names a directory (writable by every test user) where
+// binaries the tests build write coverage data: `make cover` sets it, so
+// the code a hook runs in its child as the job user is counted too.
+const CoverDirVar = "SIFKERNEL_COVERDIR"
+
+// BuildFlags are the extra `go build` flags for a binary the tests run:
+// with CoverDirVar set, an instrumented build of every sifkernel package.
+func BuildFlags() []string {
+	if os.Getenv(CoverDirVar) == "" {
+		return nil
+	}
+	return []string{"-cover", "-coverpkg=github.com/sifkernel/sifkernel/..."}
+}
+
+// CoverEnv is the environment an instrumented binary needs: GOCOVERDIR,
+// or nothing when coverage is off.
+func CoverEnv() map[string]string {
+	if d := os.Getenv(CoverDirVar); d != "" {
+		return map[string]string{"GOCOVERDIR": d}
+	}
+	return nil
+}
