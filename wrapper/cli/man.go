@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cpuguy83/go-md2man/v2/md2man"
+	"github.com/urfave/cli/v2"
+)
+
+// A ManPage is one manual page, rendered as roff.
+type ManPage struct {
+	Name string // the file name: sifkernel-kernel.1
+	Roff []byte
+}
+
+// manGroup is one page: the commands it documents and what it adds to
+// what the commands say of themselves.
+type manGroup struct {
+	name, usage string
+	section     int
+	commands    []string // top-level commands; nil means every visible one
+	extra       string   // Markdown sections after the commands
+}
+
+// ManPages renders sifkernel's manual pages from the commands themselves
+// (urfave/cli's Markdown, then go-md2man): sifkernel(1) with every command,
+// one page per command group, sifkernel-hooks(8) for administrators and
+// sifkernel.toml(5) for the config file. exampleConfig is the annotated
+// example config (examples/config.toml), shown whole in sifkernel.toml(5).
+func ManPages(version string, exampleConfig []byte) ([]ManPage, error) {
+	e := &env{Options: Options{Version: version}}
+	app := e.app()
+	byName := map[string]*cli.Command{}
+	for _, c := range app.Commands {
+		byName[c.Name] = c
+	}
+	groups := []manGroup{
+		{name: "sifkernel", section: 1, usage: app.Usage, extra: manMain},
+		{name: "sifkernel-kernel", section: 1, usage: "create, list, check, repair and remove containerized kernelspecs",
+			commands: []string{"kernel"}, extra: manKernel},
+		{name: "sifkernel-cache", section: 1, usage: "stage images into the node-local cache and look after it",
+			commands: []string{"stage", "cache", "node"}, extra: manCache},
+		{name: "sifkernel-job", section: 1, usage: "container kernels in job scripts and interactive sessions",
+			commands: []string{"activate", "run", "env", "idev"}, extra: manJob},
+		{name: "sifkernel-hooks", section: 8, usage: "sifkernel as Slurm Prolog, TaskProlog and Epilog, and its sweep",
+			commands: []string{"prolog", "taskprolog", "epilog", "sweep"}, extra: manHooks},
+		{name: "sifkernel.toml", section: 5, usage: "sifkernel's configuration files",
+			commands: []string{"config"}, extra: manConfig(exampleConfig)},
+	}
+	var pages []ManPage
+	for _, g := range groups {
+		sub := &cli.App{Name: "sifkernel", Usage: g.usage, Flags: app.Flags, HideHelpCommand: true}
+		if g.commands == nil {
+			sub.Description = app.Description
+			for _, c := range app.Commands {
+				if !c.Hidden && c.Name != "help" {
+					sub.Commands = append(sub.Commands, c)
+				}
+			}
+		}
+		for _, n := range g.commands {
+			c, ok := byName[n]
+			if !ok {
+				return nil, fmt.Errorf("man page %s: no command %q", g.name, n)
+			}
+			sub.Commands = append(sub.Commands, c)
+		}
+		md, err := sub.ToMarkdown()
+		if err != nil {
+			return nil, fmt.Errorf("man page %s: %w", g.name, err)
+		}
+		// The NAME line is what whatis(1) and apropos(1) index: the page's name.
+		md = strings.Replace(md, "# NAME\n\nsifkernel - ", "# NAME\n\n"+g.name+" - ", 1)
+		md = manEscape(md)
+		title := fmt.Sprintf("%% %s %d \"\" \"sifkernel %s\" \"sifkernel manual\"\n\n", strings.ToUpper(g.name), g.section, version)
+		text := title + md + "\n" + g.extra + manSeeAlso(g.name, groups)
+		pages = append(pages, ManPage{Name: fmt.Sprintf("%s.%d", g.name, g.section), Roff: md2man.Render([]byte(text))})
+	}
+	return pages, nil
+}
+
+// manEscape keeps text urfave/cli writes from reading as Markdown it is not:
+// a `--flag` inside a backquoted usage is fine, but a bare "*" or "_" in a
+// glob or a file name would start emphasis.
+func manEscape(md string) string {
+	lines := strings.Split(md, "\n")
+	inCode := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, "```") {
+			inCode = !inCode
+			continue
+		}
+		if !inCode {
+			lines[i] = strings.NewReplacer("_", `\_`, "*", `\*`).Replace(l)
+			// Headings and list markers urfave/cli writes stay as they are.
+			if strings.HasPrefix(l, "**") || strings.HasPrefix(l, "* ") {
+				lines[i] = l
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func manSeeAlso(self string, groups []manGroup) string {
+	var refs []string
+	for _, g := range groups {
+		if g.name != self {
+			refs = append(refs, fmt.Sprintf("**%s**(%d)", g.name, g.section))
+		}
+	}
+	refs = append(refs, "**apptainer**(1)", "**slurm.conf**(5)", "**jupyter**(1)")
+	slices.Sort(refs[:len(refs)-3])
+	return "# SEE ALSO\n\n" + strings.Join(refs, ", ") + "\n\nThe README, with the threat model and the benchmarks: /usr/share/doc/sifkernel/README.md\n"
+}
+
+const manMain = `# FILES
+
+*/etc/sifkernel/config.toml*
+: the site config, root's alone (see **sifkernel.toml**(5)).
+
+*~/.config/sifkernel/config.toml*
+: a user's config, for the few keys users may set.
+
+*~/.local/share/jupyter/kernels/NAME/kernel.json*
+: the kernels **sifkernel kernel add** writes; never changed by a job.
+
+*/var/tmp/sifkernel*
+: the node cache (cache.dir): users/UID holds each user's staged images, jobs/JOB each job's kernels.
+
+# ENVIRONMENT
+
+**SIFKERNEL\_CONFIG**
+: the site config file, instead of /etc/sifkernel/config.toml.
+
+**SIFKERNEL\_LOG\_LEVEL**, **SIFKERNEL\_LOG\_FORMAT**
+: as --log-level and --log-format.
+
+**JUPYTER\_PATH**, **JUPYTER\_DATA\_DIR**, **IPYTHONDIR**, **VIRTUAL\_ENV**, **CONDA\_PREFIX**
+: where kernels are found, exactly as Jupyter finds them.
+
+**SLURM\_JOB\_ID**, **SLURM\_SCRIPT\_CONTEXT**
+: the job, and (with no command) which hook sifkernel runs as.
+
+# EXIT STATUS
+
+0 on success; 1 when a command failed or **kernel check** found errors; 2 for a command line that
+does not parse. As a Slurm hook sifkernel exits 0 for every problem a user can cause (see
+**sifkernel-hooks**(8)).
+`
+
+const manKernel = `# EXAMPLES
+
+    sifkernel kernel add pytorch --image $SCRATCH/images/pytorch.sif
+    sifkernel kernel add r --language r --image docker://rocker/r-ver:4.4
+    sifkernel kernel check
+    sifkernel kernel fix --dry-run
+
+A kernel's kernel.json is written atomically; **--force** and **fix** keep the file they replace as
+kernel.json.bak-TIMESTAMP beside it.
+`
+
+const manCache = `# THE NODE CACHE
+
+Each user's images are copied once per node into cache.dir/users/UID, under a lock, verified
+(size, SIF header and id) and published by rename, so concurrent jobs never see half a copy. A
+job records that it uses an image; the Epilog releases it and evicts what no job uses and was not
+used for cache.keep\_warm. A copy that takes longer than cache.stage\_timeout is given up: the
+job then uses the image where it is.
+`
+
+const manJob = `# EXAMPLES
+
+In an sbatch script, without the hooks:
+
+    eval "$(sifkernel activate)"
+    jupyter lab --no-browser --ip=127.0.0.1
+
+or, removing what it made when Jupyter ends:
+
+    sifkernel run -- jupyter lab --no-browser --ip=127.0.0.1
+`
+
+const manHooks = `# SLURM CONFIGURATION
+
+The one binary acts as Prolog, TaskProlog and Epilog; with no command it reads
+SLURM\_SCRIPT\_CONTEXT. In slurm.conf (the package ships these lines as
+/usr/share/doc/sifkernel/slurm.conf.snippet):
+
+    Prolog=/usr/bin/sifkernel
+    Epilog=/usr/bin/sifkernel
+    TaskProlog=/usr/bin/sifkernel
+    PrologFlags=Alloc
+    PrologEpilogTimeout=180
+
+The systemd units sifkernel-sweep-boot.service and sifkernel-sweep.timer run **sifkernel sweep**
+at boot and every hour; a tmpfiles.d line creates the cache root at boot.
+
+# FAILURE POLICY
+
+A hook exits 0 for everything a user can cause: a broken kernel.json, a missing or corrupt image,
+a full quota, a slow filesystem, a hostile path or link. Those are logged, with the file and the
+reason, and the job's kernels use their images in place. Only faults of the node itself, and only
+those the site lists in prolog.fail\_node\_on, make the Prolog fail (and Slurm drain the node).
+
+# SECURITY
+
+Root never reads or writes a user's files as root: the Prolog and Epilog run their user part as
+the job user (**sifkernel internal**, not for people) with a scrubbed environment and bounded
+output. Root works only through directories it has verified are its own (owner root, not a
+symbolic link, not writable by others), and never opens a file that could block.
+`
+
+func manConfig(example []byte) string {
+	var b strings.Builder
+	b.WriteString(`# DESCRIPTION
+
+sifkernel reads the site config (/etc/sifkernel/config.toml, or --config, or SIFKERNEL\_CONFIG),
+then a user's ~/.config/sifkernel/config.toml for the keys users may set. Unknown keys and values
+of the wrong type are errors that name the file and line. Run as root, sifkernel uses a site
+config only if root alone can change it and every directory above it. Hooks fall back to the
+built-in defaults on a broken config, and say so in the log; commands refuse it.
+
+**sifkernel config show** prints every key with its value and where the value came from.
+
+# EXAMPLE
+
+Every key, with its default and what it does:
+
+`)
+	for _, l := range strings.Split(strings.TrimRight(string(example), "\n"), "\n") {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}

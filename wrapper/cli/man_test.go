@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
+)
+
+// TestManPages renders every page with man(1), as lintian and a reader
+// would: no groff or man warning, and each page documents its commands.
+func TestManPages(t *testing.T) {
+	if _, err := exec.LookPath("man"); err != nil {
+		testkit.Skip(t, "man(1) is not installed (apt-get install man-db)")
+	}
+	example, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "examples", "config.toml"))
+	testkit.Must(t, err)
+	pages, err := ManPages("1.2.3", example)
+	testkit.Must(t, err)
+	want := map[string][]string{
+		"sifkernel.1":        {"kernel", "stage", "prolog", "EXIT STATUS", "SIFKERNEL_CONFIG"},
+		"sifkernel-kernel.1": {"add", "--image", "check", "fix", "--dry-run", "remove"},
+		"sifkernel-cache.1":  {"stage", "--bcast", "gc", "THE NODE CACHE"},
+		"sifkernel-job.1":    {"activate", "run", "idev", "EXAMPLES"},
+		"sifkernel-hooks.8":  {"prolog", "epilog", "taskprolog", "sweep", "FAILURE POLICY", "PrologFlags=Alloc"},
+		"sifkernel.toml.5":   {"stage_timeout", "fail_node_on", "config show"},
+	}
+	dir := t.TempDir()
+	for _, p := range pages {
+		words, ok := want[p.Name]
+		if !ok {
+			t.Errorf("unexpected page %s", p.Name)
+			continue
+		}
+		delete(want, p.Name)
+		file := filepath.Join(dir, p.Name)
+		testkit.Must(t, os.WriteFile(file, p.Roff, 0o644))
+		cmd := exec.Command("man", "--warnings", "-E", "UTF-8", "-l", file)
+		cmd.Env = append(os.Environ(), "MANWIDTH=80", "MAN_KEEP_FORMATTING=0", "LC_ALL=C.UTF-8")
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+			t.Errorf("man -l %s: %v\n%s", p.Name, err, stderr.String())
+		}
+		text := stripOverstrike(out.String())
+		if !strings.Contains(text, "1.2.3") {
+			t.Errorf("%s does not name the version", p.Name)
+		}
+		for _, w := range words {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s lacks %q", p.Name, w)
+			}
+		}
+		if strings.Contains(text, "internal") && !strings.Contains(p.Name, "hooks") {
+			t.Errorf("%s documents the hidden internal command", p.Name)
+		}
+	}
+	for name := range want {
+		t.Errorf("no page %s", name)
+	}
+}
+
+// stripOverstrike removes the backspace bold and underline man writes.
+func stripOverstrike(s string) string {
+	var b strings.Builder
+	r := []rune(s)
+	for i := 0; i < len(r); i++ {
+		if i+1 < len(r) && r[i+1] == '\b' {
+			i++
+			continue
+		}
+		b.WriteRune(r[i])
+	}
+	return b.String()
+}
