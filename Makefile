@@ -7,18 +7,37 @@
 #   make lint       gofmt, go vet, shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
 #   make cover      coverage per package, with what hooks run as the job user (root)
-#   make install    install to $(PREFIX)/bin (default /usr/local)
+#   make man        manual pages, generated from the commands, into build/man
+#   make install    binary, man pages, completions, config, systemd units, tmpfiles.d,
+#                   profile.d, docs under $(DESTDIR)$(PREFIX) (default /usr/local)
+#   make package    dist/sifkernel_<version>_amd64.deb and .rpm (nfpm)
 
 GO      ?= go
 PREFIX  ?= /usr/local
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Where each part goes; a package (PREFIX=/usr) puts the config in /etc.
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/sifkernel
+UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
+# A version dpkg and rpm accept: the tag without its v, else 0.0.0 and the
+# commit count and hash (0.0.0+git123.abcdef0), +dirty for local changes.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' | grep . || \
+	echo "0.0.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo none)$$(git diff --quiet HEAD 2>/dev/null || echo .dirty)")
+NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# PIE, which also gets RELRO from the external linker: what Debian's
+# hardening expects of a binary root runs (lintian checks it).
+GOBUILDFLAGS ?= -buildmode=pie
 FUZZTIME ?= 10s
 
-.PHONY: cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
+	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
 	$(GO) build -trimpath -o bin/mkimage ./wrapper/cmd/mkimage
 
 demo: build
@@ -39,7 +58,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 
@@ -62,11 +81,49 @@ cover:
 	@$(GO) tool cover -func=$(COVER)/cover.out | tail -1
 	@echo "HTML: go tool cover -html=$(COVER)/cover.out"
 
-install: build
-	install -D -m 0755 bin/sifkernel $(DESTDIR)$(PREFIX)/bin/sifkernel
+man:
+	rm -rf build/man
+	$(GO) run ./wrapper/cmd/genman -version $(VERSION) -config examples/config.toml -o build/man
+
+# Everything a site needs. The config is installed only where there is
+# none (a package marks it a conffile instead); paths inside the units,
+# profile.d snippets and slurm.conf snippet are rewritten to BINDIR.
+install: build man
+	install -D -m 0755 bin/sifkernel $(DESTDIR)$(BINDIR)/sifkernel
+	for p in build/man/*; do \
+		d=$(DESTDIR)$(MANDIR)/man$${p##*.}; install -D -m 0644 $$p $$d/$${p##*/} && gzip -9nf $$d/$${p##*/} || exit 1; \
+	done
+	install -D -m 0644 templates/completion/bash $(DESTDIR)$(BASHCOMPDIR)/sifkernel
+	install -D -m 0644 templates/completion/zsh $(DESTDIR)$(ZSHCOMPDIR)/_sifkernel
+	[ -e $(DESTDIR)$(SYSCONFDIR)/sifkernel/config.toml ] || \
+		install -D -m 0644 examples/config.toml $(DESTDIR)$(SYSCONFDIR)/sifkernel/config.toml
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/profile.d $(DESTDIR)$(DOCDIR)/examples
+	for u in slurm/systemd/*; do \
+		sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' $$u >$(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
+	for f in slurm/profile.d/*; do \
+		sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' $$f >$(DESTDIR)$(SYSCONFDIR)/profile.d/$${f##*/} || exit 1; \
+	done
+	install -D -m 0644 slurm/tmpfiles.d/sifkernel.conf $(DESTDIR)$(TMPFILESDIR)/sifkernel.conf
+	sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' slurm/slurm.conf.snippet >$(DESTDIR)$(DOCDIR)/slurm.conf.snippet
+	install -m 0644 README.md slurm/package/copyright $(DESTDIR)$(DOCDIR)/
+	install -m 0644 templates/modulefiles/sifkernel.lua $(DESTDIR)$(DOCDIR)/examples/sifkernel.lua
+	install -m 0644 examples/config.toml examples/jobs/*.sbatch templates/jobs/jupyter.sbatch $(DESTDIR)$(DOCDIR)/examples/
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sifkernel-* $(DESTDIR)$(SYSCONFDIR)/profile.d/sifkernel.* $(DESTDIR)$(DOCDIR)/slurm.conf.snippet
+
+# The .deb and .rpm, from what `make install` puts in a staging tree
+# (slurm/package/nfpm.yaml lists it; nfpm is pinned and run with go run).
+package:
+	rm -rf dist/root && mkdir -p dist
+	$(MAKE) install DESTDIR=$(CURDIR)/dist/root PREFIX=/usr
+	sed -e "s/@VERSION@/$(VERSION)/" -e "s/@DATE@/$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))/" \
+		slurm/package/changelog | gzip -9n >dist/changelog.gz
+	cd dist && VERSION=$(VERSION) $(GO) run $(NFPM) package --config ../slurm/package/nfpm.yaml --packager deb --target .
+	cd dist && VERSION=$(VERSION) $(GO) run $(NFPM) package --config ../slurm/package/nfpm.yaml --packager rpm --target .
+	@ls -l dist/*.deb dist/*.rpm
 
 clean:
-	rm -rf bin
+	rm -rf bin build dist cover
 
 # The end-to-end tests on a real Slurm cluster on this machine (root).
 # Brings the cluster up, runs the tests, prints the logs if they fail, and

@@ -219,11 +219,14 @@ func (e *env) loadConfig(files config.Files) (*config.Loaded, error) {
 	return config.Load(files)
 }
 
-// installedConfig is the site config when none is named: /etc/sifkernel/
-// config.toml, or if there is none, etc/sifkernel/config.toml beside the
-// binary's bin/ (a module or test cluster install), or "" for the default.
+// installedConfig is the site config when none is named: etc/sifkernel/
+// config.toml beside the binary's bin/ (make install's PREFIX, a module or
+// the test cluster) if there is one, else "" for /etc/sifkernel/config.toml
+// (the package's: /usr/bin has no /usr/etc beside it). The binary's own
+// config comes first, so a second install on a node (a module beside the
+// package) never runs with the other one's config.
 func (e *env) installedConfig() string {
-	if _, err := os.Stat(config.DefaultSiteFile); err == nil || e.Self == "" {
+	if e.Self == "" {
 		return ""
 	}
 	p := filepath.Join(filepath.Dir(filepath.Dir(e.Self)), "etc", "sifkernel", "config.toml")

@@ -544,3 +544,24 @@ func TestNothingBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigBesideTheBinaryComesFirst: a binary installed under a PREFIX
+// (make install, a module) reads PREFIX/etc/sifkernel/config.toml, whatever
+// /etc holds, so a module beside the package never runs with its config.
+func TestConfigBesideTheBinaryComesFirst(t *testing.T) {
+	prefix := t.TempDir()
+	file := filepath.Join(prefix, "etc", "sifkernel", "config.toml")
+	testkit.Must(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	testkit.Must(t, os.WriteFile(file, []byte("[cache]\ndir = \"/var/tmp/beside-the-binary\"\n"), 0o644))
+	var out bytes.Buffer
+	err := Run(context.Background(), Options{
+		Version: "test", Stdout: &out, Stderr: &out, Home: t.TempDir(), Euid: 1000, Logger: logrus.New(),
+		Getenv: func(string) string { return "" }, Self: filepath.Join(prefix, "bin", "sifkernel"),
+	}, []string{"sifkernel", "config", "show"})
+	if err != nil {
+		t.Fatalf("config show: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "/var/tmp/beside-the-binary") || !strings.Contains(out.String(), file) {
+		t.Errorf("config show does not use %s:\n%s", file, out.String())
+	}
+}
