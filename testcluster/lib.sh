@@ -3,7 +3,25 @@
 # shellcheck disable=SC2034 # used by the scripts that source this
 SKC=${SIFKERNEL_CLUSTER_DIR:-/var/tmp/sifkernel-cluster}
 export SLURM_CONF="$SKC/etc/slurm.conf"
-NODE_CACHE=/var/tmp/sifkernel-node-cache   # node-local: a private tmpfs in each slurmd's namespace
+# SIFKERNEL_INSTALLED=1: the cluster runs the installed package (make
+# package; dpkg -i): /usr/bin/sifkernel, its /etc/sifkernel/config.toml
+# (edited as an admin would), its profile.d snippet, the slurm.conf lines of
+# its snippet and its default cache.dir. Otherwise sifkernel is built from
+# this tree into $SKC/bin, with its config beside it.
+if [ "${SIFKERNEL_INSTALLED:-0}" = 1 ]; then
+	SIFKERNEL_BIN=/usr/bin/sifkernel
+	SITE_CONFIG=/etc/sifkernel/config.toml
+	SLURM_SNIPPET=/usr/share/doc/sifkernel/slurm.conf.snippet
+	NODE_CACHE=/tmp/sifkernel   # node-local: a private tmpfs in each slurmd's namespace
+else
+	SIFKERNEL_BIN=$SKC/bin/sifkernel
+	SITE_CONFIG=$SKC/etc/sifkernel/config.toml
+	SLURM_SNIPPET=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/slurm/slurm.conf.snippet
+	NODE_CACHE=/var/tmp/sifkernel-node-cache
+fi
+export SIFKERNEL_BIN NODE_CACHE   # for the Go tests (testcluster/e2e)
+# The profile.d snippet up writes for a build from source; down removes it.
+PROFILE_MARK="# written by testcluster/up"
 NODES=(m1 m2)
 TEST_USERS=(sktest1 sktest2)
 APPTAINER=${APPTAINER:-/opt/apps/tacc-apptainer/1.5.3/bin/apptainer}

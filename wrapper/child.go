@@ -26,6 +26,16 @@ type ChildRequest struct {
 	UserPart *UserPartOptions  `json:"user_part,omitempty"`
 	Cleanup  *CleanupOptions   `json:"cleanup,omitempty"`
 	Sweep    *UserSweepOptions `json:"sweep,omitempty"`
+	Usage    *UsageOptions     `json:"usage,omitempty"`
+}
+
+// UsageOptions ask for the user's part of the node cache (for metrics).
+type UsageOptions struct{}
+
+// Usage is the user's part of the node cache, as the child reports it.
+type Usage struct {
+	Entries int   `json:"entries"`
+	Bytes   int64 `json:"bytes"`
 }
 
 // UserSweepOptions say what the user's side of a sweep keeps.
@@ -38,6 +48,7 @@ const (
 	kindUserPart = "user-part"
 	kindCleanup  = "user-cleanup"
 	kindSweep    = "user-sweep"
+	kindUsage    = "user-usage"
 )
 
 func (r ChildRequest) kind() (string, error) {
@@ -50,6 +61,9 @@ func (r ChildRequest) kind() (string, error) {
 	}
 	if r.Sweep != nil {
 		kinds = append(kinds, kindSweep)
+	}
+	if r.Usage != nil {
+		kinds = append(kinds, kindUsage)
 	}
 	if len(kinds) != 1 {
 		return "", fmt.Errorf("a child request holds one request, not %d", len(kinds))
@@ -102,9 +116,9 @@ func ParseChildRequest(args []string) (ChildRequest, error) {
 }
 
 // ServeChild carries out a request as the job user. What it returns (the
-// user part's report; nil for the others) is what the child prints for the
-// hook to log.
-func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (*Report, error) {
+// user part's report, the user's usage; nil for the others) is what the
+// child prints, as JSON, for the hook.
+func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (any, error) {
 	switch {
 	case r.UserPart != nil:
 		rep, err := e.UserPart(ctx, *r.UserPart)
@@ -112,6 +126,12 @@ func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (*Report, error) {
 			return nil, err
 		}
 		return &rep, nil
+	case r.Usage != nil:
+		u, err := e.usage()
+		if err != nil {
+			return nil, err
+		}
+		return &u, nil
 	case r.Cleanup != nil:
 		return nil, e.Cleanup(*r.Cleanup)
 	case r.Sweep != nil:

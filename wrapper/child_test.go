@@ -16,6 +16,7 @@ func TestChildRequestRoundTrip(t *testing.T) {
 		{Cleanup: &CleanupOptions{Job: "43"}},
 		{Sweep: &UserSweepOptions{Running: []string{"3", "1", "2"}}},
 		{Sweep: &UserSweepOptions{Running: []string{}}},
+		{Usage: &UsageOptions{}},
 	} {
 		args, err := r.Args()
 		if err != nil {

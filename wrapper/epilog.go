@@ -20,9 +20,12 @@ import (
 func (e *Env) Epilog(ctx context.Context) error {
 	hc, err := slurm.FromEnv(e.LookupEnv)
 	log := e.hookLog("epilog", hc.JobID)
+	run := e.startRun("epilog")
 	defer finished(log, time.Now())
+	defer e.count(log, run)
 	if err != nil {
 		log.Errorf("not a job this Epilog can act on: %v; doing nothing", err)
+		run.Fail("not_a_job")
 		return nil
 	}
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
@@ -30,15 +33,17 @@ func (e *Env) Epilog(ctx context.Context) error {
 		return nil // no cache on this node: nothing was made
 	}
 	if err != nil {
-		return e.nodeFault(log, "cache_root", err)
+		return e.nodeFault(log, run, "cache_root", err)
 	}
 	defer tree.Close()
 	owner, found, err := tree.JobDirOwner(hc.JobID)
 	if err != nil {
 		log.Errorf("%v", err)
+		run.Fail("job_dir")
 	}
 	if found && owner.UID != hc.UID {
 		log.Errorf("%s belongs to uid %d, not to the job's uid %d; leaving it to sweep", tree.JobDir(hc.JobID), owner.UID, hc.UID)
+		run.Fail("job_dir_owner")
 		found = false
 	}
 	u, uerr := e.LookupUser(hc.UID)
@@ -46,11 +51,12 @@ func (e *Env) Epilog(ctx context.Context) error {
 		u = slurm.User{Name: strings.TrimSpace(hc.User), UID: hc.UID, GID: hc.GID, Home: "/"}
 	}
 	req := ChildRequest{Cleanup: &CleanupOptions{Job: hc.JobID, RootJobDir: found, GC: true}}
-	if _, err := e.asUser(ctx, u, hc, time.Minute, req); err != nil {
+	if err := e.asUser(ctx, u, hc, time.Minute, req, nil); err != nil {
 		log.Errorf("cleanup as uid %d failed: %v; sweep will retry", hc.UID, err)
+		run.Fail("cleanup")
 	}
-	if found {
-		e.removeJobDir(tree, hc.JobID, log)
+	if found && !e.removeJobDir(tree, hc.JobID, log) {
+		run.Fail("job_dir")
 	}
 	return nil
 }

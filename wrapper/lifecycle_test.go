@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
@@ -80,8 +82,9 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	testkit.Must(t, os.Chown(s.image, uid, gid))
-	s.cfgText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\n",
-		filepath.Join(s.base, "opt/apps/tacc-apptainer/*/bin/apptainer"), s.cacheDir)
+	// [cache] last: tests append cache keys (setConfig).
+	s.cfgText = fmt.Sprintf("[metrics]\ndir = %q\n[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\n",
+		s.metricsDir(), filepath.Join(s.base, "opt/apps/tacc-apptainer/*/bin/apptainer"), s.cacheDir)
 	s.config = filepath.Join(s.base, "config.toml")
 	testkit.Must(t, os.WriteFile(s.config, []byte(s.cfgText), 0o644))
 	s.user = slurm.User{Name: "alice", UID: uid, GID: gid, Home: s.home, Groups: []int{gid}}
@@ -171,6 +174,9 @@ func (s *site) asAlice(t *testing.T, extraEnv []string, args ...string) (string,
 }
 
 func (s *site) jobDir(job string) string { return filepath.Join(s.cacheDir, "jobs", job) }
+
+// metricsDir is where the site's root hooks count (metrics.dir).
+func (s *site) metricsDir() string { return filepath.Join(s.base, "node", "metrics") }
 
 func (s *site) overlay(t *testing.T, job, name string) *kernelspec.Spec {
 	t.Helper()
@@ -528,4 +534,47 @@ func TestNoRootHooks(t *testing.T) {
 		t.Errorf("report %+v, %v", r, err)
 	}
 	assertOwnedByAlice(t, filepath.Dir(filepath.Dir(dir)))
+}
+
+// TestHooksCount: the Prolog counts a miss and the bytes it staged, a second
+// job a hit, the Epilog its runs; a broken user part is a failure by reason;
+// Metrics (as root) asks alice's own process for her part of the cache.
+func TestHooksCount(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	testkit.Must(t, s.lc(t).Prolog(ctx))
+	s.env["SLURM_JOB_ID"] = "4243"
+	testkit.Must(t, s.lc(t).Prolog(ctx))
+	testkit.Must(t, s.lc(t).Epilog(ctx))
+	s.userKnown = false
+	testkit.Must(t, s.lc(t).Prolog(ctx)) // no such user: counted, exit 0
+	s.userKnown = true
+
+	c, err := metrics.Read(s.metricsDir())
+	testkit.Must(t, err)
+	st, err := os.Stat(s.image)
+	testkit.Must(t, err)
+	if c.HookRuns["prolog"] != 3 || c.HookRuns["epilog"] != 1 {
+		t.Errorf("hook runs = %v", c.HookRuns)
+	}
+	if c.Misses != 1 || c.Hits != 1 || c.BytesStaged != uint64(st.Size()) || c.StageSeconds <= 0 {
+		t.Errorf("staging counters = %+v (image %d bytes)", c, st.Size())
+	}
+	if c.HookFailures["prolog"]["user_lookup"] != 1 || len(c.HookFailures["epilog"]) != 0 {
+		t.Errorf("failures = %v", c.HookFailures)
+	}
+
+	snap, err := s.lc(t).Metrics(ctx)
+	testkit.Must(t, err)
+	if !snap.CacheUp || snap.UserErrors != 0 || len(snap.Users) != 1 {
+		t.Fatalf("snapshot = %+v\n%s", snap, s.log.String())
+	}
+	if u := snap.Users[0]; u.UID != uid || u.User != "alice" || u.Entries != 1 || u.Bytes != st.Size() {
+		t.Errorf("alice's usage = %+v", u)
+	}
+	var b bytes.Buffer
+	testkit.Must(t, snap.WriteText(&b))
+	if !strings.Contains(b.String(), `sifkernel_cache_bytes{uid="1234",user="alice"} `+strconv.FormatInt(st.Size(), 10)) {
+		t.Errorf("text lacks alice's bytes:\n%s", b.String())
+	}
 }

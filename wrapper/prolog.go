@@ -13,6 +13,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
@@ -29,44 +30,53 @@ var ErrNodeFault = errors.New("node fault")
 func (e *Env) Prolog(ctx context.Context) error {
 	hc, err := slurm.FromEnv(e.LookupEnv)
 	log := e.hookLog("prolog", hc.JobID)
+	run := e.startRun("prolog")
 	defer finished(log, time.Now())
+	defer e.count(log, run)
 	if err != nil {
 		log.Errorf("not a job this Prolog can act on: %v; doing nothing", err)
+		run.Fail("not_a_job")
 		return nil
 	}
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, true)
 	if err != nil {
-		return e.nodeFault(log, "cache_root", err)
+		return e.nodeFault(log, run, "cache_root", err)
 	}
 	defer tree.Close()
 	dir, err := tree.MakeJobDir(hc.JobID, hc.UID, hc.GID)
 	if err != nil {
-		return e.nodeFault(log, "cache_root", err)
+		return e.nodeFault(log, run, "cache_root", err)
 	}
 	u, err := e.LookupUser(hc.UID)
 	if err != nil {
 		log.Errorf("%v: the job gets no kernels from sifkernel", err)
+		run.Fail("user_lookup")
 		return nil
 	}
 	stage := e.Config.Prolog.Stage && e.stagesIn(hc.Partition)
 	if err := tree.EnsureUserDir(hc.UID, hc.GID); err != nil && stage {
 		// The user's own doing (or a uid reused): the user's problem, not the node's.
 		log.Warnf("not staging for uid %d: %v", hc.UID, err)
+		run.Fail("user_dir")
 		stage = false
 	}
 	budget := e.Config.Cache.StageTimeout.Duration
-	rep, err := e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
-		Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget}})
+	var rep Report
+	err = e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
+		Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget}}, &rep)
 	if err != nil {
 		log.Errorf("user part as %s failed: %v; the job's kernels use their images in place", u.Name, err)
+		run.Fail("user_part")
 		return nil
 	}
 	e.logReport(log, rep)
+	countStaging(run, rep, e.Config.Kernel.MaxPerJob)
 	return nil
 }
 
 // nodeFault logs a node-level fault and fails the hook only if the site opted in.
-func (e *Env) nodeFault(log interface{ Errorf(string, ...any) }, fault string, err error) error {
+func (e *Env) nodeFault(log interface{ Errorf(string, ...any) }, run *metrics.Run, fault string, err error) error {
+	run.Fail(fault)
 	if slices.Contains(e.Config.Prolog.FailNodeOn, fault) {
 		log.Errorf("node fault %s: %v; failing (prolog.fail_node_on)", fault, err)
 		return fmt.Errorf("%w: %s: %v", ErrNodeFault, fault, err)
@@ -88,12 +98,12 @@ func (e *Env) stagesIn(partition string) bool {
 }
 
 // asUser runs req as the job user (`sifkernel internal ...`) with a
-// scrubbed environment and decodes the JSON report it prints.
-func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeout time.Duration, req ChildRequest) (Report, error) {
-	var rep Report
+// scrubbed environment and decodes the JSON it prints into out (nil: it
+// prints nothing the hook needs).
+func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeout time.Duration, req ChildRequest, out any) error {
 	args, err := req.Args()
 	if err != nil {
-		return rep, err
+		return err
 	}
 	full := []string{}
 	if e.ConfigFile != "" {
@@ -122,15 +132,15 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 	}
 	res, err := runas.Run(ctx, runas.Cmd{Path: e.Self, Args: full, UID: hc.UID, GID: gid, Groups: groups, Env: env, Timeout: timeout})
 	if err != nil {
-		return rep, err
+		return err
 	}
-	if len(res.Stdout) == 0 {
-		return rep, nil
+	if len(res.Stdout) == 0 || out == nil {
+		return nil
 	}
-	if err := json.Unmarshal(res.Stdout, &rep); err != nil {
-		return rep, fmt.Errorf("reading the report of the user part: %w", err)
+	if err := json.Unmarshal(res.Stdout, out); err != nil {
+		return fmt.Errorf("reading the report of the user part: %w", err)
 	}
-	return rep, nil
+	return nil
 }
 
 // logReport writes one line per kernel: what it uses and why.

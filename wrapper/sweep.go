@@ -43,13 +43,17 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	if os.Geteuid() != 0 {
 		return r, errors.New("sweep runs as root (it cleans up after every user)")
 	}
+	run := e.startRun("sweep")
+	defer e.count(log, run)
 	running := map[string]bool{}
 	if !o.All {
 		var err error
 		if err = fsx.CheckTrustedFile(e.Config.Slurm.Squeue); err != nil {
+			run.Fail("squeue")
 			return r, fmt.Errorf("not running slurm.squeue as root, so nothing was removed: %w", err)
 		}
 		if running, err = slurm.RunningJobs(ctx, e.Config.Slurm.Squeue, o.Node, 30*time.Second); err != nil {
+			run.Fail("squeue")
 			return r, fmt.Errorf("cannot tell which jobs still run, so nothing was removed: %w", err)
 		}
 	}
@@ -63,6 +67,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		// nothing here may be trusted, so nothing is touched. Sweep, like
 		// the hooks, does not fail for what a user did.
 		log.Errorf("%v; nothing was removed (remove that directory by hand)", err)
+		run.Fail("cache_root")
 		return r, nil
 	}
 	defer tree.Close()
@@ -98,6 +103,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	for _, err := range errs {
 		if err != nil {
 			log.Warnf("%s", untrusted.String(err.Error()))
+			run.Fail("leftovers")
 		}
 	}
 	log.Infof("removed %d job directories, swept %d users", len(r.JobDirs), len(r.Users))
@@ -116,7 +122,7 @@ func (e *Env) sweepJobDir(ctx context.Context, tree *cache.Tree, job string) (bo
 		u := e.userOrNumeric(o.UID, o.GID)
 		hc := slurm.Context{JobID: job, UID: o.UID, GID: o.GID}
 		req := ChildRequest{Cleanup: &CleanupOptions{Job: job, RootJobDir: true}}
-		if _, err := e.asUser(ctx, u, hc, time.Minute, req); err != nil {
+		if err := e.asUser(ctx, u, hc, time.Minute, req, nil); err != nil {
 			return false, fmt.Errorf("job %s: %w", job, err)
 		}
 	}
@@ -130,7 +136,7 @@ func (e *Env) sweepUser(ctx context.Context, o cache.Owner, running map[string]b
 	}
 	req := ChildRequest{Sweep: &UserSweepOptions{Running: ids}}
 	u := e.userOrNumeric(o.UID, o.GID)
-	if _, err := e.asUser(ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, time.Minute, req); err != nil {
+	if err := e.asUser(ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, time.Minute, req, nil); err != nil {
 		return fmt.Errorf("uid %d: %w", o.UID, err)
 	}
 	return nil

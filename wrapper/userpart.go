@@ -3,6 +3,7 @@ package wrapper
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,15 +33,19 @@ type UserPartOptions struct {
 
 // KernelReport says what became of one kernel.
 type KernelReport struct {
-	Name    string   `json:"name"`
-	Source  string   `json:"source,omitempty"` // the user's kernel.json
-	Image   string   `json:"image,omitempty"`  // the image the overlay uses
-	Staged  bool     `json:"staged"`
-	Copied  bool     `json:"copied,omitempty"` // this job copied it (a cache miss)
-	Bytes   int64    `json:"bytes,omitempty"`  // the image's size, when staged
-	Reason  string   `json:"reason,omitempty"` // why it was not staged, or skipped
-	Skipped bool     `json:"skipped"`          // no overlay was written
-	Changes []string `json:"changes,omitempty"`
+	Name   string `json:"name"`
+	Source string `json:"source,omitempty"` // the user's kernel.json
+	Image  string `json:"image,omitempty"`  // the image the overlay uses
+	Staged bool   `json:"staged"`
+	Copied bool   `json:"copied,omitempty"` // this job copied it (a cache miss)
+	// StageSeconds is how long staging took, when this job copied it;
+	// TimedOut says it was not staged because cache.stage_timeout passed.
+	StageSeconds float64  `json:"stage_seconds,omitempty"`
+	TimedOut     bool     `json:"timed_out,omitempty"`
+	Bytes        int64    `json:"bytes,omitempty"`  // the image's size, when staged
+	Reason       string   `json:"reason,omitempty"` // why it was not staged, or skipped
+	Skipped      bool     `json:"skipped"`          // no overlay was written
+	Changes      []string `json:"changes,omitempty"`
 }
 
 // Report is the outcome of a user part, also written to node.json.
@@ -198,10 +203,13 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 	if kr.Reason == "" {
 		res, err := ch.Stage(ctx, image, o.Job, nil)
 		if err != nil {
-			kr.Reason = err.Error()
+			kr.Reason, kr.TimedOut = err.Error(), errors.Is(err, cache.ErrTimeout)
 			log.Warnf("image %s of kernel %s not staged, the kernel uses it in place: %s", q(image), q(en.Name), q(err.Error()))
 		} else {
 			kr.Image, kr.Staged, kr.Copied, kr.Bytes = res.Path, true, res.Copied, res.Bytes
+			if res.Copied {
+				kr.StageSeconds = res.Took.Seconds()
+			}
 		}
 	}
 	notStaged := ""

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -228,7 +229,7 @@ func TestSweepAfterCrash(t *testing.T) {
 	defer root("scancel", alive)
 	// RUNNING comes before the Prolog is done; under load, well before.
 	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+alive+"/node.json") })
-	out, err := onNode(t, "m1", filepath.Join(skc, "bin/sifkernel"), "sweep", "--node", "m1")
+	out, err := onNode(t, "m1", sifkernelBin, "sweep", "--node", "m1")
 	if err != nil {
 		t.Fatalf("sweep: %v\n%s", err, out)
 	}
@@ -435,5 +436,33 @@ func TestIdevOverSSHTwoJobs(t *testing.T) {
 	}
 	if !strings.Contains(out, "using job "+second) || !strings.Contains(out, "also here: "+first) {
 		t.Errorf("the choice was not stated:\n%s", out)
+	}
+}
+
+// TestHooksAreTheOnesUnderTest: slurmd runs the sifkernel this run is
+// about, from the slurm.conf lines the project ships: with
+// SIFKERNEL_INSTALLED=1, the packaged /usr/bin/sifkernel that dpkg owns.
+func TestHooksAreTheOnesUnderTest(t *testing.T) {
+	requireCluster(t)
+	out, err := root("scontrol", "show", "config")
+	if err != nil {
+		t.Fatalf("scontrol show config: %v\n%s", err, out)
+	}
+	for _, key := range []string{"Prolog", "Epilog", "TaskProlog"} {
+		want := fmt.Sprintf("%s = %s", key, sifkernelBin)
+		if !regexp.MustCompile(`(?m)^` + key + `\s+= ` + regexp.QuoteMeta(sifkernelBin) + `$`).MatchString(out) {
+			t.Errorf("slurm.conf lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^PrologFlags\s+= .*Alloc`).MatchString(out) {
+		t.Error("PrologFlags lacks Alloc (the shipped snippet sets it)")
+	}
+	if os.Getenv("SIFKERNEL_INSTALLED") == "1" {
+		if out, err := root("dpkg", "-S", sifkernelBin); err != nil || !strings.HasPrefix(out, "sifkernel: ") {
+			t.Errorf("%s is not the package's: %v %s", sifkernelBin, err, out)
+		}
+		if out, err := root("dpkg-query", "-W", "-f", "${Conffiles}", "sifkernel"); err != nil || !strings.Contains(out, "/etc/sifkernel/config.toml") {
+			t.Errorf("/etc/sifkernel/config.toml is not a conffile of the package: %v %s", err, out)
+		}
 	}
 }

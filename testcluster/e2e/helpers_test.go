@@ -25,7 +25,13 @@ import (
 
 var skc = envOr("SIFKERNEL_CLUSTER_DIR", "/var/tmp/sifkernel-cluster")
 
-const nodeCache = "/var/tmp/sifkernel-node-cache"
+// The sifkernel the cluster runs and its cache.dir on the nodes, as
+// testcluster/lib.sh sets them: a build from source in the cluster's bin/,
+// or with SIFKERNEL_INSTALLED=1 the installed package.
+var (
+	sifkernelBin = envOr("SIFKERNEL_BIN", filepath.Join(skc, "bin/sifkernel"))
+	nodeCache    = envOr("NODE_CACHE", "/var/tmp/sifkernel-node-cache")
+)
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {

@@ -122,6 +122,7 @@ func (e *env) app() *cli.App {
 			e.stageCommand(),
 			e.cacheCommand(),
 			e.nodeCommand(),
+			e.metricsCommand(),
 			e.prologCommand(),
 			e.taskPrologCommand(),
 			e.epilogCommand(),

@@ -40,8 +40,8 @@ func ManPages(version string, exampleConfig []byte) ([]ManPage, error) {
 		{name: "sifkernel", section: 1, usage: app.Usage, extra: manMain},
 		{name: "sifkernel-kernel", section: 1, usage: "create, list, check, repair and remove containerized kernelspecs",
 			commands: []string{"kernel"}, extra: manKernel},
-		{name: "sifkernel-cache", section: 1, usage: "stage images into the node-local cache and look after it",
-			commands: []string{"stage", "cache", "node"}, extra: manCache},
+		{name: "sifkernel-cache", section: 1, usage: "stage images into the node-local cache, look after it, report on it",
+			commands: []string{"stage", "cache", "node", "metrics"}, extra: manCache},
 		{name: "sifkernel-job", section: 1, usage: "container kernels in job scripts and interactive sessions",
 			commands: []string{"activate", "run", "env", "idev"}, extra: manJob},
 		{name: "sifkernel-hooks", section: 8, usage: "sifkernel as Slurm Prolog, TaskProlog and Epilog, and its sweep",
@@ -168,6 +168,18 @@ Each user's images are copied once per node into cache.dir/users/UID, under a lo
 job records that it uses an image; the Epilog releases it and evicts what no job uses and was not
 used for cache.keep\_warm. A copy that takes longer than cache.stage\_timeout is given up: the
 job then uses the image where it is.
+
+# METRICS
+
+**sifkernel metrics** writes, in Prometheus' text format: sifkernel\_cache\_up,
+sifkernel\_cache\_filesystem\_size\_bytes and \_free\_bytes, sifkernel\_cache\_entries and
+sifkernel\_cache\_bytes per user (labels uid, user), sifkernel\_cache\_user\_errors, and the
+counters the root hooks keep in metrics.dir: sifkernel\_cache\_hits\_total, \_misses\_total,
+\_staged\_bytes\_total, \_stage\_seconds\_total, \_stage\_timeouts\_total,
+sifkernel\_hook\_runs\_total (label hook) and sifkernel\_hook\_failures\_total (labels hook,
+reason). The sifkernel-metrics.timer unit writes them every minute for node\_exporter's textfile
+collector (/var/lib/prometheus/node-exporter); enable it with
+**systemctl enable --now sifkernel-metrics.timer**.
 `
 
 const manJob = `# EXAMPLES

@@ -24,7 +24,7 @@ func TestManPages(t *testing.T) {
 	want := map[string][]string{
 		"sifkernel.1":        {"kernel", "stage", "prolog", "EXIT STATUS", "SIFKERNEL_CONFIG"},
 		"sifkernel-kernel.1": {"add", "--image", "check", "fix", "--dry-run", "remove"},
-		"sifkernel-cache.1":  {"stage", "--bcast", "gc", "THE NODE CACHE"},
+		"sifkernel-cache.1":  {"stage", "--bcast", "gc", "THE NODE CACHE", "metrics", "--textfile", "sifkernel_cache_bytes"},
 		"sifkernel-job.1":    {"activate", "run", "idev", "EXAMPLES"},
 		"sifkernel-hooks.8":  {"prolog", "epilog", "taskprolog", "sweep", "FAILURE POLICY", "PrologFlags=Alloc"},
 		"sifkernel.toml.5":   {"stage_timeout", "fail_node_on", "config show"},

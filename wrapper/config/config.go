@@ -24,6 +24,14 @@ type Config struct {
 	Idev       Idev       `toml:"idev" json:"idev"`
 	Kernel     Kernel     `toml:"kernel" json:"kernel"`
 	Log        Log        `toml:"log" json:"log"`
+	Metrics    Metrics    `toml:"metrics" json:"metrics"`
+}
+
+// Metrics says where the root hooks keep the node's counters (`sifkernel
+// metrics` reports them).
+type Metrics struct {
+	// Dir is a directory root alone may change; "" turns counting off.
+	Dir string `toml:"dir" json:"dir"`
 }
 
 // TaskProlog configures the per-task hook, which must stay fast.
@@ -129,6 +137,7 @@ func Default() Config {
 		Slurm:      Slurm{Squeue: "/usr/bin/squeue", Sbcast: "/usr/bin/sbcast", Srun: "/usr/bin/srun"},
 		Kernel:     Kernel{PythonNoUserSite: true, MaxPerJob: 64},
 		Log:        Log{Level: "info", Format: "text"},
+		Metrics:    Metrics{Dir: "/var/lib/sifkernel"},
 	}
 }
 
@@ -181,6 +190,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want \"text\" or \"json\"", c.Log.Format)
+	}
+	if p := c.Metrics.Dir; p != "" && (!filepath.IsAbs(p) || filepath.Clean(p) == "/") {
+		bad("metrics.dir", "%q must be an absolute path other than / (or empty: no counters)", p)
 	}
 	if p := c.Log.File; p != "" && p != "syslog" && !filepath.IsAbs(p) {
 		bad("log.file", "%q: want an absolute path or \"syslog\"", p)

@@ -116,8 +116,8 @@ func newNode(t *testing.T) *node {
 		testkit.Must(t, os.WriteFile(filepath.Join(n.rootDir, job), []byte("root's "+job), 0o644))
 	}
 	n.configText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nstage_timeout = \"20s\"\n"+
-		"[slurm]\nsqueue = %q\n[log]\nlevel = \"debug\"\nfile = %q\n",
-		filepath.Join(n.base, "opt/apptainer/bin/apptainer"), n.cache, filepath.Join(n.base, "bin", "squeue"), n.log)
+		"[slurm]\nsqueue = %q\n[log]\nlevel = \"debug\"\nfile = %q\n[metrics]\ndir = %q\n",
+		filepath.Join(n.base, "opt/apptainer/bin/apptainer"), n.cache, filepath.Join(n.base, "bin", "squeue"), n.log, filepath.Join(n.base, "metrics"))
 	n.setConfig("")
 	n.resetHomes()
 	n.before = n.snapshot()

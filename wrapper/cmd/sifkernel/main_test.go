@@ -44,7 +44,7 @@ func TestBinary(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "hook.log")
 	conf := filepath.Join(dir, "config.toml")
-	testkit.Must(t, os.WriteFile(conf, []byte("[log]\nfile = \""+logFile+"\"\n"), 0o644))
+	testkit.Must(t, os.WriteFile(conf, []byte("[log]\nfile = \""+logFile+"\"\n[metrics]\ndir = \""+filepath.Join(dir, "metrics")+"\"\n"), 0o644))
 	tests := []struct {
 		args []string
 		env  []string

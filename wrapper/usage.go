@@ -1,0 +1,90 @@
+package wrapper
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
+)
+
+// usage is the calling user's part of the node cache.
+func (e *Env) usage() (Usage, error) {
+	ch, err := e.OpenUserCache(0)
+	if err != nil {
+		return Usage{}, err
+	}
+	entries, err := ch.Entries()
+	if err != nil {
+		return Usage{}, err
+	}
+	u := Usage{Entries: len(entries)}
+	for _, en := range entries {
+		u.Bytes += en.Size
+	}
+	return u, nil
+}
+
+// Metrics gathers what `sifkernel metrics` reports: the node's counters,
+// the cache file system's size, and each user's part of the cache. As root
+// it asks each user's own process for that user's part (root reads no
+// user's directory); as a user it reports only that user's part.
+func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
+	var s metrics.Snapshot
+	var err error
+	if d := e.Config.Metrics.Dir; d != "" {
+		if s.Counters, err = metrics.Read(d); err != nil {
+			return s, err
+		}
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(e.Config.Cache.Dir, &st) == nil {
+		s.CacheSize, s.CacheFree = int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
+	}
+	if os.Geteuid() != 0 {
+		u, err := e.usage()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return s, err
+		}
+		s.CacheUp = err == nil
+		name := strconv.Itoa(os.Getuid())
+		if usr, err := e.LookupUser(os.Getuid()); err == nil {
+			name = usr.Name
+		}
+		s.Users = append(s.Users, metrics.UserUsage{UID: os.Getuid(), User: name, Entries: u.Entries, Bytes: u.Bytes})
+		return s, nil
+	}
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
+	if err != nil {
+		e.Log.Warnf("metrics: %v", err)
+		return s, nil // sifkernel_cache_up 0 says it
+	}
+	defer tree.Close()
+	s.CacheUp = true
+	users, errs := tree.UserDirs()
+	s.UserErrors = len(errs)
+	uids := make([]int, 0, len(users))
+	for uid := range users {
+		uids = append(uids, uid)
+	}
+	sort.Ints(uids)
+	for _, uid := range uids {
+		u := e.userOrNumeric(uid, users[uid].GID)
+		var got Usage
+		if err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 30*time.Second, ChildRequest{Usage: &UsageOptions{}}, &got); err != nil {
+			e.Log.Warnf("metrics: uid %d: %v", uid, err)
+			s.UserErrors++
+			continue
+		}
+		s.Users = append(s.Users, metrics.UserUsage{UID: uid, User: u.Name, Entries: got.Entries, Bytes: got.Bytes})
+	}
+	return s, nil
+}
