@@ -4,6 +4,7 @@
 #   make try        kernel add/check/fix on built-in examples (no root, no Slurm)
 #   make test       unit and integration tests (what CI runs)
 #   make test-cluster  end-to-end tests on a real Slurm cluster on this machine (root)
+#   make test-package  build, lint, install the .deb, run the cluster on it, remove it (root)
 #   make lint       gofmt, go vet, shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
 #   make cover      coverage per package, with what hooks run as the job user (root)
@@ -34,7 +35,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILDFLAGS ?= -buildmode=pie
 FUZZTIME ?= 10s
 
-.PHONY: man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -58,7 +59,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 
@@ -114,7 +115,7 @@ install: build man
 # The .deb and .rpm, from what `make install` puts in a staging tree
 # (slurm/package/nfpm.yaml lists it; nfpm is pinned and run with go run).
 package:
-	rm -rf dist/root && mkdir -p dist
+	rm -rf dist && mkdir -p dist
 	$(MAKE) install DESTDIR=$(CURDIR)/dist/root PREFIX=/usr
 	sed -e "s/@VERSION@/$(VERSION)/" -e "s/@DATE@/$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))/" \
 		slurm/package/changelog | gzip -9n >dist/changelog.gz
@@ -130,6 +131,11 @@ clean:
 # brings it down again.
 test-cluster: build
 	testcluster/run-tests
+
+# The packages as a site gets them: lintian, rpm -qlp, dpkg -i, systemd-analyze
+# verify, the cluster tests on the installed .deb, dpkg -r and -P.
+test-package:
+	testcluster/package-test
 
 # Many jobs with cancels, a node crash and a full disk, under a CPU hog;
 # SOAK_ARGS="-jobs 60" for a short round (what CI runs).

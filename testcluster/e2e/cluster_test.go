@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
@@ -464,5 +467,46 @@ func TestHooksAreTheOnesUnderTest(t *testing.T) {
 		if out, err := root("dpkg-query", "-W", "-f", "${Conffiles}", "sifkernel"); err != nil || !strings.Contains(out, "/etc/sifkernel/config.toml") {
 			t.Errorf("/etc/sifkernel/config.toml is not a conffile of the package: %v %s", err, out)
 		}
+	}
+}
+
+// TestMetrics: after a job ran, `sifkernel metrics` as root on the node
+// reports, in a form Prometheus' own parser reads, the Prolog and Epilog
+// runs the hooks counted and the user's image in the node cache.
+func TestMetrics(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	a := sbatch(t, "sktest1", "-p normal -w m1", "sleep 600") // cancelled below
+	defer root("scancel", a)
+	waitState(t, a, time.Minute, "RUNNING")
+	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+a+"/node.json") })
+	out, err := onNode(t, "m1", sifkernelBin, "metrics")
+	if err != nil {
+		t.Fatalf("sifkernel metrics: %v\n%s", err, out)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("Prometheus cannot parse it: %v\n%s", err, out)
+	}
+	sample := func(name, label, value string) float64 {
+		for _, m := range fams[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Errorf("no %s{%s=%q} in:\n%s", name, label, value, out)
+		return 0
+	}
+	if n := sample("sifkernel_hook_runs_total", "hook", "prolog"); n < 1 {
+		t.Errorf("prolog runs = %v", n)
+	}
+	if n := sample("sifkernel_cache_entries", "user", "sktest1"); n < 1 {
+		t.Errorf("sktest1's cached images = %v", n)
+	}
+	if fams["sifkernel_cache_up"].GetMetric()[0].GetGauge().GetValue() != 1 {
+		t.Errorf("the cache is not up:\n%s", out)
 	}
 }

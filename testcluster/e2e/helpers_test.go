@@ -45,7 +45,9 @@ func envOr(k, def string) string {
 func slurmConf() string { return envOr("SLURM_CONF", filepath.Join(skc, "etc/slurm.conf")) }
 
 func slurmEnv() []string {
-	return []string{"SLURM_CONF=" + slurmConf(), "PATH=" + filepath.Join(skc, "bin") + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+	return []string{"SLURM_CONF=" + slurmConf(), "PATH=" + filepath.Join(skc, "bin") + ":/usr/sbin:/usr/bin:/sbin:/bin",
+		// testcluster's scripts (idev-ssh) find the installed package's paths with it.
+		"SIFKERNEL_INSTALLED=" + os.Getenv("SIFKERNEL_INSTALLED")}
 }
 
 // requireCluster fails (skips outside CI) when testcluster/up has not run.
