@@ -1,0 +1,151 @@
+//go:build cluster
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Stand-ins for the helpers Open OnDemand's "basic" batch-connect wrapper
+// defines before it sources before.sh (OOD itself is not installed here):
+// a free loopback port, a random token, and a wait for the port.
+const oodHelpers = `host=127.0.0.1
+find_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+create_passwd() { tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$1"; }
+wait_until_port_used() { for _ in $(seq $(( $2 * 5 ))); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.2; done; return 1; }
+`
+
+// TestOpenOnDemand renders the Open OnDemand app (templates/ood) with Ruby's
+// ERB as OOD does, for a GPU session, submits the rendered job with the
+// sbatch arguments of its submit.yml, and asks the Jupyter server it starts
+// which kernels it offers: the user's container kernel, as the job's copy
+// (the staged image, --nv for the job's GPU). Jupyter is Debian's Notebook 6
+// (Debian 12 has no JupyterLab); the form's "lab" choice starts
+// `jupyter lab` the same way.
+func TestOpenOnDemand(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	t.Run("with the hooks", func(t *testing.T) {
+		argv, log := oodSession(t)
+		if !strings.Contains(argv, nodeCache+"/users/") || !strings.Contains(argv, "--nv") {
+			t.Errorf("bert's argv is not the job's copy (staged image, --nv): %s", argv)
+		}
+		if !strings.Contains(log, "prepared by the Slurm hooks") {
+			t.Errorf("script.sh did not take the hooks' kernels:\n%s", log)
+		}
+	})
+	t.Run("without the hooks", func(t *testing.T) {
+		if vms {
+			t.Skip("switching the hooks off is done by testcluster/up, on the one-machine cluster only")
+		}
+		setHooks(t, false)
+		defer setHooks(t, true)
+		argv, log := oodSession(t)
+		u := uid(t, "sktest1")
+		staged := strings.Contains(argv, fmt.Sprintf("%s/users/%d/", nodeCache, u)) || strings.Contains(argv, fmt.Sprintf("/tmp/sifkernel-%d/users/%d/", u, u))
+		if !staged || !strings.Contains(argv, "--nv") {
+			t.Errorf("bert's argv is not the job's copy (staged image, --nv): %s", argv)
+		}
+		if !strings.Contains(log, "prepared by sifkernel run") {
+			t.Errorf("script.sh did not use sifkernel run:\n%s", log)
+		}
+	})
+}
+
+// oodSession runs one rendered OOD Jupyter session for sktest1 on a GPU
+// node and returns bert's argv as its Jupyter server offers it, and the
+// session's log.
+func oodSession(t *testing.T) (string, string) {
+	t.Helper()
+	top := filepath.Dir(filepath.Dir(mustWd(t)))
+	rendered := filepath.Join(home(t, "sktest1"), "ood-session")
+	if out, err := as(t, "sktest1", "rm -rf ~/ood-session"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	render := exec.Command("ruby", filepath.Join(top, "testcluster/ood/render"), filepath.Join(top, "templates/ood/sifkernel_jupyter"),
+		rendered, "partition=rtx-dev", "gpus=1", "jupyter_app=notebook")
+	if out, err := render.CombinedOutput(); err != nil {
+		t.Fatalf("rendering the OOD app: %v\n%s", err, out)
+	}
+	if out, err := root("chown", "-R", "sktest1:sktest1", rendered); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	args, err := os.ReadFile(filepath.Join(rendered, "sbatch.args"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(args), "--gres=gpu:1") || !strings.Contains(string(args), "--partition=rtx-dev") {
+		t.Errorf("submit.yml for one GPU on rtx-dev gave sbatch %q", args)
+	}
+	// What OOD's wrapper does: before.sh, script.sh in the background,
+	// after.sh, then wait for Jupyter.
+	script := oodHelpers + `cd ~/ood-session
+source ./before.sh
+echo "$port $password" >connection.txt
+./script.sh >jupyter.log 2>&1 &
+source ./after.sh
+wait`
+	id := sbatch(t, "sktest1", strings.Join(strings.Fields(string(args)), " "), script)
+	defer func() {
+		root("scancel", id)
+		waitDone(t, id)
+	}()
+	var port, token string
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(rendered, "connection.txt"))
+		if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+			port, token = f[0], f[1]
+			return true
+		}
+		return false
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%s/node/127.0.0.1/%s/api/kernelspecs", port, port)
+	var specs struct {
+		Kernelspecs map[string]struct {
+			Spec struct {
+				Argv []string `json:"argv"`
+			} `json:"spec"`
+		} `json:"kernelspecs"`
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "token "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&specs)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK {
+				break
+			}
+			err = fmt.Errorf("%s: %v", resp.Status, err)
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(rendered, "jupyter.log"))
+			t.Fatalf("Jupyter of job %s does not answer at %s: %v\n%s\n%s", id, url, err, log, output(t, "sktest1", id))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(rendered, "jupyter.log"))
+	bert, ok := specs.Kernelspecs["bert"]
+	if !ok {
+		t.Fatalf("Jupyter offers %v, not the container kernel bert\n%s", keys(specs.Kernelspecs), log)
+	}
+	return strings.Join(bert.Spec.Argv, " "), string(log)
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
