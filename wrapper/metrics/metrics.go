@@ -200,36 +200,31 @@ func (s Snapshot) WriteText(w io.Writer) error {
 		b.WriteByte('\n')
 	}
 	c := s.Counters.normal()
-
-	family("sifkernel_cache_up", "gauge", "1 if the node cache root exists and root alone can change it.")
-	sample("sifkernel_cache_up", b2f(s.CacheUp))
-	family("sifkernel_cache_filesystem_size_bytes", "gauge", "Size of the file system that holds the node cache.")
-	sample("sifkernel_cache_filesystem_size_bytes", float64(s.CacheSize))
-	family("sifkernel_cache_filesystem_free_bytes", "gauge", "Free bytes on the file system that holds the node cache.")
-	sample("sifkernel_cache_filesystem_free_bytes", float64(s.CacheFree))
-	users := slices.Clone(s.Users)
-	sort.Slice(users, func(i, j int) bool { return users[i].UID < users[j].UID })
-	family("sifkernel_cache_entries", "gauge", "Images in a user's node cache.")
-	for _, u := range users {
-		sample("sifkernel_cache_entries", float64(u.Entries), "uid", strconv.Itoa(u.UID), "user", u.User)
+	one := func(name, typ, help string, v float64) {
+		family(name, typ, help)
+		sample(name, v)
 	}
-	family("sifkernel_cache_bytes", "gauge", "Bytes of the images in a user's node cache.")
-	for _, u := range users {
-		sample("sifkernel_cache_bytes", float64(u.Bytes), "uid", strconv.Itoa(u.UID), "user", u.User)
+	perUser := func(name, help string, v func(UserUsage) float64) {
+		family(name, "gauge", help)
+		users := slices.Clone(s.Users)
+		sort.Slice(users, func(i, j int) bool { return users[i].UID < users[j].UID })
+		for _, u := range users {
+			sample(name, v(u), "uid", strconv.Itoa(u.UID), "user", u.User)
+		}
 	}
-	family("sifkernel_cache_user_errors", "gauge", "Users whose node cache could not be read for this scrape.")
-	sample("sifkernel_cache_user_errors", float64(s.UserErrors))
 
-	family("sifkernel_cache_hits_total", "counter", "Kernels whose image a Prolog found in the node cache.")
-	sample("sifkernel_cache_hits_total", float64(c.Hits))
-	family("sifkernel_cache_misses_total", "counter", "Kernels whose image a Prolog copied into the node cache.")
-	sample("sifkernel_cache_misses_total", float64(c.Misses))
-	family("sifkernel_cache_staged_bytes_total", "counter", "Bytes Prologs copied into the node cache.")
-	sample("sifkernel_cache_staged_bytes_total", float64(c.BytesStaged))
-	family("sifkernel_cache_stage_seconds_total", "counter", "Seconds Prologs spent copying images into the node cache.")
-	sample("sifkernel_cache_stage_seconds_total", c.StageSeconds)
-	family("sifkernel_cache_stage_timeouts_total", "counter", "Images not staged because cache.stage_timeout passed.")
-	sample("sifkernel_cache_stage_timeouts_total", float64(c.StageTimeouts))
+	one("sifkernel_cache_up", "gauge", "1 if the node cache root exists and root alone can change it.", b2f(s.CacheUp))
+	one("sifkernel_cache_filesystem_size_bytes", "gauge", "Size of the file system that holds the node cache.", float64(s.CacheSize))
+	one("sifkernel_cache_filesystem_free_bytes", "gauge", "Free bytes on the file system that holds the node cache.", float64(s.CacheFree))
+	perUser("sifkernel_cache_entries", "Images in a user's node cache.", func(u UserUsage) float64 { return float64(u.Entries) })
+	perUser("sifkernel_cache_bytes", "Bytes of the images in a user's node cache.", func(u UserUsage) float64 { return float64(u.Bytes) })
+	one("sifkernel_cache_user_errors", "gauge", "Users whose node cache could not be read for this scrape.", float64(s.UserErrors))
+
+	one("sifkernel_cache_hits_total", "counter", "Kernels whose image a Prolog found in the node cache.", float64(c.Hits))
+	one("sifkernel_cache_misses_total", "counter", "Kernels whose image a Prolog copied into the node cache.", float64(c.Misses))
+	one("sifkernel_cache_staged_bytes_total", "counter", "Bytes Prologs copied into the node cache.", float64(c.BytesStaged))
+	one("sifkernel_cache_stage_seconds_total", "counter", "Seconds Prologs spent copying images into the node cache.", c.StageSeconds)
+	one("sifkernel_cache_stage_timeouts_total", "counter", "Images not staged because cache.stage_timeout passed.", float64(c.StageTimeouts))
 
 	family("sifkernel_hook_runs_total", "counter", "Runs of each root hook.")
 	for _, h := range sortedKeys(c.HookRuns) {
