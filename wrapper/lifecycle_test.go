@@ -577,4 +577,17 @@ func TestHooksCount(t *testing.T) {
 	if !strings.Contains(b.String(), `sifkernel_cache_bytes{uid="1234",user="alice"} `+strconv.FormatInt(st.Size(), 10)) {
 		t.Errorf("text lacks alice's bytes:\n%s", b.String())
 	}
+
+	// As alice, the command reports her own part and the node's counters.
+	out, err := s.asAlice(t, nil, "metrics")
+	testkit.Must(t, err)
+	for _, want := range []string{
+		`sifkernel_cache_entries{uid="1234",user="1234"} 1`, // alice is not in this machine's user database
+		`sifkernel_hook_runs_total{hook="prolog"} 3`,
+		`sifkernel_cache_up 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sifkernel metrics as alice lacks %q:\n%s", want, out)
+		}
+	}
 }

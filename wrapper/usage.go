@@ -79,7 +79,7 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 	for _, uid := range uids {
 		u := e.userOrNumeric(uid, users[uid].GID)
 		var got Usage
-		if err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 30*time.Second, ChildRequest{Usage: &UsageOptions{}}, &got); err != nil {
+		if err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 10*time.Second, ChildRequest{Usage: &UsageOptions{}}, &got); err != nil {
 			e.Log.Warnf("metrics: uid %d: %v", uid, err)
 			s.UserErrors++
 			continue
