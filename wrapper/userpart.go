@@ -21,6 +21,11 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
+// versionCacheFile, in the user's node cache, remembers Apptainer's version
+// (see apptainer.Finder.FindCached). Neither an image (.sif), its metadata
+// (.json) nor a copy in progress (.tmp-*), so the cache leaves it alone.
+const versionCacheFile = "apptainer-version"
+
 // UserPartOptions say what the user part does for one job.
 type UserPartOptions struct {
 	Job       string        `json:"job"`
@@ -75,18 +80,24 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	if r.GPU.Warning != "" {
 		r.Warnings = append(r.Warnings, r.GPU.Warning)
 	}
-	var rt *apptainer.Runtime
-	if found, err := e.finder().Find(ctx); err == nil {
-		rt, r.Apptainer = &found, found.Path
-	} else {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%v; kernels keep the Apptainer they name", err))
-	}
 	var ch *cache.Cache
 	if o.Stage {
 		var err error
 		if ch, err = e.OpenUserCache(0); err != nil {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("no staging: %v", err))
 		}
+	}
+	var rt *apptainer.Runtime
+	find := e.finder().Find
+	if ch != nil { // the user's node cache remembers the runtime's version
+		find = func(ctx context.Context) (apptainer.Runtime, error) {
+			return e.finder().FindCached(ctx, filepath.Join(ch.Dir(), versionCacheFile))
+		}
+	}
+	if found, err := find(ctx); err == nil {
+		rt, r.Apptainer = &found, found.Path
+	} else {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%v; kernels keep the Apptainer they name", err))
 	}
 	p := &userPart{e: e, o: o, ch: ch, rt: rt, kenv: e.kernelEnv(o.Home), gpu: r.GPU, host: r.Node,
 		kernelsDir: filepath.Join(o.JobDir, "jupyter", "kernels")}
@@ -268,7 +279,11 @@ func writeOverlay(dir, from string, spec *kernelspec.Spec) error {
 			return err
 		}
 	}
-	return kernelspec.Write(dir, spec)
+	data, err := spec.Encode()
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", filepath.Join(dir, kernelspec.FileName), err)
+	}
+	return fsx.WriteVolatile(filepath.Join(dir, kernelspec.FileName), data, kernelspec.FileMode)
 }
 
 // copySmall copies a resource file of at most 1 MiB; larger ones are skipped.
@@ -278,7 +293,7 @@ func copySmall(src, dst string) error {
 	if err != nil {
 		return nil // unreadable resources are not worth failing a kernel for
 	}
-	return kernelspec.WriteFile(dst, data, 0o644)
+	return fsx.WriteVolatile(dst, data, 0o644)
 }
 
 func writeJSON(path string, v any) error {
@@ -286,7 +301,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return kernelspec.WriteFile(path, append(data, '\n'), 0o600)
+	return fsx.WriteVolatile(path, append(data, '\n'), 0o600)
 }
 
 // ReadReport reads a job directory's node.json.

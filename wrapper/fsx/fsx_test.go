@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -206,5 +207,23 @@ func TestCheckTrustedFile(t *testing.T) {
 				t.Fatalf("CheckTrustedFile(%s) = %v, want ok %v", tt.path, err, tt.ok)
 			}
 		})
+	}
+}
+
+func TestWriteVolatile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "node.json")
+	testkit.Must(t, WriteVolatile(p, []byte("one"), 0o600))
+	testkit.Must(t, WriteVolatile(p, []byte("two"), 0o640))
+	st, err := os.Stat(p)
+	testkit.Must(t, err)
+	if b, _ := os.ReadFile(p); string(b) != "two" || st.Mode().Perm() != 0o640 {
+		t.Errorf("%s = %q, mode %v", p, b, st.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+	if err := WriteVolatile(filepath.Join(dir, "missing", "x"), nil, 0o600); err == nil || !strings.Contains(err.Error(), "missing/x") {
+		t.Errorf("a missing directory = %v, want an error naming the file", err)
 	}
 }
