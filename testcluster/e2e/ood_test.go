@@ -32,6 +32,9 @@ wait_until_port_used() { for _ in $(seq $(( $2 * 5 ))); do (exec 3<>"/dev/tcp/${
 // `jupyter lab` the same way.
 func TestOpenOnDemand(t *testing.T) {
 	requireCluster(t)
+	if vms {
+		t.Skip("the test reaches the session's Jupyter on loopback: the one-machine cluster only")
+	}
 	setupUser(t, "sktest1", "bert")
 	t.Run("with the hooks", func(t *testing.T) {
 		argv, log := oodSession(t)
@@ -43,9 +46,6 @@ func TestOpenOnDemand(t *testing.T) {
 		}
 	})
 	t.Run("without the hooks", func(t *testing.T) {
-		if vms {
-			t.Skip("switching the hooks off is done by testcluster/up, on the one-machine cluster only")
-		}
 		setHooks(t, false)
 		defer setHooks(t, true)
 		argv, log := oodSession(t)
