@@ -107,6 +107,13 @@ func main() {
 				j.crashed = true
 			}
 		}
+		// The scheduler keeps placing jobs while the crash happens: one
+		// placed on m1 after crash listed its victims also ends NODE_FAIL,
+		// and only the crash makes that state here.
+		if j.state == "NODE_FAIL" && !j.crashed {
+			j.crashed = true
+			crashed = append(crashed, j.id)
+		}
 	}
 	code := report(all, crashed, time.Since(start))
 	for _, u := range users {
