@@ -36,6 +36,10 @@ type UsageOptions struct{}
 type Usage struct {
 	Entries int   `json:"entries"`
 	Bytes   int64 `json:"bytes"`
+	// Size and Free are the cache file system's, for a user's own report
+	// (root measures it itself, through the verified cache root).
+	Size int64 `json:"size,omitempty"`
+	Free int64 `json:"free,omitempty"`
 }
 
 // UserSweepOptions say what the user's side of a sweep keeps.

@@ -566,7 +566,7 @@ func TestHooksCount(t *testing.T) {
 
 	snap, err := s.lc(t).Metrics(ctx)
 	testkit.Must(t, err)
-	if !snap.CacheUp || snap.UserErrors != 0 || len(snap.Users) != 1 {
+	if !snap.CacheUp || snap.UserErrors != 0 || len(snap.Users) != 1 || snap.CacheSize <= 0 || snap.CacheFree <= 0 || snap.CacheFree > snap.CacheSize {
 		t.Fatalf("snapshot = %+v\n%s", snap, s.log.String())
 	}
 	if u := snap.Users[0]; u.UID != uid || u.User != "alice" || u.Entries != 1 || u.Bytes != st.Size() {
@@ -589,5 +589,8 @@ func TestHooksCount(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("sifkernel metrics as alice lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "sifkernel_cache_filesystem_size_bytes 0\n") {
+		t.Errorf("as alice, the cache file system was not measured:\n%s", out)
 	}
 }

@@ -9,11 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // usage is the calling user's part of the node cache.
@@ -30,6 +29,9 @@ func (e *Env) usage() (Usage, error) {
 	for _, en := range entries {
 		u.Bytes += en.Size
 	}
+	if d, err := ch.Usage(); err == nil {
+		u.Size, u.Free = int64(d.Total), int64(d.Free)
+	}
 	return u, nil
 }
 
@@ -45,16 +47,13 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 			return s, err
 		}
 	}
-	var st unix.Statfs_t
-	if unix.Statfs(e.Config.Cache.Dir, &st) == nil {
-		s.CacheSize, s.CacheFree = int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
-	}
 	if os.Geteuid() != 0 {
 		u, err := e.usage()
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return s, err
 		}
 		s.CacheUp = err == nil
+		s.CacheSize, s.CacheFree = u.Size, u.Free
 		name := strconv.Itoa(os.Getuid())
 		if usr, err := e.LookupUser(os.Getuid()); err == nil {
 			name = usr.Name
@@ -69,6 +68,9 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 	}
 	defer tree.Close()
 	s.CacheUp = true
+	if s.CacheSize, s.CacheFree, err = tree.Filesystem(); err != nil {
+		e.Log.Warnf("metrics: %v", err)
+	}
 	users, errs := tree.UserDirs()
 	s.UserErrors = len(errs)
 	uids := make([]int, 0, len(users))
@@ -80,7 +82,7 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 		u := e.userOrNumeric(uid, users[uid].GID)
 		var got Usage
 		if err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 10*time.Second, ChildRequest{Usage: &UsageOptions{}}, &got); err != nil {
-			e.Log.Warnf("metrics: uid %d: %v", uid, err)
+			e.Log.Warnf("metrics: uid %d: %s", uid, untrusted.String(err.Error())) // the child's words
 			s.UserErrors++
 			continue
 		}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
@@ -55,6 +57,23 @@ func subdir(root *os.Root, name string, create bool) (*os.Root, error) {
 		return nil, nil
 	}
 	return r, err
+}
+
+// Filesystem is the size and free bytes (for unprivileged users) of the
+// file system the verified root is on, measured through its descriptor:
+// no path is looked up again, so nothing swapped in since can be measured,
+// or hang the caller.
+func (t *Tree) Filesystem() (size, free int64, err error) {
+	d, err := t.root.Open(".")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer d.Close()
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
+		return 0, 0, fmt.Errorf("measuring %s: %w", t.path, err)
+	}
+	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize, nil
 }
 
 // Close releases the descriptors.

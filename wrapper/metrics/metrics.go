@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -263,7 +264,7 @@ func (s Snapshot) WriteTextfile(dir string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), dir+"/sifkernel.prom")
+	return os.Rename(f.Name(), filepath.Join(dir, "sifkernel.prom"))
 }
 
 func escape(v string) string {
