@@ -45,7 +45,15 @@ type Usage struct {
 // UserSweepOptions say what the user's side of a sweep keeps.
 type UserSweepOptions struct {
 	Running []string `json:"running"` // jobs squeue lists on this node, sorted
+	// JobDirs are the user's leftover jobs/<id> root found: the child
+	// empties them, root removes them.
+	JobDirs []string `json:"job_dirs,omitempty"`
 }
+
+// ChildUserPartKind is the kind of the user part's request: the only child
+// that reads the user's own config (user-level settings for the user's
+// kernels); the others run on the site's alone.
+const ChildUserPartKind = kindUserPart
 
 // The kinds, as they show in `ps` on a node.
 const (
@@ -83,8 +91,9 @@ func (r ChildRequest) Args() ([]string, error) {
 		return nil, err
 	}
 	if r.Sweep != nil {
-		r.Sweep = &UserSweepOptions{Running: append([]string{}, r.Sweep.Running...)}
+		r.Sweep = &UserSweepOptions{Running: append([]string{}, r.Sweep.Running...), JobDirs: append([]string(nil), r.Sweep.JobDirs...)}
 		sort.Strings(r.Sweep.Running)
+		sort.Strings(r.Sweep.JobDirs)
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -139,11 +148,7 @@ func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (any, error) {
 	case r.Cleanup != nil:
 		return nil, e.Cleanup(*r.Cleanup)
 	case r.Sweep != nil:
-		running := map[string]bool{}
-		for _, j := range r.Sweep.Running {
-			running[j] = true
-		}
-		_, err := e.SweepUser(running)
+		_, err := e.SweepUser(*r.Sweep)
 		return nil, err
 	}
 	_, err := r.kind()

@@ -2,13 +2,13 @@ package wrapper
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
-	"path"
+	"time"
 
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // CleanupOptions say what a user-side cleanup removes.
@@ -37,7 +37,7 @@ func (e *Env) Cleanup(o CleanupOptions) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	errs = append(errs, removeInside(ch.Dir(), path.Join("jobs", o.Job), path.Join("jobs", o.Job+".lock")))
+	errs = append(errs, removeJobFiles(ch.Dir(), o.Job))
 	errs = append(errs, ch.Release(o.Job))
 	if o.GC {
 		_, err := ch.GC(cache.GCOptions{Now: e.Now()})
@@ -57,45 +57,38 @@ func (e *Env) emptyRootJobDir(job string) error {
 		return err
 	}
 	defer tree.Close()
-	d, err := tree.OpenOwnJobDir(job)
+	err = tree.EmptyOwnJobDir(job, time.Now().Add(cleanupBudget))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// cleanupBudget bounds how long the user's side of a cleanup removes; the
+// hook gives the child a little more, then removes the rest itself.
+const cleanupBudget = 20 * time.Second
+
+// removeJobFiles removes jobs/<job> and jobs/<job>.lock in the user's
+// cache directory dir (see fsx.RemoveTree: no link followed, no mount
+// crossed, any depth, the owner's bits put right). Missing ones are fine.
+func removeJobFiles(dir string, jobs ...string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	jd, _, err := fsx.OpenDirAt(d, "jobs")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	f, err := d.Open(".")
-	if err != nil {
-		return err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", tree.JobDir(job), err)
-	}
+	defer jd.Close()
+	opts := fsx.RemoveOptions{Deadline: time.Now().Add(cleanupBudget)}
 	var errs []error
-	for _, n := range names {
-		if err := d.RemoveAll(n); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s/%s: %w", tree.JobDir(job), n, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// removeInside removes names (and what is below them) inside dir, through
-// an os.Root of dir: no symbolic link is followed. Missing names are fine.
-func removeInside(dir string, names ...string) error {
-	r, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	var errs []error
-	for _, n := range names {
-		if err := r.RemoveAll(n); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s/%s: %w", dir, n, err))
-		}
+	for _, j := range jobs {
+		errs = append(errs, fsx.RemoveTree(jd, j, opts), fsx.RemoveTree(jd, j+".lock", opts))
 	}
 	return errors.Join(errs...)
 }

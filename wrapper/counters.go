@@ -2,6 +2,7 @@ package wrapper
 
 import (
 	"os"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -27,10 +28,15 @@ func (e *Env) count(log logrus.FieldLogger, run *metrics.Run) {
 }
 
 // countStaging adds what a user part staged. The report comes from the job
-// user's process: its numbers are the user's to shape, so they are bounded
-// by what one Prolog can do (max kernels, a day of copying, 16 TiB an image)
-// before they are added.
-func countStaging(run *metrics.Run, r Report, max int) {
+// user's process: its numbers are the user's to shape, so root counts no
+// more than one Prolog can have done: at most max kernels, no image larger
+// than the cache file system (fsSize, measured by root; 0: none counted),
+// no more bytes in all than that, and no more seconds than the Prolog's
+// staging budget (with its margin).
+func countStaging(run *metrics.Run, r Report, max int, fsSize int64, budget time.Duration) {
+	var bytes int64
+	var seconds float64
+	limit := (budget + 30*time.Second).Seconds()
 	for i, k := range r.Kernels {
 		if i >= max {
 			break
@@ -38,11 +44,11 @@ func countStaging(run *metrics.Run, r Report, max int) {
 		switch {
 		case k.Staged && k.Copied:
 			run.Misses++
-			if k.Bytes > 0 && k.Bytes <= 1<<44 {
-				run.BytesStaged += uint64(k.Bytes)
+			if k.Bytes > 0 && k.Bytes <= fsSize-bytes {
+				bytes += k.Bytes
 			}
-			if k.StageSeconds > 0 && k.StageSeconds < 86400 {
-				run.StageSeconds += k.StageSeconds
+			if k.StageSeconds > 0 && k.StageSeconds <= limit-seconds {
+				seconds += k.StageSeconds
 			}
 		case k.Staged:
 			run.Hits++
@@ -50,4 +56,6 @@ func countStaging(run *metrics.Run, r Report, max int) {
 			run.StageTimeouts++
 		}
 	}
+	run.BytesStaged += uint64(bytes)
+	run.StageSeconds += seconds
 }

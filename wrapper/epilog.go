@@ -9,6 +9,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
 // Epilog runs as root on every node of a job after it ends: as the job user
@@ -51,8 +52,8 @@ func (e *Env) Epilog(ctx context.Context) error {
 		u = slurm.User{Name: strings.TrimSpace(hc.User), UID: hc.UID, GID: hc.GID, Home: "/"}
 	}
 	req := ChildRequest{Cleanup: &CleanupOptions{Job: hc.JobID, RootJobDir: found, GC: true}}
-	if err := e.asUser(ctx, u, hc, time.Minute, req, nil); err != nil {
-		log.Errorf("cleanup as uid %d failed: %v; sweep will retry", hc.UID, err)
+	if err := e.asUser(ctx, u, hc, cleanupBudget+10*time.Second, req, nil); err != nil {
+		log.Errorf("cleanup as uid %d failed: %v; root removes the job directory itself", hc.UID, err)
 		run.Fail("cleanup")
 	}
 	if found && !e.removeJobDir(tree, hc.JobID, log) {
@@ -61,11 +62,20 @@ func (e *Env) Epilog(ctx context.Context) error {
 	return nil
 }
 
-// removeJobDir removes jobs/<job> once the user's side emptied it.
+// removeJobDir removes jobs/<job> once the user's side emptied it; what
+// the user's side left (it failed, was killed, or the job made what its
+// user cannot remove), root removes through descriptors, without following
+// a link or crossing a mount (see cache.Tree.RemoveJobTree).
 func (e *Env) removeJobDir(t *cache.Tree, job string, log interface{ Warnf(string, ...any) }) bool {
-	err := t.RemoveJobDir(job)
+	if t.RemoveJobDir(job) == nil {
+		return true
+	}
+	err := t.RemoveJobTree(job, time.Now().Add(rootRemoveBudget))
 	if err != nil {
-		log.Warnf("%v; sweep will retry", err)
+		log.Warnf("%s; sweep will retry", untrusted.String(err.Error()))
 	}
 	return err == nil
 }
+
+// rootRemoveBudget bounds how long a hook's root removes a job directory.
+const rootRemoveBudget = 20 * time.Second

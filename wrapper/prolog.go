@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -39,13 +40,23 @@ func (e *Env) Prolog(ctx context.Context) error {
 		return nil
 	}
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, true)
+	if err != nil && userCausable(err) {
+		log.Errorf("%v: the job gets no kernels from sifkernel (a full file system is not a node fault)", err)
+		run.Fail("cache_full")
+		return nil
+	}
 	if err != nil {
 		return e.nodeFault(log, run, "cache_root", err)
 	}
 	defer tree.Close()
 	dir, err := tree.MakeJobDir(hc.JobID, hc.UID, hc.GID)
-	if err != nil {
+	if err != nil && nodeLevel(err) {
 		return e.nodeFault(log, run, "cache_root", err)
+	}
+	if err != nil {
+		log.Errorf("%s: the job gets no kernels from sifkernel (not a node fault: users' files or jobs can cause it)", untrusted.String(err.Error()))
+		run.Fail("job_dir")
+		return nil
 	}
 	u, err := e.LookupUser(hc.UID)
 	if err != nil {
@@ -70,8 +81,28 @@ func (e *Env) Prolog(ctx context.Context) error {
 		return nil
 	}
 	e.logReport(log, rep)
-	countStaging(run, rep, e.Config.Kernel.MaxPerJob)
+	fsSize, _, _ := tree.Filesystem()
+	countStaging(run, rep, e.Config.Kernel.MaxPerJob, fsSize, budget)
 	return nil
+}
+
+// nodeLevel says an error making a job directory is the node's own fault:
+// its cache file system is read-only, failing or gone. Nothing else is: a
+// full file system (blocks or inodes), a quota, a leftover of any kind, a
+// job id met again can all come from what users do.
+func nodeLevel(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EROFS, syscall.EIO, syscall.ENODEV, syscall.ESTALE, syscall.ENOTCONN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// userCausable says an error from readying the cache root is one users can
+// cause by filling its file system.
+func userCausable(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // nodeFault logs a node-level fault and fails the hook only if the site opted in.
@@ -137,19 +168,36 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 	if len(res.Stdout) == 0 || out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(res.Stdout, out); err != nil {
-		return fmt.Errorf("reading the report of the user part: %w", err)
+	if rep, ok := out.(*Report); ok {
+		err = decodeReport(res.Stdout, rep)
+	} else {
+		err = json.Unmarshal(res.Stdout, out)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the report of the user part: %s", untrusted.String(err.Error()))
 	}
 	return nil
 }
 
-// logReport writes one line per kernel: what it uses and why.
+// maxLoggedWarnings bounds the report's warnings a hook logs, one a line.
+const maxLoggedWarnings = 8
+
+// logReport writes one line per kernel: what it uses and why. A report is
+// the job user's to shape (see decodeReport): at most kernel.max_per_job
+// kernel lines and maxLoggedWarnings warnings are logged, each string cut,
+// and one line counts the rest.
 func (e *Env) logReport(log logrus.FieldLogger, r Report) {
 	q := untrusted.String
-	for _, w := range r.Warnings {
-		log.Warnf("%s", q(w))
+	for i, w := range r.Warnings {
+		if i < maxLoggedWarnings {
+			log.Warnf("%s", q(w))
+		}
 	}
-	for _, k := range r.Kernels {
+	limit := e.Config.Kernel.MaxPerJob
+	for i, k := range r.Kernels {
+		if i >= limit {
+			break
+		}
 		switch {
 		case k.Skipped:
 			log.Warnf("kernel %s skipped: %s", q(k.Name), q(k.Reason))
@@ -162,7 +210,11 @@ func (e *Env) logReport(log logrus.FieldLogger, r Report) {
 		}
 	}
 	if r.Over > 0 {
-		log.Warnf("%d more container kernels skipped: kernel.max_per_job is %d", r.Over, e.Config.Kernel.MaxPerJob)
+		log.Warnf("%d more container kernels skipped: kernel.max_per_job is %d", min(r.Over, 1<<30), limit)
 	}
-	log.Infof("%d kernels ready in %s (GPUs: %v, %s)", len(r.Kernels), q(r.JobDir), r.GPU.Present, q(r.GPU.Reason))
+	unlogged := max(len(r.Kernels)-limit, 0) + r.droppedKernels
+	if w := max(len(r.Warnings)-maxLoggedWarnings, 0) + r.droppedWarnings; unlogged > 0 || w > 0 {
+		log.Warnf("the user part's report held %d more kernels and %d more warnings than a hook logs (a report past kernel.max_per_job is not sifkernel's: was the child traced?)", unlogged, w)
+	}
+	log.Infof("%d kernels ready in %s (GPUs: %v, %s)", min(len(r.Kernels), limit), q(r.JobDir), r.GPU.Present, q(r.GPU.Reason))
 }

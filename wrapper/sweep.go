@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sifkernel/sifkernel/slurm"
@@ -21,14 +22,27 @@ import (
 
 // SweepOptions say what sweep may assume.
 type SweepOptions struct {
-	All  bool   // at boot: no job runs here, so everything goes
-	Node string // this node's Slurm name, for squeue
+	All    bool          // at boot: no job runs here, so everything goes
+	Node   string        // this node's Slurm name, for squeue
+	Budget time.Duration // for the whole sweep; 0 means DefaultSweepBudget
 }
+
+// DefaultSweepBudget bounds a whole sweep: what is left when it runs out is
+// logged and left for the next run (cron, the timer, the next boot).
+const DefaultSweepBudget = 2 * time.Minute
+
+// Sweep's shape: one child per user, a few at a time, each given at most
+// sweepChildTimeout; what a child could not remove, root removes itself.
+const (
+	sweepParallel     = 4
+	sweepChildTimeout = 30 * time.Second
+)
 
 // SweepReport lists what sweep removed.
 type SweepReport struct {
 	JobDirs []string `json:"job_dirs"`
 	Users   []int    `json:"users"`
+	Left    int      `json:"left,omitempty"` // leftovers not reached within the budget
 }
 
 // Sweep (root; at boot and from cron) removes what jobs that no longer run
@@ -36,7 +50,11 @@ type SweepReport struct {
 // and, as each user, refs and the user's job directories, and stale copies.
 // Only directories named by a job id are touched, through the verified
 // cache root (cache.OpenTree); at boot (All) it creates the root, so that it
-// exists, root's, before slurmd starts. It reports only what it removed.
+// exists, root's, before slurmd starts. Each user's part runs in one child
+// as that user (sweepParallel at a time); whatever a child leaves, because
+// it failed, was killed or stalled, root removes itself through
+// descriptors, never following a link or crossing a mount. The whole sweep
+// is bounded by o.Budget. It reports only what it removed.
 func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	r := SweepReport{JobDirs: []string{}, Users: []int{}}
 	log := e.hookLog("sweep", "")
@@ -45,6 +63,11 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	}
 	run := e.startRun("sweep")
 	defer e.count(log, run)
+	if o.Budget <= 0 {
+		o.Budget = DefaultSweepBudget
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Budget)
+	defer cancel()
 	running := map[string]bool{}
 	if !o.All {
 		var err error
@@ -71,75 +94,175 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		return r, nil
 	}
 	defer tree.Close()
-	jobs, err := tree.Jobs()
-	errs := []error{err}
-	for _, job := range jobs {
-		if slurm.ValidJobID(job) != nil || running[job] {
-			continue
-		}
-		removed, err := e.sweepJobDir(ctx, tree, job)
-		errs = append(errs, err)
-		if removed {
-			r.JobDirs = append(r.JobDirs, job)
-		}
-	}
-	users, uerrs := tree.UserDirs()
-	errs = append(errs, uerrs...)
-	uids := make([]int, 0, len(users))
-	for uid := range users {
-		uids = append(uids, uid)
-	}
-	sort.Ints(uids)
-	for _, uid := range uids {
-		if err := e.sweepUser(ctx, users[uid], running); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r.Users = append(r.Users, uid)
-	}
+	sw := &sweep{e: e, ctx: ctx, tree: tree, running: running, log: log}
+	sw.plan()
+	sw.runUsers()
+	r.JobDirs, r.Users, r.Left = sw.removed, sw.swept, sw.left
+	sort.Strings(r.JobDirs)
+	sort.Ints(r.Users)
 	// What one user's files did is logged, not returned: sweep, like the
 	// hooks, does not fail for a user's doing (it runs again at the next
 	// boot or cron round).
-	for _, err := range errs {
-		if err != nil {
-			log.Warnf("%s", untrusted.String(err.Error()))
-			run.Fail("leftovers")
-		}
+	for _, err := range sw.errs {
+		log.Warnf("%s", untrusted.String(err.Error()))
+		run.Fail("leftovers")
+	}
+	if sw.more > 0 {
+		log.Warnf("%d more problems not logged", sw.more)
+	}
+	if r.Left > 0 {
+		log.Warnf("the sweep budget (%s) ran out: %d leftovers are left for the next run", o.Budget, r.Left)
+		run.Fail("budget")
 	}
 	log.Infof("removed %d job directories, swept %d users", len(r.JobDirs), len(r.Users))
 	return r, nil
 }
 
-// sweepJobDir empties a job directory as its owner, then removes it. It
-// says whether the directory is gone.
-func (e *Env) sweepJobDir(ctx context.Context, tree *cache.Tree, job string) (bool, error) {
-	log := e.hookLog("sweep", job)
-	o, found, err := tree.JobDirOwner(job)
-	if err != nil || !found {
-		return err == nil, err // a link in its place was removed, not followed
-	}
-	if o.UID != 0 {
-		u := e.userOrNumeric(o.UID, o.GID)
-		hc := slurm.Context{JobID: job, UID: o.UID, GID: o.GID}
-		req := ChildRequest{Cleanup: &CleanupOptions{Job: job, RootJobDir: true}}
-		if err := e.asUser(ctx, u, hc, time.Minute, req, nil); err != nil {
-			return false, fmt.Errorf("job %s: %w", job, err)
-		}
-	}
-	return e.removeJobDir(tree, job, log), nil
+// maxSweepErrors is how many problems one sweep logs; the rest are counted.
+const maxSweepErrors = 50
+
+// sweep is one run of Sweep: the leftovers found, by owner, and what
+// became of them.
+type sweep struct {
+	e       *Env
+	ctx     context.Context
+	tree    *cache.Tree
+	running map[string]bool
+	log     interface{ Warnf(string, ...any) }
+
+	owners  map[int]cache.Owner // users with a cache directory or a leftover job directory
+	jobDirs map[int][]string    // leftover job directories, by owner
+
+	mu      sync.Mutex
+	removed []string
+	swept   []int
+	left    int
+	errs    []error
+	more    int
 }
 
-func (e *Env) sweepUser(ctx context.Context, o cache.Owner, running map[string]bool) error {
-	ids := make([]string, 0, len(running))
-	for j := range running {
-		ids = append(ids, j)
+func (s *sweep) fail(err error) {
+	if err == nil {
+		return
 	}
-	req := ChildRequest{Sweep: &UserSweepOptions{Running: ids}}
-	u := e.userOrNumeric(o.UID, o.GID)
-	if err := e.asUser(ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, time.Minute, req, nil); err != nil {
-		return fmt.Errorf("uid %d: %w", o.UID, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) < maxSweepErrors {
+		s.errs = append(s.errs, err)
+	} else {
+		s.more++
 	}
-	return nil
+}
+
+// plan lists the leftovers: job directories of jobs that no longer run,
+// by owner, and the users whose caches to sweep. What is not a user's
+// directory (a link, a file, root's) is removed by root at once.
+func (s *sweep) plan() {
+	s.owners, s.jobDirs = map[int]cache.Owner{}, map[int][]string{}
+	jobs, err := s.tree.Jobs()
+	s.fail(err)
+	for _, job := range jobs {
+		if slurm.ValidJobID(job) != nil || s.running[job] {
+			continue
+		}
+		o, found, err := s.tree.JobDirOwner(job)
+		switch {
+		case err == nil && !found: // a link in its place was removed, not followed
+			s.removed = append(s.removed, job)
+		case err == nil && o.UID != 0:
+			s.owners[o.UID] = o
+			s.jobDirs[o.UID] = append(s.jobDirs[o.UID], job)
+		default: // root's own, or a mount point: root's remover, which crosses nothing
+			if rerr := s.tree.RemoveJobTree(job, s.deadline()); rerr != nil {
+				s.fail(fmt.Errorf("job %s: %w", job, errors.Join(err, rerr)))
+			} else {
+				s.removed = append(s.removed, job)
+			}
+		}
+	}
+	users, uerrs := s.tree.UserDirs()
+	for _, err := range uerrs {
+		s.fail(err)
+	}
+	for uid, o := range users {
+		s.owners[uid] = o
+	}
+}
+
+func (s *sweep) deadline() time.Time {
+	d, _ := s.ctx.Deadline()
+	return d
+}
+
+// runUsers sweeps each user, sweepParallel at a time, until the budget ends.
+func (s *sweep) runUsers() {
+	uids := make([]int, 0, len(s.owners))
+	for uid := range s.owners {
+		uids = append(uids, uid)
+	}
+	sort.Ints(uids)
+	sem := make(chan struct{}, sweepParallel)
+	var wg sync.WaitGroup
+	for _, uid := range uids {
+		select {
+		case sem <- struct{}{}:
+		case <-s.ctx.Done():
+		}
+		if s.ctx.Err() != nil {
+			s.mu.Lock()
+			s.left += max(1, len(s.jobDirs[uid]))
+			s.mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s.user(uid)
+		}()
+	}
+	wg.Wait()
+}
+
+// user sweeps one user: the user's own child first, then root for what
+// it left.
+func (s *sweep) user(uid int) {
+	o := s.owners[uid]
+	jobs := s.jobDirs[uid]
+	u := s.e.userOrNumeric(o.UID, o.GID)
+	req := ChildRequest{Sweep: &UserSweepOptions{Running: sortedKeys(s.running), JobDirs: jobs}}
+	timeout := min(sweepChildTimeout, time.Until(s.deadline()))
+	childErr := s.e.asUser(s.ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, timeout, req, nil)
+	if childErr != nil {
+		s.fail(fmt.Errorf("uid %d: %w; root removes what is left", o.UID, childErr))
+		s.fail(s.tree.RemoveUserJobs(uid, s.running, s.deadline()))
+	}
+	var removed []string
+	for _, job := range jobs {
+		err := s.tree.RemoveJobDir(job) // emptied by the child: only rmdir is left
+		if err != nil {
+			err = s.tree.RemoveJobTree(job, s.deadline())
+		}
+		if err != nil {
+			s.fail(fmt.Errorf("job %s: %w", job, err))
+			continue
+		}
+		removed = append(removed, job)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removed = append(s.removed, removed...)
+	if childErr == nil {
+		s.swept = append(s.swept, uid)
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // userOrNumeric looks a user up, falling back to bare ids for a user the
@@ -151,38 +274,57 @@ func (e *Env) userOrNumeric(uid, gid int) slurm.User {
 	return slurm.User{Name: strconv.Itoa(uid), UID: uid, GID: gid, Home: "/"}
 }
 
-// SweepUser is the user's side of sweep: release the refs of jobs that no
-// longer run here, remove the user's job directories of those jobs, and
-// remove copies left by stagers that died. Every directory it cannot read
-// is reported.
-func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
-	ch, err := e.OpenUserCache(0)
-	if err != nil {
-		return cache.GCReport{}, err
+// SweepUser is the user's side of sweep: empty the job directories root
+// found of the user's jobs that no longer run here (root removes them
+// then), release the refs of those jobs, remove the user's job
+// directories of them, and remove copies left by stagers that died. Every
+// directory it cannot read is reported.
+func (e *Env) SweepUser(o UserSweepOptions) (cache.GCReport, error) {
+	running := map[string]bool{}
+	for _, j := range o.Running {
+		running[j] = true
 	}
 	var errs []error
-	readDir := func(dir string) []os.DirEntry {
-		ents, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for _, job := range o.JobDirs {
+		if slurm.ValidJobID(job) == nil && !running[job] {
+			errs = append(errs, e.emptyRootJobDir(job))
+		}
+	}
+	ch, err := e.OpenUserCache(0)
+	if err != nil {
+		return cache.GCReport{}, errors.Join(append(errs, err)...)
+	}
+	readDir := func(dir string) []string {
+		d, err := os.Open(dir)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			return nil
+		}
+		defer d.Close()
+		names, err := d.Readdirnames(maxSweepNames)
+		if err != nil && !errors.Is(err, io.EOF) {
 			errs = append(errs, err)
 		}
-		return ents
+		return names
 	}
 	gone := map[string]bool{}
 	for _, k := range readDir(filepath.Join(ch.Dir(), "refs")) {
-		for _, j := range readDir(filepath.Join(ch.Dir(), "refs", k.Name())) {
-			if !running[j.Name()] {
-				gone[j.Name()] = true
+		for _, j := range readDir(filepath.Join(ch.Dir(), "refs", k)) {
+			if !running[j] {
+				gone[j] = true
 			}
 		}
 	}
-	for _, d := range readDir(filepath.Join(ch.Dir(), "jobs")) {
-		job := strings.TrimSuffix(d.Name(), ".lock")
-		if slurm.ValidJobID(job) != nil || running[job] {
-			continue
+	var stale []string
+	for _, n := range readDir(filepath.Join(ch.Dir(), "jobs")) {
+		job := strings.TrimSuffix(n, ".lock")
+		if slurm.ValidJobID(job) == nil && !running[job] {
+			stale = append(stale, job)
 		}
-		errs = append(errs, removeInside(ch.Dir(), path.Join("jobs", d.Name())))
 	}
+	errs = append(errs, removeJobFiles(ch.Dir(), stale...))
 	jobs := make([]string, 0, len(gone))
 	for j := range gone {
 		jobs = append(jobs, j)
@@ -193,3 +335,6 @@ func (e *Env) SweepUser(running map[string]bool) (cache.GCReport, error) {
 	}
 	return r, errors.Join(errs...)
 }
+
+// maxSweepNames bounds the names one directory read of a sweep takes in.
+const maxSweepNames = 100000

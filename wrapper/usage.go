@@ -3,6 +3,7 @@ package wrapper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"sort"
@@ -81,7 +82,11 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 	for _, uid := range uids {
 		u := e.userOrNumeric(uid, users[uid].GID)
 		var got Usage
-		if err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 10*time.Second, ChildRequest{Usage: &UsageOptions{}}, &got); err != nil {
+		err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 10*time.Second, ChildRequest{Usage: &UsageOptions{}}, &got)
+		if err == nil {
+			err = plausible(got, s.CacheSize)
+		}
+		if err != nil {
 			e.Log.Warnf("metrics: uid %d: %s", uid, untrusted.String(err.Error())) // the child's words
 			s.UserErrors++
 			continue
@@ -89,4 +94,19 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 		s.Users = append(s.Users, metrics.UserUsage{UID: uid, User: u.Name, Entries: got.Entries, Bytes: got.Bytes})
 	}
 	return s, nil
+}
+
+// maxUsageEntries is more entries than one user's part of a node cache can
+// hold (each is an image of a megabyte or more).
+const maxUsageEntries = 1 << 20
+
+// plausible checks a user's usage as the user's process reported it: the
+// user can trace that process and make it print anything, so numbers no
+// cache could hold (negative, more bytes than the file system has) are not
+// reported at all.
+func plausible(u Usage, fsSize int64) error {
+	if u.Entries < 0 || u.Entries > maxUsageEntries || u.Bytes < 0 || (fsSize > 0 && u.Bytes > fsSize) {
+		return fmt.Errorf("implausible usage reported (%d entries, %d bytes; the file system holds %d): not counted", u.Entries, u.Bytes, fsSize)
+	}
+	return nil
 }

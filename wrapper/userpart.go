@@ -67,6 +67,9 @@ type Report struct {
 	Over       int       `json:"over_limit,omitempty"`
 	Warnings   []string  `json:"warnings,omitempty"` // for the hook's log
 	FinishedAt time.Time `json:"finished_at"`
+
+	// What root's decoding of a child's report dropped (see decodeReport).
+	droppedKernels, droppedWarnings int
 }
 
 // UserPart is the part of every lifecycle that runs as the job user: find

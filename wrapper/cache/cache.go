@@ -129,7 +129,7 @@ func (c *Cache) ownDir(t *Tree) (shared bool, err error) {
 	if t.users == nil {
 		return false, nil
 	}
-	st, err := t.users.Lstat(name)
+	st, err := fsx.LstatAt(t.usersDir, name) // a mount there is refused
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -137,14 +137,14 @@ func (c *Cache) ownDir(t *Tree) (shared bool, err error) {
 		return false, err
 	}
 	c.root, c.dir = c.opts.Root, filepath.Join(c.opts.Root, "users", name)
-	o, ok := fsx.OwnerOf(st)
+	perm := fs.FileMode(st.Mode & 0o777)
 	switch {
-	case !st.IsDir() || !ok || o.UID != c.opts.UID:
+	case !st.IsDir() || st.UID != c.opts.UID:
 		return true, checkDir(c.dir, c.opts.UID, 0o700)
-	case st.Mode().Perm()&0o077 != 0:
-		c.log.Warnf("%s had mode %v; set it back to 0700 (group and others must not reach your images)", c.dir, st.Mode().Perm())
+	case perm&0o077 != 0:
+		c.log.Warnf("%s had mode %v; set it back to 0700 (group and others must not reach your images)", c.dir, perm)
 		if err := t.users.Chmod(name, 0o700); err != nil {
-			return true, fmt.Errorf("%w: %s has mode %v and could not be set to 0700: %w", ErrUnsafeRoot, c.dir, st.Mode().Perm(), err)
+			return true, fmt.Errorf("%w: %s has mode %v and could not be set to 0700: %w", ErrUnsafeRoot, c.dir, perm, err)
 		}
 	}
 	return true, nil

@@ -3,12 +3,17 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sifkernel/sifkernel/slurm"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
@@ -17,11 +22,18 @@ import (
 // verified to be root's alone (see fsx.OpenTrustedDir) when opened and used
 // only through those descriptors afterwards: nothing a user makes under
 // /tmp, before or during a hook, can send root or a job user elsewhere.
+//
+// Below jobs/ and users/ a Tree never leaves the cache root's file system:
+// a directory a user mounted something on (FUSE with user_allow_other) is
+// refused without a question to the mounted file system (see fsx.LstatAt).
 type Tree struct {
 	path  string
 	root  *os.Root
 	jobs  *os.Root
 	users *os.Root
+	// jobsDir and usersDir are jobs/ and users/ as open directories, for
+	// the checks that must not cross a mount.
+	jobsDir, usersDir *os.File
 }
 
 // ErrNotOwner marks a job or user directory that is not its user's.
@@ -40,8 +52,8 @@ func OpenTree(path string, create bool) (*Tree, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnsafeRoot, err)
 	}
 	t := &Tree{path: path, root: root}
-	if t.jobs, err = subdir(root, "jobs", create); err == nil {
-		t.users, err = subdir(root, "users", create)
+	if t.jobs, t.jobsDir, err = subdir(root, "jobs", create); err == nil {
+		t.users, t.usersDir, err = subdir(root, "users", create)
 	}
 	if err != nil {
 		t.Close()
@@ -50,13 +62,28 @@ func OpenTree(path string, create bool) (*Tree, error) {
 	return t, nil
 }
 
-// subdir opens a verified subdirectory; a missing one is nil.
-func subdir(root *os.Root, name string, create bool) (*os.Root, error) {
+// subdir opens a verified subdirectory, on the root's file system; a
+// missing one is nil.
+func subdir(root *os.Root, name string, create bool) (*os.Root, *os.File, error) {
 	r, err := fsx.TrustedSubdir(root, name, create, 0o755)
 	if !create && errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return r, err
+	if err != nil {
+		return nil, nil, err
+	}
+	top, err := root.Open(".")
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	defer top.Close()
+	d, _, err := fsx.OpenDirAt(top, name)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, d, nil
 }
 
 // Filesystem is the size and free bytes (for unprivileged users) of the
@@ -83,6 +110,11 @@ func (t *Tree) Close() error {
 			r.Close()
 		}
 	}
+	for _, d := range []*os.File{t.usersDir, t.jobsDir} {
+		if d != nil {
+			d.Close()
+		}
+	}
 	return nil
 }
 
@@ -92,52 +124,131 @@ func (t *Tree) JobDir(job string) string { return filepath.Join(t.path, "jobs", 
 // Owner is who owns a directory, from its Lstat.
 type Owner = fsx.Owner
 
-// ownerOf reads the owner of a directory entry without following it; ok is
-// false for anything but a directory.
-func ownerOf(r *os.Root, name string) (Owner, bool, error) {
-	if r == nil {
+// ownerOf reads the owner of a directory entry without following it or
+// crossing a mount (an error); ok is false for anything but a directory.
+func ownerOf(d *os.File, name string) (Owner, bool, error) {
+	if d == nil {
 		return Owner{}, false, fs.ErrNotExist
 	}
-	st, err := r.Lstat(name)
+	st, err := fsx.LstatAt(d, name)
 	if err != nil {
 		return Owner{}, false, err
 	}
-	o, ok := fsx.OwnerOf(st)
-	if !st.IsDir() || !ok {
-		return Owner{}, false, nil
-	}
-	return o, true, nil
+	return Owner{UID: st.UID, GID: st.GID}, st.IsDir(), nil
 }
 
 // MakeJobDir creates jobs/<job> for uid:gid, 0700 (root only). A directory
 // left by an earlier run of the same job (a requeue) is reused if it is
-// the user's.
+// the user's; anything else under that name is a leftover of an older job
+// with the same id (a crash, a reset of Slurm's job ids): no job with that
+// id runs here but this one, so it is removed (see RemoveJobTree) and the
+// directory made anew.
 func (t *Tree) MakeJobDir(job string, uid, gid int) (string, error) {
 	err := t.jobs.Mkdir(job, 0o700)
-	switch {
-	case err == nil:
-		if err := t.jobs.Lchown(job, uid, gid); err != nil {
-			t.jobs.Remove(job)
-			return "", err
+	if errors.Is(err, fs.ErrExist) {
+		o, dir, serr := ownerOf(t.jobsDir, job)
+		if serr == nil && dir && o.UID == uid {
+			return t.JobDir(job), nil
 		}
-	case errors.Is(err, fs.ErrExist):
-		o, dir, err := ownerOf(t.jobs, job)
-		if err != nil {
-			return "", err
+		if rerr := t.RemoveJobTree(job, time.Now().Add(leftoverBudget)); rerr != nil {
+			return "", fmt.Errorf("%w: %s is a leftover of another job that could not be removed: %w", ErrNotOwner, t.JobDir(job), rerr)
 		}
-		if !dir || o.UID != uid {
-			return "", fmt.Errorf("%w: %s exists and is not a directory of uid %d; not using it", ErrNotOwner, t.JobDir(job), uid)
-		}
-	default:
+		err = t.jobs.Mkdir(job, 0o700)
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := t.jobs.Lchown(job, uid, gid); err != nil {
+		t.jobs.Remove(job)
 		return "", err
 	}
 	return t.JobDir(job), nil
 }
 
+// leftoverBudget bounds how long a Prolog spends removing a leftover.
+const leftoverBudget = 10 * time.Second
+
+// RemoveJobTree removes jobs/<job> and all below it as root, through
+// descriptors on the cache root's file system, never following a link,
+// never crossing a mount, whatever its depth (see fsx.RemoveTree): what
+// the Epilog and sweep do when the job user's own cleanup could not.
+func (t *Tree) RemoveJobTree(job string, deadline time.Time) error {
+	if t.jobsDir == nil {
+		return nil
+	}
+	return fsx.RemoveTree(t.jobsDir, job, fsx.RemoveOptions{Deadline: deadline})
+}
+
+// RemoveUserJobs removes, as root, what users/<uid> holds for jobs that no
+// longer run here: jobs/<job>, jobs/<job>.lock and refs/*/<job> (see
+// RemoveJobTree). It is sweep's way through a user's cache when the
+// user's own sweep could not run; entries and copies are left to the
+// user's side. It reads at most maxRefKeys names a directory.
+func (t *Tree) RemoveUserJobs(uid int, running map[string]bool, deadline time.Time) error {
+	if t.usersDir == nil {
+		return nil
+	}
+	ud, _, err := fsx.OpenDirAt(t.usersDir, strconv.Itoa(uid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer ud.Close()
+	opts := fsx.RemoveOptions{Deadline: deadline}
+	stale := func(name string) bool {
+		job := strings.TrimSuffix(name, ".lock")
+		return slurm.ValidJobID(job) == nil && !running[job]
+	}
+	errs := []error{removeMatching(ud, "jobs", stale, opts)}
+	refs, _, err := fsx.OpenDirAt(ud, "refs")
+	if err != nil {
+		return errors.Join(errs...)
+	}
+	defer refs.Close()
+	keys, err := refs.Readdirnames(maxRefKeys)
+	errs = append(errs, ignoreEOF(err))
+	for _, k := range keys {
+		errs = append(errs, removeMatching(refs, k, stale, opts))
+	}
+	return errors.Join(errs...)
+}
+
+// removeMatching removes the entries of parent/name that match.
+func removeMatching(parent *os.File, name string, match func(string) bool, opts fsx.RemoveOptions) error {
+	d, _, err := fsx.OpenDirAt(parent, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(maxRefKeys)
+	errs := []error{ignoreEOF(err)}
+	for _, n := range names {
+		if match(n) {
+			errs = append(errs, fsx.RemoveTree(d, n, opts))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// maxRefKeys bounds the refs/ entries root looks through in one sweep.
+const maxRefKeys = 10000
+
+func ignoreEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
 // JobDirOwner says who owns jobs/<job>. Anything there but a directory (a
 // symlink, say) is removed without being followed, and found is false.
 func (t *Tree) JobDirOwner(job string) (o Owner, found bool, err error) {
-	o, dir, err := ownerOf(t.jobs, job)
+	o, dir, err := ownerOf(t.jobsDir, job)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return o, false, nil
@@ -153,14 +264,33 @@ func (t *Tree) JobDirOwner(job string) (o Owner, found bool, err error) {
 // directory owned by that user, not a link (the job user's side of a
 // cleanup, and the TaskProlog before it trusts what it finds there).
 func (t *Tree) OpenOwnJobDir(job string) (*os.Root, error) {
-	o, dir, err := ownerOf(t.jobs, job)
+	o, dir, err := ownerOf(t.jobsDir, job)
 	if err != nil {
 		return nil, err
 	}
 	if !dir || o.UID != os.Geteuid() {
 		return nil, fmt.Errorf("%w: %s is not a directory of uid %d", ErrNotOwner, t.JobDir(job), os.Geteuid())
 	}
-	return t.jobs.OpenRoot(job)
+	r, st, err := fsx.OpenRootAt(t.jobsDir, job)
+	if err == nil && st.UID != os.Geteuid() { // swapped since: jobs/ is root's, so only by root
+		r.Close()
+		return nil, fmt.Errorf("%w: %s changed owner", ErrNotOwner, t.JobDir(job))
+	}
+	return r, err
+}
+
+// EmptyOwnJobDir removes what is inside jobs/<job>, the calling user's own
+// directory (see OpenOwnJobDir), through fsx.RemoveTree: the job user's
+// side of a cleanup, whatever the job left there.
+func (t *Tree) EmptyOwnJobDir(job string, deadline time.Time) error {
+	o, dir, err := ownerOf(t.jobsDir, job)
+	if err != nil {
+		return err
+	}
+	if !dir || o.UID != os.Geteuid() {
+		return fmt.Errorf("%w: %s is not a directory of uid %d", ErrNotOwner, t.JobDir(job), os.Geteuid())
+	}
+	return fsx.RemoveTree(t.jobsDir, job, fsx.RemoveOptions{Deadline: deadline, KeepTop: true})
 }
 
 // RemoveJobDir removes jobs/<job> once it is empty; a missing one is fine.
@@ -191,7 +321,7 @@ func (t *Tree) UserDirs() (map[int]Owner, []error) {
 		if err != nil || uid <= 0 || strconv.Itoa(uid) != n {
 			continue
 		}
-		o, dir, err := ownerOf(t.users, n)
+		o, dir, err := ownerOf(t.usersDir, n)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -234,7 +364,7 @@ func (t *Tree) EnsureUserDir(uid, gid int) error {
 	} else if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	o, dir, err := ownerOf(t.users, name)
+	o, dir, err := ownerOf(t.usersDir, name)
 	if err != nil {
 		return err
 	}

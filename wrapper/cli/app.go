@@ -167,6 +167,12 @@ func (e *env) before(c *cli.Context) error {
 	}
 	e.configFile = site
 	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig()}
+	if isInternal(c) && c.Args().Get(1) != wrapper.ChildUserPartKind {
+		// A cleanup, sweep or usage child serves root on the site's config
+		// alone: a user who breaks their own config.toml after the Prolog
+		// must not keep their job's leftovers from being removed.
+		files.User = ""
+	}
 	var cfg *config.Loaded
 	var err error
 	if isInternal(c) && e.Getenv(wrapper.ChildDefaultsEnv) == "1" {

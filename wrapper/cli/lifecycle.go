@@ -137,16 +137,21 @@ func (e *env) sweepCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "at boot: no job runs here, remove every job's leftovers"},
 			&cli.StringFlag{Name: "node", Value: host, Usage: "this node's Slurm `NAME` (for squeue; default $SLURMD_NODENAME, else the short host name)"},
+			&cli.DurationFlag{Name: "budget", Value: wrapper.DefaultSweepBudget, Usage: "at most this long in all; what is left waits for the next run"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
-			r, err := e.lifecycle().Sweep(c.Context, wrapper.SweepOptions{All: c.Bool("all"), Node: c.String("node")})
+			o := wrapper.SweepOptions{All: c.Bool("all"), Node: c.String("node"), Budget: c.Duration("budget")}
+			r, err := e.lifecycle().Sweep(c.Context, o)
 			if c.Bool("json") {
 				if jerr := writeJSON(e.Stdout, r); jerr != nil {
 					return jerr
 				}
 			} else {
 				fmt.Fprintf(e.Stdout, "removed %d job directories; swept the caches of %d users\n", len(r.JobDirs), len(r.Users))
+				if r.Left > 0 {
+					fmt.Fprintf(e.Stdout, "%d leftovers not reached within --budget: the next run goes on\n", r.Left)
+				}
 			}
 			return err
 		},

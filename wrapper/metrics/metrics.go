@@ -242,20 +242,35 @@ func (s Snapshot) WriteText(w io.Writer) error {
 }
 
 // WriteTextfile writes s as dir/sifkernel.prom, atomically: node_exporter's
-// textfile collector never reads half a file.
+// textfile collector never reads half a file. As root, dir must be a
+// directory root alone can change, and every directory above it (see
+// fsx.OpenTrustedDir); the file is written and renamed through that
+// descriptor, so no link or directory a user swaps in is followed.
 func (s Snapshot) WriteTextfile(dir string) error {
 	var b strings.Builder
 	if err := s.WriteText(&b); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".sifkernel.prom.*")
-	if err != nil {
-		return err
+	var root *os.Root
+	var err error
+	if os.Geteuid() == 0 {
+		root, err = fsx.OpenTrustedDir(dir, false, 0)
+	} else {
+		root, err = os.OpenRoot(dir)
 	}
-	defer os.Remove(f.Name())
+	if err != nil {
+		return fmt.Errorf("--textfile %s: %w", dir, err)
+	}
+	defer root.Close()
+	tmp := fmt.Sprintf(".sifkernel.prom.%d", os.Getpid())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(dir, tmp), err)
+	}
+	defer root.Remove(tmp)
 	if _, err := f.WriteString(b.String()); err != nil {
 		f.Close()
-		return fmt.Errorf("writing %s: %w", f.Name(), err)
+		return fmt.Errorf("writing %s: %w", filepath.Join(dir, tmp), err)
 	}
 	if err := f.Chmod(0o644); err != nil {
 		f.Close()
@@ -264,7 +279,7 @@ func (s Snapshot) WriteTextfile(dir string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), filepath.Join(dir, "sifkernel.prom"))
+	return root.Rename(tmp, "sifkernel.prom")
 }
 
 func escape(v string) string {

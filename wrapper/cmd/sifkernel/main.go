@@ -12,8 +12,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/sifkernel/sifkernel/wrapper/cli"
 	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sirupsen/logrus"
 	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
 )
@@ -29,6 +31,7 @@ const (
 )
 
 func main() {
+	harden(os.Args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, cli.Options{
 		Version:      version,
@@ -39,6 +42,22 @@ func main() {
 	}, os.Args)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// harden runs before anything else. As root, no descriptor this process
+// inherited may reach a program it starts (the job user's child above
+// all); as a hook's child, running as the job user, the user must not be
+// able to trace it (see runas.NotDumpable for what that does not stop).
+// Neither can fail a hook: a failure is only less protection.
+func harden(args []string) {
+	if os.Geteuid() == 0 {
+		runas.CloseInherited()
+	}
+	for i, a := range args {
+		if i > 0 && i <= 3 && a == wrapper.ChildCommand {
+			runas.NotDumpable()
+		}
+	}
 }
 
 // exitCode is the one place errors become exit codes.
@@ -86,24 +105,50 @@ func configureLog(c config.Log, hook bool) error {
 	default:
 		// Root hooks write the site's log file; a user (a TaskProlog, a
 		// command) usually may not, and then logs to stderr (and syslog).
-		// Not through a symlink, never blocking on a FIFO, only a regular
-		// file: hooks open it as root, possibly in a directory others write.
-		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
-		if err == nil {
-			if st, serr := f.Stat(); serr != nil || !st.Mode().IsRegular() {
-				f.Close()
-				err = fmt.Errorf("%s is not a regular file", c.File)
-			}
-		}
+		f, err := openLogFile(c.File)
 		if err != nil {
 			if hook {
 				addSyslog()
+				if os.Geteuid() == 0 {
+					logrus.Warnf("log.file %s not used: %v", c.File, err)
+				}
 			}
 			return nil
 		}
 		logrus.SetOutput(io.MultiWriter(os.Stderr, f))
 	}
 	return nil
+}
+
+// openLogFile opens the log file to append to, if it is one the caller may
+// trust: a regular file (not through a symlink, never blocking on a FIFO),
+// with one link, owned by the caller or by root and writable by nobody
+// else. A log file in a directory others may write could be made by a user
+// first (or be a hard link to another file): root would then append every
+// user's job lines to a file that user reads and wipes.
+func openLogFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	var st syscall.Stat_t
+	err = syscall.Fstat(int(f.Fd()), &st)
+	switch {
+	case err != nil:
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		err = fmt.Errorf("not a regular file")
+	case st.Nlink != 1:
+		err = fmt.Errorf("it has %d hard links", st.Nlink)
+	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+		err = fmt.Errorf("owned by uid %d, not by root", st.Uid)
+	case st.Mode&0o022 != 0:
+		err = fmt.Errorf("mode %04o: group or others may write to it", st.Mode&0o7777)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func addSyslog() bool {
