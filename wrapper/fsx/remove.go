@@ -91,6 +91,7 @@ type remover struct {
 	errs   []error
 	more   int
 	ops    int
+	late   bool
 }
 
 func (r *remover) note(err error) {
@@ -127,7 +128,7 @@ func (r *remover) enter(pfd int, st Stat) (int, error) {
 func (r *remover) run(cur int) error {
 	buf := make([]byte, 8<<10)
 	for {
-		if r.ops++; r.ops%256 == 0 && !r.o.Deadline.IsZero() && time.Now().After(r.o.Deadline) {
+		if r.expired() {
 			unix.Close(cur)
 			r.note(fmt.Errorf("removing %s: %w", r.shown, ErrDeadline))
 			return r.err()
@@ -141,6 +142,15 @@ func (r *remover) run(cur int) error {
 		}
 		cur = next
 	}
+}
+
+// expired says the deadline passed; it looks at the clock every 64 calls.
+func (r *remover) expired() bool {
+	if !r.late && !r.o.Deadline.IsZero() {
+		r.ops++
+		r.late = r.ops%64 == 1 && time.Now().After(r.o.Deadline)
+	}
+	return r.late
 }
 
 // step reads a batch of cur's entries and removes them, until it must go
@@ -157,6 +167,9 @@ func (r *remover) step(cur int, buf []byte) (int, error) {
 	}
 	_, _, names := unix.ParseDirent(buf[:n], -1, nil)
 	for _, name := range names {
+		if r.expired() {
+			return cur, nil // run stops before the next batch
+		}
 		st, err := statAt(cur, name)
 		switch {
 		case errors.Is(err, unix.ENOENT):
