@@ -94,7 +94,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		return r, nil
 	}
 	defer tree.Close()
-	sw := &sweep{e: e, ctx: ctx, tree: tree, running: running, log: log}
+	sw := &sweep{e: e, ctx: ctx, budget: o.Budget, tree: tree, running: running, log: log}
 	sw.plan()
 	sw.runUsers()
 	r.JobDirs, r.Users, r.Left = sw.removed, sw.swept, sw.left
@@ -126,6 +126,7 @@ const maxSweepErrors = 50
 type sweep struct {
 	e       *Env
 	ctx     context.Context
+	budget  time.Duration
 	tree    *cache.Tree
 	running map[string]bool
 	log     interface{ Warnf(string, ...any) }
@@ -230,7 +231,9 @@ func (s *sweep) user(uid int) {
 	jobs := s.jobDirs[uid]
 	u := s.e.userOrNumeric(o.UID, o.GID)
 	req := ChildRequest{Sweep: &UserSweepOptions{Running: sortedKeys(s.running), JobDirs: jobs}}
-	timeout := min(sweepChildTimeout, time.Until(s.deadline()))
+	// A quarter of the budget at most: a child the user stopped must leave
+	// root the time to remove what it was to remove.
+	timeout := min(sweepChildTimeout, s.budget/4, time.Until(s.deadline()))
 	childErr := s.e.asUser(s.ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, timeout, req, nil)
 	if childErr != nil {
 		s.fail(fmt.Errorf("uid %d: %w; root removes what is left", o.UID, childErr))

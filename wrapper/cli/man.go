@@ -214,14 +214,22 @@ at boot and every hour; a tmpfiles.d line creates the cache root at boot.
 A hook exits 0 for everything a user can cause: a broken kernel.json, a missing or corrupt image,
 a full quota, a slow filesystem, a hostile path or link. Those are logged, with the file and the
 reason, and the job's kernels use their images in place. Only faults of the node itself, and only
-those the site lists in prolog.fail\_node\_on, make the Prolog fail (and Slurm drain the node).
+those the site lists in prolog.fail\_node\_on, make the Prolog fail (and Slurm drain the node):
+the cache root missing and impossible to create, not root's, or its file system read-only, failing
+or gone. A full cache file system, a leftover of any kind, a job id met again are not.
 
 # SECURITY
 
 Root never reads or writes a user's files as root: the Prolog and Epilog run their user part as
 the job user (**sifkernel internal**, not for people) with a scrubbed environment and bounded
 output. Root works only through directories it has verified are its own (owner root, not a
-symbolic link, not writable by others), and never opens a file that could block.
+symbolic link, not writable by others), and never opens a file that could block. Below the cache
+root no hook crosses into another file system (a user's FUSE mount), and whatever a job left that
+its user's cleanup could not remove, root removes through descriptors, at any depth, within a
+budget. Root hooks pass no inherited descriptor to the child; the child makes itself
+non-dumpable; root bounds what it takes from the child's report (log lines, memory, counters).
+The log file is used only if it is a regular file with one link, owned by root and not writable
+by others.
 `
 
 func manConfig(example []byte) string {

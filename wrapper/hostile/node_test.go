@@ -23,8 +23,10 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
-// binary is sifkernel, built once for the suite.
-var binary string
+// binary is sifkernel, built once for the suite; forgeBinary is the same
+// with children that do what a user who traces them could make them do
+// (see cmd/sifkernel/forge.go).
+var binary, forgeBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sifkernel-hostile-bin-")
@@ -32,10 +34,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "sifkernel")
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/sifkernel").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
-		os.Exit(1)
+	binary, forgeBinary = filepath.Join(dir, "sifkernel"), filepath.Join(dir, "sifkernel-forge")
+	for _, b := range [][]string{{"-o", binary}, {"-tags", "sifkernel_forge", "-o", forgeBinary}} {
+		if out, err := exec.Command("go", append(append([]string{"build"}, b...), "../cmd/sifkernel")...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -85,6 +89,7 @@ type node struct {
 	useInstalledConfig bool   // no SIFKERNEL_CONFIG: the config beside the binary
 	goal               string // the attack, for the table
 	before             map[string]string
+	extraFiles         []*os.File // descriptors the next hooks inherit (fd 3 on)
 }
 
 const rootSecret = "ROOT-SECRET-7f3a"
@@ -241,6 +246,7 @@ func (n *node) run(cmd *exec.Cmd, name string, env []string) result {
 	}
 	cmd.Env = env
 	cmd.Dir = "/"
+	cmd.ExtraFiles = n.extraFiles
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	logBefore := fileSize(n.log)
