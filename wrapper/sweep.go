@@ -293,6 +293,9 @@ func (e *Env) SweepUser(o UserSweepOptions) (cache.GCReport, error) {
 			errs = append(errs, e.emptyRootJobDir(job))
 		}
 	}
+	if !e.hasUserDir() { // nothing else to sweep; and no cache of one's own to make elsewhere
+		return cache.GCReport{}, errors.Join(errs...)
+	}
 	ch, err := e.OpenUserCache(0)
 	if err != nil {
 		return cache.GCReport{}, errors.Join(append(errs, err)...)
@@ -341,3 +344,14 @@ func (e *Env) SweepUser(o UserSweepOptions) (cache.GCReport, error) {
 
 // maxSweepNames bounds the names one directory read of a sweep takes in.
 const maxSweepNames = 100000
+
+// hasUserDir says whether the calling user has a directory in the node
+// cache (a user whose jobs staged nothing has none).
+func (e *Env) hasUserDir() bool {
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
+	if err != nil {
+		return false
+	}
+	defer tree.Close()
+	return tree.HasUserDir(os.Geteuid())
+}

@@ -348,6 +348,13 @@ func names(r *os.Root, shown string) ([]string, error) {
 	return ns, nil
 }
 
+// HasUserDir says whether users/<uid> is a directory of uid's on the cache
+// root's file system.
+func (t *Tree) HasUserDir(uid int) bool {
+	o, dir, err := ownerOf(t.usersDir, strconv.Itoa(uid))
+	return err == nil && dir && o.UID == uid
+}
+
 // EnsureUserDir makes users/<uid> for uid:gid, 0700, if it is missing (root
 // only). One the user owns is accepted whatever its mode: it is the user's
 // own, and the user's side of the hook puts the mode right. Anything else
