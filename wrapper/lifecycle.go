@@ -17,6 +17,7 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/node"
 )
@@ -88,7 +89,10 @@ func (e *Env) OpenUserCache(timeout time.Duration) (*cache.Cache, error) {
 func (e *Env) finder() apptainer.Finder { return e.Config.Apptainer.Finder(e.getenv) }
 
 func (e *Env) kernelEnv(home string) kernelspec.Env {
-	return kernelspec.Env{Getenv: e.getenv, LookupEnv: e.LookupEnv, Home: home}
+	k := kernelspec.Env{Getenv: e.getenv, LookupEnv: e.LookupEnv, Home: home}
+	j, _ := kernels.ModelFor(k, e.Config) // Validate has refused a bad setting
+	k.Jupyter = &j
+	return k
 }
 
 func (e *Env) gpu() node.GPU {

@@ -127,7 +127,7 @@ const MaxKernelBytes = 16 << 20
 // read are reported as skipped, within the same limit.
 func containerKernels(kenv kernelspec.Env, r *Report, limit int) []kernelspec.Entry {
 	var out []kernelspec.Entry
-	for _, en := range kernelspec.DiscoverWithin(kenv.SearchPath(), MaxKernelBytes) {
+	for _, en := range kenv.KernelsWithin(MaxKernelBytes) {
 		bad := en.Err
 		if bad == nil {
 			bad = en.LoadErr

@@ -112,6 +112,8 @@ func (e *env) app() *cli.App {
 			&cli.StringFlag{Name: "config", Usage: "site config `FILE` [$SIFKERNEL_CONFIG]"},
 			&cli.StringFlag{Name: "log-level", Usage: "panic, fatal, error, warn, info, debug or trace [$SIFKERNEL_LOG_LEVEL]"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json [$SIFKERNEL_LOG_FORMAT]"},
+			&cli.StringFlag{Name: "jupyter-core", Usage: "follow the kernel discovery of jupyter_core `VERSION` (4, 5, 5.7.2) or auto [$SIFKERNEL_JUPYTER_CORE]"},
+			&cli.StringFlag{Name: "jupyter-python", Usage: "the Python `VERSION` (3.11) Jupyter runs on, or auto [$SIFKERNEL_JUPYTER_PYTHON]"},
 		},
 		Before: e.before,
 		Action: e.runDefault,
@@ -190,6 +192,8 @@ func (e *env) before(c *cli.Context) error {
 	for _, o := range []struct{ flag, env, key string }{
 		{"log-level", "SIFKERNEL_LOG_LEVEL", "log.level"},
 		{"log-format", "SIFKERNEL_LOG_FORMAT", "log.format"},
+		{"jupyter-core", "SIFKERNEL_JUPYTER_CORE", "jupyter.core"},
+		{"jupyter-python", "SIFKERNEL_JUPYTER_PYTHON", "jupyter.python"},
 	} {
 		value, src := c.String(o.flag), config.Source{Kind: "flag", Name: "--" + o.flag}
 		if !c.IsSet(o.flag) {

@@ -47,8 +47,24 @@ func newSite(t *testing.T) *site {
 	s.config = filepath.Join(root, "etc/sifkernel/config.toml")
 	testkit.Must(t, os.MkdirAll(filepath.Dir(s.config), 0o755))
 	testkit.Must(t, os.WriteFile(s.config, []byte("[apptainer]\nsearch = [\""+filepath.Join(root, "opt/apps/tacc-apptainer/*/bin/apptainer")+"\"]\n"), 0o644))
-	s.env = map[string]string{"SIFKERNEL_CONFIG": s.config, "PATH": "/usr/bin:/bin", "JUPYTER_RUNTIME_DIR": filepath.Join(s.home, ".local/share/jupyter/runtime")}
+	s.env = map[string]string{"SIFKERNEL_CONFIG": s.config, "PATH": fakeConda(t, root) + ":/usr/bin:/bin", "JUPYTER_RUNTIME_DIR": filepath.Join(s.home, ".local/share/jupyter/runtime")}
 	return s
+}
+
+// fakeConda lays out the files of a conda install of JupyterLab (a
+// jupyter script naming the prefix's python, Python 3.12's standard library
+// landmark, jupyter_core 5.7.2's dist-info), so the Jupyter sifkernel
+// detects is the same on every machine. It returns its bin directory.
+func fakeConda(t *testing.T, root string) string {
+	prefix := filepath.Join(root, "opt/conda")
+	site := filepath.Join(prefix, "lib/python3.12/site-packages")
+	testkit.Must(t, os.MkdirAll(filepath.Join(site, "jupyter_core-5.7.2.dist-info"), 0o755))
+	testkit.Must(t, os.MkdirAll(filepath.Join(prefix, "bin"), 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(prefix, "lib/python3.12/os.py"), nil, 0o644))
+	testkit.Must(t, os.WriteFile(filepath.Join(prefix, "bin/python3.12"), []byte("not run\n"), 0o755))
+	testkit.Must(t, os.Symlink("python3.12", filepath.Join(prefix, "bin/python3")))
+	testkit.Must(t, os.WriteFile(filepath.Join(prefix, "bin/jupyter"), []byte("#!"+prefix+"/bin/python3\n"), 0o755))
+	return filepath.Join(prefix, "bin")
 }
 
 // run runs sifkernel in-process and returns its stdout and error.

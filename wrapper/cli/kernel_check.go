@@ -46,18 +46,19 @@ func (e *env) kernelCheck(c *cli.Context, names []string, asJSON bool) error {
 			out = append(out, checkedKernel{Name: en.Name, File: en.File(), Findings: fs})
 		}
 		err = writeJSON(e.Stdout, struct {
-			Schema   string          `json:"schema"`
-			Kernels  []checkedKernel `json:"kernels"`
-			Errors   int             `json:"errors"`
-			Warnings int             `json:"warnings"`
-		}{SchemaKernelCheck, out, errs, warns})
+			Schema   string             `json:"schema"`
+			Kernels  []checkedKernel    `json:"kernels"`
+			Errors   int                `json:"errors"`
+			Warnings int                `json:"warnings"`
+			Jupyter  kernelspec.Jupyter `json:"jupyter"`
+		}{SchemaKernelCheck, out, errs, warns, u.Env().Model().Described()})
 	} else {
 		for _, en := range entries {
 			for _, f := range findings[en.Dir] {
 				fmt.Fprintln(e.Stdout, f)
 			}
 		}
-		_, err = fmt.Fprintf(e.Stdout, "%d kernels checked: %d errors, %d warnings\n", len(entries), errs, warns)
+		_, err = fmt.Fprintf(e.Stdout, "%d kernels checked: %d errors, %d warnings\nas seen by the %s\n", len(entries), errs, warns, u.Env().Model())
 	}
 	if err == nil && errs > 0 {
 		return ErrProblemsFound

@@ -48,6 +48,7 @@ func (e *env) kernelListCommand() *cli.Command {
 func (e *env) kernelList(c *cli.Context, asJSON bool) error {
 	u := e.user()
 	entries, _ := u.Select(nil)
+	kenv := u.Env()
 	findings := kernels.CheckAll(u.Checker(c.Context), entries).Findings
 	rows := make([]listedKernel, 0, len(entries))
 	for _, en := range entries {
@@ -55,10 +56,13 @@ func (e *env) kernelList(c *cli.Context, asJSON bool) error {
 	}
 	if asJSON {
 		return writeJSON(e.Stdout, struct {
-			Schema  string         `json:"schema"`
-			Kernels []listedKernel `json:"kernels"`
-		}{SchemaKernelList, rows})
+			Schema     string             `json:"schema"`
+			Kernels    []listedKernel     `json:"kernels"`
+			Jupyter    kernelspec.Jupyter `json:"jupyter"`
+			SearchPath []kernelspec.Dir   `json:"search_path"`
+		}{SchemaKernelList, rows, kenv.Model().Described(), kenv.SearchPath()})
 	}
+	defer fmt.Fprintf(e.Stdout, "\nsearch order of the %s\n", kenv.Model())
 	if len(rows) == 0 {
 		fmt.Fprintln(e.Stdout, "no kernelspecs found; make one with: sifkernel kernel add NAME --image IMAGE.sif")
 		return nil

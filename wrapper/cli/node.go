@@ -7,6 +7,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/node"
 )
 
@@ -26,13 +27,15 @@ func (e *env) nodeCommand() *cli.Command {
 			if rtErr == nil {
 				runtime = &rt
 			}
+			jup := e.user().Env().Model()
 			if c.Bool("json") {
 				return writeJSON(e.Stdout, struct {
 					Schema    string             `json:"schema"`
 					GPU       node.GPU           `json:"gpu"`
 					Host      node.Host          `json:"host"`
 					Apptainer *apptainer.Runtime `json:"apptainer"`
-				}{SchemaNode, g, h, runtime})
+					Jupyter   kernelspec.Jupyter `json:"jupyter"`
+				}{SchemaNode, g, h, runtime, jup.Described()})
 			}
 			if runtime != nil {
 				fmt.Fprintf(e.Stdout, "apptainer: %s (version %s, found by %s)\n", rt.Path, dash(rt.Version), rt.Rule)
@@ -49,6 +52,7 @@ func (e *env) nodeCommand() *cli.Command {
 			fmt.Fprintf(e.Stdout, "host: %s, %s, kernel %s, %d CPUs, %s memory (%s available)\n",
 				h.Hostname, h.OS, h.Kernel, h.CPUs, cache.HumanBytes(int64(h.MemTotal)), cache.HumanBytes(int64(h.MemAvail)))
 			fmt.Fprintf(e.Stdout, "cache: %s on %s: %s free of %s\n", h.CacheDir, h.CacheFS, cache.HumanBytes(int64(h.CacheFree)), cache.HumanBytes(int64(h.CacheTotal)))
+			fmt.Fprintf(e.Stdout, "jupyter: kernels are found as by the %s\n", jup)
 			return nil
 		},
 	}

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -23,6 +24,7 @@ type Config struct {
 	Slurm      Slurm      `toml:"slurm" json:"slurm"`
 	Idev       Idev       `toml:"idev" json:"idev"`
 	Kernel     Kernel     `toml:"kernel" json:"kernel"`
+	Jupyter    Jupyter    `toml:"jupyter" json:"jupyter"`
 	Log        Log        `toml:"log" json:"log"`
 	Metrics    Metrics    `toml:"metrics" json:"metrics"`
 }
@@ -99,6 +101,20 @@ type Kernel struct {
 	PullDir string `toml:"pull_dir" json:"pull_dir"`
 }
 
+// Jupyter says which Jupyter's kernel discovery sifkernel follows: the
+// jupyter_core version (whose major, 4 or 5, decides the search path) and
+// the Python it runs on (which decides how deep a kernel.json may nest).
+// "auto" reads both from the jupyter or python3 on the user's PATH.
+type Jupyter struct {
+	Core   string `toml:"core" json:"core"`
+	Python string `toml:"python" json:"python"`
+}
+
+var (
+	jupyterCoreRE   = regexp.MustCompile(`^(auto|([4-9]|[1-9][0-9])(\.[0-9]+){0,2})$`)
+	jupyterPythonRE = regexp.MustCompile(`^(auto|3\.[0-9]+(\.[0-9]+)?)$`)
+)
+
 // Log configures logging; hooks need a file or syslog since Slurm drops their output.
 type Log struct {
 	Level  string `toml:"level" json:"level"`
@@ -136,6 +152,7 @@ func Default() Config {
 		TaskProlog: TaskProlog{Budget: dur("20s")},
 		Slurm:      Slurm{Squeue: "/usr/bin/squeue", Sbcast: "/usr/bin/sbcast", Srun: "/usr/bin/srun"},
 		Kernel:     Kernel{PythonNoUserSite: true, MaxPerJob: 64},
+		Jupyter:    Jupyter{Core: "auto", Python: "auto"},
 		Log:        Log{Level: "info", Format: "text"},
 		Metrics:    Metrics{Dir: "/var/lib/sifkernel"},
 	}
@@ -184,6 +201,12 @@ func (c *Config) Validate() error {
 		if !slices.Contains(NodeFaults, f) {
 			bad("prolog.fail_node_on", "%q: known node-level faults are %s", f, strings.Join(NodeFaults, ", "))
 		}
+	}
+	if !jupyterCoreRE.MatchString(c.Jupyter.Core) {
+		bad("jupyter.core", "%q: want \"auto\" or a jupyter_core version of 4 or later (such as 5 or 4.12)", c.Jupyter.Core)
+	}
+	if !jupyterPythonRE.MatchString(c.Jupyter.Python) {
+		bad("jupyter.python", "%q: want \"auto\" or a Python 3 version (such as 3.11)", c.Jupyter.Python)
 	}
 	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%q: want panic, fatal, error, warn, info, debug or trace", c.Log.Level)

@@ -143,8 +143,8 @@ func TestSetAndSettings(t *testing.T) {
 	for _, s := range l.Settings() {
 		byKey[s.Key] = s
 	}
-	if len(byKey) != 26 {
-		t.Errorf("Settings lists %d keys, want 26", len(byKey))
+	if len(byKey) != 28 {
+		t.Errorf("Settings lists %d keys, want 28", len(byKey))
 	}
 	if s := byKey["cache.stage_timeout"]; s.Value != "120s" || s.Source.Kind != "default" {
 		t.Errorf("stage_timeout = %+v", s)

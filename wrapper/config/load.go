@@ -21,7 +21,7 @@ const DefaultSiteFile = "/etc/sifkernel/config.toml"
 const maxFileSize = 1 << 20
 
 // UserKeys are the only keys a user file may set: nothing a root hook trusts.
-var UserKeys = []string{"log.level", "log.format", "kernel.python_no_user_site", "kernel.pull_dir", "cache.verify"}
+var UserKeys = []string{"log.level", "log.format", "kernel.python_no_user_site", "kernel.pull_dir", "cache.verify", "jupyter.core", "jupyter.python"}
 
 // Source says where an effective value came from.
 type Source struct {

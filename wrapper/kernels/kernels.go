@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -43,11 +44,37 @@ type User struct {
 	Stderr    io.Writer // Apptainer's own output while it pulls
 	Now       func() time.Time
 	Version   string // written into new kernels' metadata
+
+	model *kernelspec.Jupyter // resolved once, on first use
 }
 
-// Env is where Jupyter looks for kernels, for this user.
+// Env is where Jupyter looks for kernels, for this user, with the Jupyter
+// model the config (jupyter.core, jupyter.python) chooses.
 func (u *User) Env() kernelspec.Env {
-	return kernelspec.Env{Getenv: u.Getenv, LookupEnv: u.LookupEnv, Home: u.Home}
+	e := kernelspec.Env{Getenv: u.Getenv, LookupEnv: u.LookupEnv, Home: u.Home}
+	if u.model == nil {
+		j, err := ModelFor(e, u.Config)
+		if err != nil && u.Log != nil {
+			u.Log.Warn(err.Error())
+		}
+		u.model = &j
+	}
+	e.Jupyter = u.model
+	return e
+}
+
+// ModelFor resolves the Jupyter model the config asks for (see
+// kernelspec.ResolveJupyter); on a bad setting it detects, and says why.
+func ModelFor(e kernelspec.Env, cfg *config.Loaded) (kernelspec.Jupyter, error) {
+	from := func(key string) string { return key + " (" + cfg.Source(key).String() + ")" }
+	j, err := kernelspec.ResolveJupyter(e, cfg.Jupyter.Core, cfg.Jupyter.Python, from("jupyter.core"))
+	if err != nil {
+		return kernelspec.DetectJupyter(e), err
+	}
+	if cfg.Jupyter.Python != "" && cfg.Jupyter.Python != "auto" {
+		j.Why = strings.Replace(j.Why, from("jupyter.core"), from("jupyter.python"), 1)
+	}
+	return j, nil
 }
 
 // Finder finds Apptainer as the config says.
@@ -56,6 +83,7 @@ func (u *User) Finder() apptainer.Finder { return u.Config.Apptainer.Finder(u.Ge
 // Checker lints against the runtime found on this node, if any.
 func (u *User) Checker(ctx context.Context) kernelspec.Checker {
 	ch := kernelspec.Checker{Env: u.Env(), GPUFlag: u.Config.Apptainer.GPUFlag}
+	ch.Other, ch.OtherName = ch.Env.OtherWinners()
 	ch.LookPath = func(name string) (string, error) { return LookPath(name, u.Getenv("PATH")) }
 	if rt, err := u.Finder().Find(ctx); err == nil {
 		ch.Runtime = &rt
@@ -81,7 +109,7 @@ func LookPath(name, path string) (string, error) {
 // Select returns every discovered kernel, or those named (each name must
 // match at least one). Names compare as Jupyter compares them.
 func (u *User) Select(names []string) ([]kernelspec.Entry, error) {
-	all := kernelspec.Discover(u.Env().SearchPath())
+	all := u.Env().Kernels()
 	if len(names) == 0 {
 		return all, nil
 	}

@@ -58,6 +58,11 @@ type Checker struct {
 	GPUFlag string             // the flag that adds GPUs, "--nv"
 	// LookPath resolves a relative argv[0]; nil means exec.LookPath.
 	LookPath func(string) (string, error)
+	// Other is the kernel directory each folded name resolves to under the
+	// other Jupyter generation, OtherName that generation (see
+	// Env.OtherWinners); nil to say nothing of it.
+	Other     map[string]string
+	OtherName string
 }
 
 // Check lints one entry. The findings are in the order a reader fixes them.
@@ -141,6 +146,15 @@ func (c Checker) checkName(r *report, e Entry) {
 			"rename the directory using only a-z, 0-9, '.', '_' and '-'")
 	case key != e.Name:
 		r.add(Warning, "name", fmt.Sprintf("directory name %q has capitals: Jupyter lists it as %q", e.Name, key), "")
+	}
+	if other, ok := c.Other[PyLower(e.Name)]; ok && c.Other != nil {
+		switch {
+		case e.ShadowedBy == "" && !sameDir(other, e.Dir):
+			r.add(Info, "jupyter-version", fmt.Sprintf("a Jupyter with %s uses %s for this name instead (%s)", c.OtherName, other, c.Env.Model()),
+				"give the kernels different names if both Jupyters are in use here")
+		case e.ShadowedBy != "" && sameDir(other, e.Dir):
+			r.add(Info, "jupyter-version", fmt.Sprintf("a Jupyter with %s uses this one, not %s", c.OtherName, e.ShadowedBy), "")
+		}
 	}
 	if e.ShadowedBy != "" {
 		r.add(Warning, "shadowed", fmt.Sprintf("shadowed by %s, which comes first in Jupyter's search path: this one is never used", e.ShadowedBy),
@@ -355,4 +369,14 @@ func imageCode(err error) string {
 		return "image-corrupt"
 	}
 	return "image-unreadable"
+}
+
+// sameDir says whether two paths name the same directory.
+func sameDir(a, b string) bool {
+	if a == b {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }

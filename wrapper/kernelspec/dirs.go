@@ -3,7 +3,9 @@ package kernelspec
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,6 +19,24 @@ type Env struct {
 	// from Getenv.
 	LookupEnv func(string) (string, bool)
 	Home      string // the user database's home: used when HOME is not set
+	// Jupyter is the Jupyter whose discovery is modelled; nil means
+	// DetectJupyter's answer for this environment.
+	Jupyter *Jupyter
+}
+
+// Model is the Jupyter this environment's discovery follows.
+func (e Env) Model() Jupyter {
+	if e.Jupyter != nil {
+		return *e.Jupyter
+	}
+	return DetectJupyter(e)
+}
+
+// WithModel returns e with its model fixed, so it is detected once.
+func (e Env) WithModel() Env {
+	j := e.Model()
+	e.Jupyter = &j
+	return e
 }
 
 // Dir is one data directory in the search path and why it is there.
@@ -70,6 +90,23 @@ func (e Env) expandHome() string {
 	return h
 }
 
+// expandUser is os.path.expanduser of a path starting "~/".
+func (e Env) expandUser(p string) string {
+	h, ok := e.lookup("HOME")
+	if !ok {
+		h = e.Home
+	}
+	if out := strings.TrimRight(h, "/") + p[1:]; out != "" {
+		return out
+	}
+	return "/"
+}
+
+// platformDirs is JUPYTER_PLATFORM_DIRS, which jupyter_core 5 honours.
+func (e Env) platformDirs() bool {
+	return e.Model().Generation() >= 5 && e.envset("JUPYTER_PLATFORM_DIRS")
+}
+
 // home is jupyter_core's get_home_dir: expanduser("~"), resolved.
 func (e Env) home() string { return resolve(e.expandHome()) }
 
@@ -98,6 +135,14 @@ func (e Env) DataDir() string {
 	if d := e.getenv("JUPYTER_DATA_DIR"); d != "" {
 		return d
 	}
+	if e.platformDirs() {
+		// platformdirs' user_data_dir: XDG_DATA_HOME unless blank, else
+		// ~/.local/share with the home as HOME gives it (not resolved).
+		if x := e.getenv("XDG_DATA_HOME"); strings.TrimSpace(x) != "" {
+			return pjoin(x, "jupyter")
+		}
+		return e.expandUser("~/.local/share/jupyter")
+	}
 	if x := e.getenv("XDG_DATA_HOME"); x != "" {
 		return pjoin(x, "jupyter")
 	}
@@ -113,19 +158,30 @@ func (e Env) RuntimeDir() string {
 	return pjoin(e.DataDir(), "runtime")
 }
 
-// SysPrefix is sys.prefix of the Python that runs Jupyter, when known: an
-// active virtual environment or conda environment.
-func (e Env) SysPrefix() string {
-	for _, k := range []string{"VIRTUAL_ENV", "CONDA_PREFIX"} {
-		if v := e.getenv(k); v != "" {
-			return v
-		}
-	}
-	return ""
-}
+// SysPrefix is sys.prefix of the Python that runs Jupyter, when known (see
+// DetectJupyter).
+func (e Env) SysPrefix() string { return e.Model().Prefix }
 
 // systemDirs are jupyter_core's SYSTEM_JUPYTER_PATH on Linux.
 var systemDirs = []string{"/usr/local/share/jupyter", "/usr/share/jupyter"}
+
+// SystemDirs is SYSTEM_JUPYTER_PATH: the two fixed directories, or with
+// JUPYTER_PLATFORM_DIRS (jupyter_core 5) each XDG_DATA_DIRS entry's
+// jupyter directory.
+func (e Env) SystemDirs() []string {
+	if !e.platformDirs() {
+		return systemDirs
+	}
+	x := e.getenv("XDG_DATA_DIRS")
+	if strings.TrimSpace(x) == "" {
+		x = "/usr/local/share:/usr/share"
+	}
+	var out []string
+	for _, p := range strings.Split(x, ":") {
+		out = append(out, pjoin(p, "jupyter"))
+	}
+	return out
+}
 
 // envset is jupyter_core's reading of a flag variable.
 func (e Env) envset(k string) bool {
@@ -140,15 +196,15 @@ func (e Env) envset(k string) bool {
 	return true
 }
 
-// SearchPath lists the data directories in jupyter_core 4's order
-// (jupyter_path), then the IPython directory jupyter_client adds:
-// JUPYTER_PATH entries (trailing slashes dropped, an empty entry meaning
-// the working directory); the user data dir and the Python user base's
-// share/jupyter (swapped with the next when JUPYTER_PREFER_ENV_PATH is
-// set); {sys.prefix}/share/jupyter; /usr/local/share/jupyter and
-// /usr/share/jupyter; <IPython dir>. Nothing is cleaned or de-duplicated,
-// as in Jupyter.
+// SearchPath lists the data directories in the order of the model's
+// jupyter_core (jupyter_path), then the IPython directory jupyter_client
+// adds: JUPYTER_PATH entries (trailing slashes dropped, an empty entry
+// meaning the working directory); the user data dir and the Python user
+// base's share/jupyter, and {sys.prefix}/share/jupyter, in the order
+// preferEnv decides; the system directories; <IPython dir>. Nothing is
+// cleaned or de-duplicated, as in Jupyter.
 func (e Env) SearchPath() []Dir {
+	e = e.WithModel()
 	var dirs []Dir
 	if jp := e.getenv("JUPYTER_PATH"); jp != "" {
 		for _, p := range strings.Split(jp, string(os.PathListSeparator)) {
@@ -159,18 +215,23 @@ func (e Env) SearchPath() []Dir {
 	if ub := e.userBase(); ub != "" && pjoin(pjoin(ub, "share"), "jupyter") != user[0].Path {
 		user = append(user, Dir{Path: pjoin(pjoin(ub, "share"), "jupyter"), Origin: "python user base"})
 	}
+	system := e.SystemDirs()
 	var env []Dir
 	if p := e.SysPrefix(); p != "" {
-		if d := pjoin(pjoin(p, "share"), "jupyter"); d != systemDirs[0] && d != systemDirs[1] {
+		d := pjoin(pjoin(p, "share"), "jupyter")
+		if e.Model().Generation() >= 5 {
+			d = pathlibStr(d) // str(Path(sys.prefix, "share", "jupyter"))
+		}
+		if !slices.Contains(system, d) {
 			env = append(env, Dir{Path: d, Origin: "sys.prefix"})
 		}
 	}
-	if e.envset("JUPYTER_PREFER_ENV_PATH") {
+	if e.preferEnv() {
 		dirs = append(append(dirs, env...), user...)
 	} else {
 		dirs = append(append(dirs, user...), env...)
 	}
-	for _, d := range systemDirs {
+	for _, d := range system {
 		dirs = append(dirs, Dir{Path: d, Origin: "system"})
 	}
 	if ip := e.ipythonDir(); ip != "" {
@@ -179,11 +240,76 @@ func (e Env) SearchPath() []Dir {
 	return dirs
 }
 
+// preferEnv says whether the environment's directory comes before the
+// user's. jupyter_core 4: JUPYTER_PREFER_ENV_PATH is set (to a true
+// value). jupyter_core 5: JUPYTER_PREFER_ENV_PATH's value if it is set at
+// all; else yes in a virtual environment the user owns, or in a conda
+// environment other than base (CONDA_PREFIX a prefix of sys.prefix,
+// CONDA_DEFAULT_ENV not "base") the user owns.
+func (e Env) preferEnv() bool {
+	j := e.Model()
+	if _, set := e.lookup("JUPYTER_PREFER_ENV_PATH"); set || j.Generation() < 5 {
+		return e.envset("JUPYTER_PREFER_ENV_PATH")
+	}
+	if j.Prefix == "" {
+		return false
+	}
+	if j.Prefix != j.BasePrefix && ownPath(j.Prefix) {
+		return true
+	}
+	cp, inConda := e.lookup("CONDA_PREFIX")
+	env, ok := e.lookup("CONDA_DEFAULT_ENV")
+	if !ok {
+		env = "base"
+	}
+	return inConda && strings.HasPrefix(j.Prefix, cp) && env != "base" && ownPath(j.Prefix)
+}
+
+// ownPath is jupyter_core's _do_i_own: the path, or its first existing
+// parent, resolved, belongs to this process's effective user. (Jupyter
+// first compares the owner's name with os.getlogin(), which is the same
+// unless the user came through su.)
+func ownPath(p string) bool {
+	p = resolve(p)
+	for {
+		if st, err := os.Stat(p); err == nil {
+			return statUID(st) == os.Geteuid()
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return false
+		}
+		p = parent
+	}
+}
+
+// pathlibStr is str(pathlib.PurePosixPath(p)): repeated slashes and "."
+// parts dropped, no trailing slash; ".." kept; two leading slashes kept.
+func pathlibStr(p string) string {
+	lead := ""
+	switch {
+	case strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "///"):
+		lead = "//"
+	case strings.HasPrefix(p, "/"):
+		lead = "/"
+	}
+	var parts []string
+	for _, part := range strings.Split(p, "/") {
+		if part != "" && part != "." {
+			parts = append(parts, part)
+		}
+	}
+	if out := lead + strings.Join(parts, "/"); out != "" {
+		return out
+	}
+	return "."
+}
+
 // userBase is site.getuserbase() when Python's user site is on
 // (PYTHONNOUSERSITE unset or empty): PYTHONUSERBASE, else ~/.local with the
 // home as HOME gives it (not resolved).
 func (e Env) userBase() string {
-	if e.getenv("PYTHONNOUSERSITE") != "" {
+	if e.getenv("PYTHONNOUSERSITE") != "" || e.Jupyter != nil && e.Jupyter.NoUserSite {
 		return ""
 	}
 	if ub := e.getenv("PYTHONUSERBASE"); ub != "" {
@@ -240,4 +366,11 @@ func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 func isLink(p string) bool {
 	st, err := os.Lstat(p)
 	return err == nil && st.Mode()&os.ModeSymlink != 0
+}
+
+func statUID(st os.FileInfo) int {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return int(sys.Uid)
+	}
+	return -1
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
+	"syscall"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
@@ -29,6 +31,16 @@ type Entry struct {
 // search order, sorted by name within each data directory.
 func Discover(dirs []Dir) []Entry { return DiscoverWithin(dirs, -1) }
 
+// Kernels is Discover on this environment's search path, with the JSON
+// limits of its Jupyter's Python.
+func (e Env) Kernels() []Entry { return e.KernelsWithin(-1) }
+
+// KernelsWithin is Kernels reading at most maxBytes of kernel.json files.
+func (e Env) KernelsWithin(maxBytes int64) []Entry {
+	e = e.WithModel()
+	return discover(e.SearchPath(), *e.Jupyter, maxBytes)
+}
+
 // ErrBudget marks a kernel.json left unread: the reader's budget of bytes
 // was spent on the kernels before it.
 var ErrBudget = errors.New("not read: the budget for reading kernel.json files is spent")
@@ -36,10 +48,30 @@ var ErrBudget = errors.New("not read: the budget for reading kernel.json files i
 // DiscoverWithin is Discover reading at most maxBytes of kernel.json files
 // in all (no limit if negative); the kernels past that carry ErrBudget.
 func DiscoverWithin(dirs []Dir, maxBytes int64) []Entry {
+	return discover(dirs, Jupyter{Core: Version{5, -1, -1}, Python: Version{-1, -1, -1}}, maxBytes)
+}
+
+func discover(dirs []Dir, j Jupyter, maxBytes int64) []Entry {
 	var out []Entry
 	winner := map[string]string{} // folded name -> kernel directory
+	seen := map[identity]bool{}
 	for _, d := range dirs {
 		found, local := scanDataDir(d)
+		found = slices.DeleteFunc(found, func(e Entry) bool {
+			// The same directory met again under the same name (a data
+			// directory named twice, or once through a symbolic link such
+			// as a linked HOME) is the kernel already listed, not one it
+			// shadows: Jupyter lists it once.
+			id, ok := identify(e.Name, e.Dir)
+			if !ok {
+				return false
+			}
+			if seen[id] {
+				return true
+			}
+			seen[id] = true
+			return false
+		})
 		for i := range found {
 			e := &found[i]
 			if e.Ignored != "" {
@@ -52,6 +84,10 @@ func DiscoverWithin(dirs []Dir, maxBytes int64) []Entry {
 				e.ShadowedBy = local[key]
 			}
 			e.Kernel = loadWithin(e.Kernel, &maxBytes)
+			if limit := j.MaxJSONDepth(); e.Depth > limit && e.LoadErr == nil {
+				e.LoadErr = &LoadError{File: e.File(), Reason: fmt.Sprintf(
+					"nested %d deep: Python %s's json gives up past %d (RecursionError)", e.Depth, j.python(), limit)}
+			}
 		}
 		for key, dir := range local {
 			if _, ok := winner[key]; !ok {
@@ -62,6 +98,24 @@ func DiscoverWithin(dirs []Dir, maxBytes int64) []Entry {
 		out = append(out, found...)
 	}
 	return out
+}
+
+// identity is a kernel directory as the file system knows it, under a name.
+type identity struct {
+	name     string
+	dev, ino uint64
+}
+
+func identify(name, dir string) (identity, bool) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return identity{}, false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return identity{}, false
+	}
+	return identity{PyLower(name), uint64(sys.Dev), sys.Ino}, true
 }
 
 // scanDataDir lists one data directory's kernels in directory order (as
@@ -158,4 +212,27 @@ func Find(entries []Entry, name string) []Entry {
 		}
 	}
 	return out
+}
+
+// OtherWinners says which kernel directory each name resolves to under the
+// other Jupyter generation (jupyter_core 4 for a 5.x model, 5 for 4.x), in
+// the same environment, and names that generation. Nothing is loaded.
+func (e Env) OtherWinners() (map[string]string, string) {
+	j := e.Model()
+	if j.Generation() >= 5 {
+		j.Core = Version{4, -1, -1}
+	} else {
+		j.Core = Version{5, -1, -1}
+	}
+	e.Jupyter = &j
+	winner := map[string]string{}
+	for _, d := range e.SearchPath() {
+		_, local := scanDataDir(d)
+		for key, dir := range local {
+			if _, ok := winner[key]; !ok {
+				winner[key] = dir
+			}
+		}
+	}
+	return winner, fmt.Sprintf("jupyter_core %d", j.Generation())
 }

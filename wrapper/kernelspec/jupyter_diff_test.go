@@ -3,6 +3,7 @@ package kernelspec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,19 +21,25 @@ import (
 )
 
 // The differential test: each layout is a home, data directories and an
-// environment; Debian's /usr/bin/python3 with jupyter_client says which
-// kernel directories it searches, which kernel wins each name and which
-// load, and sifkernel must say the same, except where the table of intended
-// differences says why not.
+// environment; the Jupyter of each Debian release (12: this machine's
+// jupyter_client 7.4 / jupyter_core 4.12 on Python 3.11; 13: jupyter_client
+// 8.6 / jupyter_core 5.7 on Python 3.13, in a chroot that
+// testcluster/debian13/build makes) says which kernel directories it
+// searches, which kernel wins each name and which load, and sifkernel, run
+// in the same file system and environment, must say the same, except where
+// the table of intended differences says why not. The Jupyter run is the
+// one the layout's PATH finds, as a user's shell would.
 
 // pyDriver prints what jupyter_client sees, and checks fixed files.
 const pyDriver = `
 import json, logging, os, sys, warnings
 warnings.simplefilter("ignore")
 logging.disable(logging.CRITICAL)
+import jupyter_core
 from jupyter_client.kernelspec import KernelSpecManager, KernelSpec
 m = KernelSpecManager()
 out = {"dirs": list(m.kernel_dirs), "found": m.find_kernel_specs(), "loaded": sorted(m.get_all_specs())}
+out["model"] = {"jupyter_core": jupyter_core.__version__, "python": "%d.%d" % sys.version_info[:2], "sys_prefix": sys.prefix}
 fixes = []
 for orig, fixed, changed in json.loads(sys.argv[1]):
     r = {"file": fixed}
@@ -58,6 +65,9 @@ type layout struct {
 	cwd  string
 	env  map[string]string // HOME is set to home unless unset lists it
 	fix  []string          // kernel directories to run kernel fix on
+	// wantWinner: the kernel directory each name must resolve to, on both
+	// sides (beyond agreeing with each other).
+	wantWinner map[string]string
 }
 
 func (l *layout) dir(parts ...string) string {
@@ -81,6 +91,48 @@ func (l *layout) kernel(data, name, body string) string {
 }
 
 func (l *layout) userData() string { return l.dir("home", ".local", "share", "jupyter") }
+
+// venv makes a virtual environment as python3 -m venv makes one (a
+// pyvenv.cfg naming the base install, bin/python3 a link to the system's
+// Python, with the system's site packages, where Jupyter is) and a jupyter
+// script in it as pip writes one, and activates it as bin/activate does.
+func (l *layout) venv(name string) string {
+	dir := l.dir(name)
+	testkit.Must(l.t, os.WriteFile(filepath.Join(dir, "pyvenv.cfg"), []byte("home = /usr/bin\ninclude-system-site-packages = true\n"), 0o644))
+	l.link("/usr/bin/python3", filepath.Join(dir, "bin", "python3"))
+	l.script(filepath.Join(dir, "bin"))
+	l.env["VIRTUAL_ENV"] = dir
+	l.env["PATH"] = filepath.Join(dir, "bin") + ":" + l.env["PATH"]
+	return dir
+}
+
+// conda makes a conda-like prefix: an install of its own, whose sys.prefix
+// and sys.base_prefix are both the prefix (the stand-in: the system's
+// Python reached through PYTHONHOME, where a real conda has its own
+// interpreter, since one interpreter cannot serve both Debian releases),
+// and activates it as `conda activate env` does.
+func (l *layout) conda(name, env string) string {
+	dir := l.dir(name)
+	for _, v := range []string{"3.11", "3.13"} {
+		l.link("/usr/lib/python"+v, filepath.Join(dir, "lib", "python"+v))
+	}
+	l.link("/usr/lib/python3/dist-packages", filepath.Join(dir, "lib", "python3", "dist-packages"))
+	l.link("/usr/bin/python3", filepath.Join(dir, "bin", "python3"))
+	l.script(filepath.Join(dir, "bin"))
+	l.env["PYTHONHOME"] = dir
+	l.env["CONDA_PREFIX"] = dir
+	l.env["CONDA_DEFAULT_ENV"] = env
+	l.env["CONDA_SHLVL"] = "1"
+	l.env["PATH"] = filepath.Join(dir, "bin") + ":" + l.env["PATH"]
+	return dir
+}
+
+// script writes bin/jupyter as pip and conda write it: its #! names the
+// environment's own python3.
+func (l *layout) script(bin string) {
+	body := "#!" + filepath.Join(bin, "python3") + "\nimport sys\nfrom jupyter_core.command import main\nsys.exit(main())\n"
+	testkit.Must(l.t, os.WriteFile(filepath.Join(bin, "jupyter"), []byte(body), 0o755))
+}
 
 func good(name string) string {
 	return fmt.Sprintf(`{"argv": ["python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": %q, "language": "python"}`, name)
@@ -334,14 +386,157 @@ var layouts = []struct {
 		testkit.Must(l.t, os.WriteFile(img, []byte("not a real image"), 0o644))
 		l.fix = append(l.fix, l.kernel(l.userData(), "fixme", fmt.Sprintf(fixable, img)))
 	}},
+	{"a venv: its kernel against the user's", func(l *layout) {
+		v := l.venv("venv")
+		l.kernel(filepath.Join(v, "share", "jupyter"), "bert", good("venv"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"a venv with JUPYTER_PREFER_ENV_PATH=0", func(l *layout) {
+		v := l.venv("venv")
+		l.env["JUPYTER_PREFER_ENV_PATH"] = "0"
+		l.kernel(filepath.Join(v, "share", "jupyter"), "bert", good("venv"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"a venv with JUPYTER_PREFER_ENV_PATH=yes", func(l *layout) {
+		v := l.venv("venv")
+		l.env["JUPYTER_PREFER_ENV_PATH"] = "yes"
+		l.kernel(filepath.Join(v, "share", "jupyter"), "bert", good("venv"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"a venv somebody else owns", func(l *layout) {
+		v := l.venv("venv")
+		l.kernel(filepath.Join(v, "share", "jupyter"), "bert", good("venv"))
+		l.kernel(l.userData(), "bert", good("user"))
+		if os.Geteuid() == 0 {
+			testkit.Must(l.t, os.Chown(v, 65534, 65534))
+		}
+	}},
+	{"an activated VIRTUAL_ENV without its own jupyter", func(l *layout) {
+		v := l.venv("venv")
+		testkit.Must(l.t, os.Remove(filepath.Join(v, "bin", "jupyter")))
+		l.kernel(filepath.Join(v, "share", "jupyter"), "bert", good("venv"))
+	}},
+	{"conda base", func(l *layout) {
+		c := l.conda("conda", "base")
+		l.kernel(filepath.Join(c, "share", "jupyter"), "bert", good("conda"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"a named conda env", func(l *layout) {
+		c := l.conda("conda/envs/torch", "torch")
+		l.kernel(filepath.Join(c, "share", "jupyter"), "bert", good("torch"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"conda activate inside a job", func(l *layout) {
+		job := l.dir("tmp", "sifkernel", "jobs", "42", "jupyter")
+		l.env["JUPYTER_PATH"] = job
+		c := l.conda("conda/envs/torch", "torch")
+		for _, d := range []string{job, filepath.Join(c, "share", "jupyter"), l.userData()} {
+			l.kernel(d, "bert", good(d))
+			l.kernel(d, "python3", good(d))
+		}
+	}},
+	{"a site module sets JUPYTER_PATH", func(l *layout) {
+		site := l.dir("opt", "apps", "jupyter", "share", "jupyter")
+		l.env["JUPYTER_PATH"] = site
+		l.kernel(site, "site-torch", good("site"))
+		l.kernel(site, "bert", good("site"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"JUPYTER_DATA_DIR on scratch", func(l *layout) {
+		scratch := l.dir("scratch", "u", "jupyter")
+		l.env["JUPYTER_DATA_DIR"] = scratch
+		l.kernel(scratch, "bert", good("scratch"))
+		l.kernel(l.userData(), "bert", good("user base"))
+	}},
+	{"JUPYTER_PATH names one directory twice (jp1/:jp1)", func(l *layout) {
+		jp := l.dir("jp1")
+		l.env["JUPYTER_PATH"] = jp + "/:" + jp
+		l.kernel(jp, "bert", good("jp1"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"JUPYTER_PLATFORM_DIRS", func(l *layout) {
+		l.env["JUPYTER_PLATFORM_DIRS"] = "1"
+		l.env["XDG_DATA_DIRS"] = l.dir("xdgdirs") + ":/usr/share/"
+		l.kernel(l.dir("xdgdirs", "jupyter"), "site", good("xdg data dirs"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
+	{"JUPYTER_PLATFORM_DIRS with HOME a symlink", func(l *layout) {
+		l.env["JUPYTER_PLATFORM_DIRS"] = "1"
+		l.kernel(l.userData(), "bert", good("b"))
+		l.link(l.home, filepath.Join(l.root, "homelink"))
+		l.env["HOME"] = filepath.Join(l.root, "homelink")
+	}},
+	{"JUPYTER_PLATFORM_DIRS and blank XDG variables", func(l *layout) {
+		l.env["JUPYTER_PLATFORM_DIRS"] = "1"
+		l.env["XDG_DATA_HOME"] = " "
+		l.env["XDG_DATA_DIRS"] = " "
+		l.kernel(l.userData(), "bert", good("b"))
+	}},
+	{"nesting at each Python's limit", func(l *layout) {
+		for _, total := range []int{989, 990, 2991, 2992, 7997, 7998, 9997, 9998} {
+			n := total - 1 // the top-level object is one level
+			l.kernel(l.userData(), fmt.Sprintf("depth%d", total), `{"argv": ["python3"], "x": `+strings.Repeat("[", n)+strings.Repeat("]", n)+`}`)
+		}
+	}},
 }
 
-// intended are the layouts where sifkernel knowingly differs, and why.
-var intended = map[string]string{
-	// sifkernel runs outside the environment Jupyter runs in, so it takes an
-	// active VIRTUAL_ENV or CONDA_PREFIX for Jupyter's sys.prefix. The
-	// Jupyter under test is Debian's /usr/bin/python3 (sys.prefix /usr).
-	"an active virtual environment": "sys.prefix is guessed from VIRTUAL_ENV",
+// The job's kernels win under every Jupyter: the job's directory, first on
+// JUPYTER_PATH as the TaskProlog puts it, against the user's, the
+// environment's and the system's kernel of the same name (python3, which
+// Debian's ipykernel installs in /usr/share/jupyter), with
+// JUPYTER_PREFER_ENV_PATH unset, set and off, in no environment, a venv and
+// a conda environment.
+func init() {
+	for _, prefer := range []string{"", "1", "0"} {
+		for _, envKind := range []string{"none", "venv", "conda"} {
+			name := fmt.Sprintf("the job's kernels win: %s, JUPYTER_PREFER_ENV_PATH=%q", envKind, prefer)
+			layouts = append(layouts, struct {
+				name  string
+				setup func(l *layout)
+			}{name, func(l *layout) {
+				job := l.dir("tmp", "sifkernel", "jobs", "7", "jupyter")
+				l.env["JUPYTER_PATH"] = job
+				if prefer != "" {
+					l.env["JUPYTER_PREFER_ENV_PATH"] = prefer
+				}
+				dirs := []string{job, l.userData()}
+				switch envKind {
+				case "venv":
+					dirs = append(dirs, filepath.Join(l.venv("venv"), "share", "jupyter"))
+				case "conda":
+					dirs = append(dirs, filepath.Join(l.conda("conda/envs/x", "x"), "share", "jupyter"))
+				}
+				for _, d := range dirs {
+					l.kernel(d, "python3", good(d))
+					l.kernel(d, "bert", good(d))
+				}
+				l.wantWinner = map[string]string{"python3": filepath.Join(job, "kernels", "python3"), "bert": filepath.Join(job, "kernels", "bert")}
+			}})
+		}
+	}
+}
+
+// intended are the layouts where sifkernel knowingly differs from one
+// Debian release's Jupyter, and why; an entry that no longer differs fails.
+var intended = map[string]map[string]string{
+	"debian12": {},
+	"debian13": {},
+}
+
+// A side is one Debian release's Jupyter.
+type side struct {
+	name   string
+	root   string // "" for this machine; else the chroot the layouts are bound into
+	core   int    // the jupyter_core major sifkernel must detect there
+	python string // and the Python
+}
+
+// debian13Root is the chroot testcluster/debian13/build makes.
+func debian13Root() string {
+	if r := os.Getenv("SIFKERNEL_DEBIAN13_ROOT"); r != "" {
+		return r
+	}
+	return "/var/cache/sifkernel/debian13"
 }
 
 // jupyterView is what one side says.
@@ -349,7 +544,16 @@ type jupyterView struct {
 	Dirs   []string          `json:"dirs"`
 	Found  map[string]string `json:"found"`
 	Loaded []string          `json:"loaded"`
-	Fixes  []struct {
+	Model  struct {
+		Core   string `json:"jupyter_core"`
+		Python string `json:"python"`
+		Prefix string `json:"sys_prefix"`
+		Why    string `json:"why"`
+	} `json:"model"`
+	// Self lists kernel directories sifkernel reports as shadowed by the
+	// very directory they are, or twice: Jupyter lists each once.
+	Self  []string `json:"self"`
+	Fixes []struct {
 		File  string   `json:"file"`
 		Lost  []string `json:"lost"`
 		Order bool     `json:"order"`
@@ -357,84 +561,226 @@ type jupyterView struct {
 	} `json:"fixes"`
 }
 
+// TestMain runs as sifkernel's side of the differential test when asked:
+// in the layout's environment and directory, inside the side's file system.
+func TestMain(m *testing.M) {
+	if os.Getenv("SIFKERNEL_DIFF_CHILD") == "1" {
+		me, err := user.Current()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		json.NewEncoder(os.Stdout).Encode(ourView(Env{Home: me.HomeDir}))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 func TestJupyterDifferential(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		testkit.Skip(t, "no /usr/bin/python3")
-	}
-	if err := exec.Command("/usr/bin/python3", "-c", "import jupyter_client").Run(); err != nil {
-		testkit.Skip(t, "Debian's python3-jupyter-client is not installed")
-	}
-	if len(layouts) < 40 {
+	sides := []side{{name: "debian12", core: 4, python: "3.11"}, {name: "debian13", root: debian13Root(), core: 5, python: "3.13"}}
+	if len(layouts) < 60 {
 		t.Fatalf("only %d layouts", len(layouts))
 	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	type run struct {
-		l     *layout
-		ours  jupyterView
-		fixes [][3]any
-	}
-	runs := make([]run, len(layouts))
-	for i, lay := range layouts {
-		root := t.TempDir()
-		l := &layout{t: t, root: root, home: filepath.Join(root, "home"), env: map[string]string{}}
-		testkit.Must(t, os.MkdirAll(l.home, 0o755))
-		l.cwd = l.dir("somewhere")
-		l.env["HOME"] = l.home
-		lay.setup(l)
-		t.Chdir(l.cwd)
-		env := Env{Home: me.HomeDir, LookupEnv: func(k string) (string, bool) { v, ok := l.env[k]; return v, ok }}
-		runs[i] = run{l: l, ours: ourView(env)}
-		runs[i].fixes = runFixes(t, l, env)
-	}
-	var wg sync.WaitGroup
-	theirs := make([]jupyterView, len(layouts))
-	errs := make([]error, len(layouts))
-	sem := make(chan struct{}, 4)
-	for i := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			theirs[i], errs[i] = jupyterSees(runs[i].l, runs[i].fixes)
-		}()
-	}
-	wg.Wait()
-	for i, lay := range layouts {
-		t.Run(lay.name, func(t *testing.T) {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
+	exe, err := os.Executable()
+	testkit.Must(t, err)
+	for _, sd := range sides {
+		t.Run(sd.name, func(t *testing.T) {
+			if err := sd.ready(); err != nil {
+				testkit.Skip(t, err.Error())
 			}
-			diff := compare(runs[i].ours, theirs[i])
-			why, listed := intended[lay.name]
-			switch {
-			case diff != "" && !listed:
-				t.Errorf("sifkernel and jupyter_client disagree:\n%s", diff)
-			case diff == "" && listed:
-				t.Errorf("listed as an intended difference (%s), but they agree: drop the row", why)
-			case listed:
-				t.Logf("intended difference (%s):\n%s", why, diff)
+			if sd.root != "" {
+				t.Cleanup(func() { removeEmptyDirs(filepath.Join(sd.root, os.TempDir())) })
 			}
-			for _, f := range theirs[i].Fixes {
-				if f.Error != "" || len(f.Lost) > 0 || !f.Order {
-					t.Errorf("kernel fix of %s: Python: error %q, values lost %v, key order kept %v", f.File, f.Error, f.Lost, f.Order)
-				}
+			type run struct {
+				l            *layout
+				ours, theirs jupyterView
+				errs         []error
+				fixes        [][3]any
+			}
+			runs := make([]*run, len(layouts))
+			for i, lay := range layouts {
+				root := t.TempDir()
+				l := &layout{t: t, root: root, home: filepath.Join(root, "home"), env: map[string]string{"PATH": "/usr/bin:/bin"}}
+				testkit.Must(t, os.MkdirAll(l.home, 0o755))
+				l.cwd = l.dir("somewhere")
+				l.env["HOME"] = l.home
+				lay.setup(l)
+				runs[i] = &run{l: l}
+				env := Env{Home: "/root", LookupEnv: func(k string) (string, bool) { v, ok := l.env[k]; return v, ok },
+					Jupyter: &Jupyter{Core: Version{sd.core, -1, -1}, Python: Version{3, 11, -1}}}
+				runs[i].fixes = runFixes(t, l, env)
+			}
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, 4)
+			for _, r := range runs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					var e1, e2 error
+					r.theirs, e1 = sd.jupyterSees(r.l, r.fixes)
+					r.ours, e2 = sd.sifkernelSees(r.l, exe)
+					r.errs = []error{e1, e2}
+				}()
+			}
+			wg.Wait()
+			for i, lay := range layouts {
+				r := runs[i]
+				t.Run(lay.name, func(t *testing.T) {
+					if err := errors.Join(r.errs...); err != nil {
+						t.Fatal(err)
+					}
+					if got := r.theirs.Model; !strings.HasPrefix(got.Core, fmt.Sprint(sd.core, ".")) || got.Python != sd.python {
+						t.Fatalf("the Jupyter run is jupyter_core %s on Python %s, not the %s one", got.Core, got.Python, sd.name)
+					}
+					diff := compare(r.ours, r.theirs)
+					why, listed := intended[sd.name][lay.name]
+					switch {
+					case diff != "" && !listed:
+						t.Errorf("sifkernel and jupyter_client disagree:\n%s", diff)
+					case diff == "" && listed:
+						t.Errorf("listed as an intended difference (%s), but they agree: drop the row", why)
+					case listed:
+						t.Logf("intended difference (%s):\n%s", why, diff)
+					}
+					for name, dir := range r.l.wantWinner {
+						for who, v := range map[string]jupyterView{"sifkernel": r.ours, "jupyter": r.theirs} {
+							if v.Found[name] != dir {
+								t.Errorf("%s: %q resolves to %q, want the job's %q", who, name, v.Found[name], dir)
+							}
+						}
+					}
+					for _, f := range r.theirs.Fixes {
+						if f.Error != "" || len(f.Lost) > 0 || !f.Order {
+							t.Errorf("kernel fix of %s: Python: error %q, values lost %v, key order kept %v", f.File, f.Error, f.Lost, f.Order)
+						}
+					}
+				})
 			}
 		})
 	}
 }
 
+// ready says why a side cannot run here, if it cannot.
+func (sd side) ready() error {
+	if sd.root == "" {
+		if err := exec.Command("/usr/bin/python3", "-c", "import jupyter_client").Run(); err != nil {
+			return fmt.Errorf("Debian's python3-jupyter-client is not installed here")
+		}
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the Debian 13 side needs root (a chroot and bind mounts)")
+	}
+	if _, err := os.Stat(filepath.Join(sd.root, ".sifkernel-stamp")); err != nil {
+		return fmt.Errorf("no Debian 13 chroot at %s: run testcluster/debian13/build", sd.root)
+	}
+	return nil
+}
+
+// command runs argv in the layout's environment and working directory,
+// inside the side's file system: for a chroot, in a private mount namespace
+// with the layout's directory (and bind, if given) bound in at the same
+// paths, so both sides see the same names.
+func (sd side) command(l *layout, bind string, env []string, argv ...string) *exec.Cmd {
+	if sd.root == "" {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir, cmd.Env = l.cwd, env
+		return cmd
+	}
+	const script = `r=$1 lay=$2 bin=$3 cwd=$4; shift 4
+for d in "$lay" $bin; do mkdir -p "$r$d" && mount --bind "$d" "$r$d" || exit 125; done
+exec chroot "$r" /usr/bin/env -i -C "$cwd" "$@"`
+	args := append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", sd.root, l.root, bind, l.cwd}, env...)
+	return exec.Command("unshare", append(args, argv...)...)
+}
+
+func (l *layout) environ(extra ...string) []string {
+	var env []string
+	for k, v := range l.env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return append(env, extra...)
+}
+
+// jupyterSees runs the driver with the Python of the jupyter the layout's
+// PATH finds (the first line of that script names it).
+func (sd side) jupyterSees(l *layout, fixes [][3]any) (jupyterView, error) {
+	var v jupyterView
+	py := ""
+	for _, dir := range strings.Split(l.env["PATH"], ":") {
+		in := sd.root + dir
+		if strings.HasPrefix(dir, l.root+"/") {
+			in = dir // bound in at the same path
+		}
+		head, err := os.ReadFile(filepath.Join(in, "jupyter"))
+		if err == nil && bytes.HasPrefix(head, []byte("#!")) {
+			line, _, _ := bytes.Cut(head[2:], []byte("\n"))
+			py = strings.TrimSpace(string(line))
+			break
+		}
+	}
+	if py == "" {
+		return v, fmt.Errorf("no jupyter on PATH %q in %s", l.env["PATH"], sd.name)
+	}
+	arg, _ := json.Marshal(fixes)
+	if fixes == nil {
+		arg = []byte("[]")
+	}
+	return v, run(sd.command(l, "", l.environ(), py, "-c", pyDriver, string(arg)), &v)
+}
+
+// sifkernelSees runs this test binary as sifkernel's side (see TestMain).
+func (sd side) sifkernelSees(l *layout, exe string) (jupyterView, error) {
+	var v jupyterView
+	return v, run(sd.command(l, filepath.Dir(exe), l.environ("SIFKERNEL_DIFF_CHILD=1"), exe), &v)
+}
+
+func run(cmd *exec.Cmd, v *jupyterView) error {
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s: %v\n%s", filepath.Base(cmd.Args[0]), err, stderr.String())
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("reading the answer of %s: %v\n%s", cmd.Args[0], err, out)
+	}
+	return nil
+}
+
+// removeEmptyDirs removes the mount points left in the chroot: empty
+// directories only, so nothing is lost should a mount still be there.
+func removeEmptyDirs(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, en := range ents {
+		if en.IsDir() && en.Type()&os.ModeSymlink == 0 {
+			removeEmptyDirs(filepath.Join(dir, en.Name()))
+		}
+	}
+	os.Remove(dir)
+}
+
 // ourView is what sifkernel says, in jupyter_client's terms.
 func ourView(env Env) jupyterView {
+	env = env.WithModel()
 	v := jupyterView{Found: map[string]string{}, Loaded: []string{}}
-	dirs := env.SearchPath()
-	for _, d := range dirs {
+	j := env.Model()
+	v.Model.Core, v.Model.Python, v.Model.Prefix, v.Model.Why = j.Core.String(), j.Python.String(), j.Prefix, j.Why
+	for _, d := range env.SearchPath() {
 		v.Dirs = append(v.Dirs, d.Kernels())
 	}
-	for _, e := range Discover(dirs) {
+	seen := map[string]bool{}
+	for _, e := range env.Kernels() {
+		if seen[e.Dir] {
+			v.Self = append(v.Self, e.Dir+" (twice)")
+		}
+		seen[e.Dir] = true
+		if e.ShadowedBy != "" && sameDir(e.ShadowedBy, e.Dir) {
+			v.Self = append(v.Self, e.Dir+" (shadowed by "+e.ShadowedBy+")")
+		}
 		if e.Ignored != "" || e.ShadowedBy != "" {
 			continue
 		}
@@ -468,35 +814,15 @@ func runFixes(t *testing.T, l *layout, env Env) [][3]any {
 	return out
 }
 
-// jupyterSees runs the driver in the layout's environment and directory.
-func jupyterSees(l *layout, fixes [][3]any) (jupyterView, error) {
-	var v jupyterView
-	arg, _ := json.Marshal(fixes)
-	if fixes == nil {
-		arg = []byte("[]")
-	}
-	cmd := exec.Command("/usr/bin/python3", "-c", pyDriver, string(arg))
-	cmd.Dir = l.cwd
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	for k, val := range l.env {
-		cmd.Env = append(cmd.Env, k+"="+val)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return v, fmt.Errorf("python: %v\n%s", err, stderr.String())
-	}
-	if err := json.Unmarshal(out, &v); err != nil {
-		return v, fmt.Errorf("reading python's answer: %v\n%s", err, out)
-	}
-	return v, nil
-}
-
-// compare lists the disagreements: search dirs, winners, loadable kernels.
+// compare lists the disagreements: the model, search dirs, winners,
+// loadable kernels, and any kernel sifkernel reports against itself.
 // Debian's own /usr/share/jupyter kernels are seen by both and compared too.
 func compare(ours, theirs jupyterView) string {
 	var b strings.Builder
+	if o, t := ours.Model, theirs.Model; o.Core != t.Core || o.Python != t.Python || o.Prefix != t.Prefix {
+		fmt.Fprintf(&b, "  model: sifkernel jupyter_core %s, Python %s, sys.prefix %q (%s)\n         jupyter   jupyter_core %s, Python %s, sys.prefix %q\n",
+			o.Core, o.Python, o.Prefix, o.Why, t.Core, t.Python, t.Prefix)
+	}
 	if !slices.Equal(ours.Dirs, theirs.Dirs) {
 		fmt.Fprintf(&b, "  kernel dirs:\n    sifkernel %q\n    jupyter   %q\n", ours.Dirs, theirs.Dirs)
 	}
@@ -519,6 +845,9 @@ func compare(ours, theirs jupyterView) string {
 	}
 	if !slices.Equal(ours.Loaded, theirs.Loaded) {
 		fmt.Fprintf(&b, "  loadable:\n    sifkernel %q\n    jupyter   %q\n", ours.Loaded, theirs.Loaded)
+	}
+	for _, s := range ours.Self {
+		fmt.Fprintf(&b, "  sifkernel reports a kernel against itself: %s\n", s)
 	}
 	return b.String()
 }

@@ -39,31 +39,63 @@ func TestValidName(t *testing.T) {
 }
 
 func TestSearchPath(t *testing.T) {
+	own := t.TempDir() // a prefix this user owns
+	other := "/"       // one somebody else owns
+	if os.Geteuid() == 0 {
+		other = t.TempDir()
+		testkit.Must(t, os.Chown(other, 65534, 65534))
+	}
+	v4 := Jupyter{Core: Version{4, 12, 0}, Python: Version{3, 11, -1}}
+	v5 := func(prefix, base string) Jupyter {
+		return Jupyter{Core: Version{5, 7, 2}, Python: Version{3, 13, -1}, Prefix: prefix, BasePrefix: base}
+	}
+	sys := []string{"/usr/local/share/jupyter", "/usr/share/jupyter"}
 	tests := []struct {
 		name string
+		j    Jupyter
 		env  map[string]string
 		want []string
 	}{
-		{name: "defaults", want: []string{"/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
+		{name: "defaults", j: v4, want: []string{"/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
 		// As jupyter_core: trailing slashes dropped, nothing de-duplicated.
-		{name: "JUPYTER_PATH first", env: map[string]string{"JUPYTER_PATH": "/job/jupyter:/x/:/usr/share/jupyter"},
+		{name: "JUPYTER_PATH first", j: v4, env: map[string]string{"JUPYTER_PATH": "/job/jupyter:/x/:/usr/share/jupyter"},
 			want: []string{"/job/jupyter", "/x", "/usr/share/jupyter", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
-		{name: "an empty JUPYTER_PATH entry is the working directory", env: map[string]string{"JUPYTER_PATH": ":/a"},
+		{name: "an empty JUPYTER_PATH entry is the working directory", j: v4, env: map[string]string{"JUPYTER_PATH": ":/a"},
 			want: []string{"", "/a", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
 		// The Python user base stays when the data dir moves.
-		{name: "JUPYTER_DATA_DIR beats XDG", env: map[string]string{"JUPYTER_DATA_DIR": "/d", "XDG_DATA_HOME": "/xdg"},
+		{name: "JUPYTER_DATA_DIR beats XDG", j: v4, env: map[string]string{"JUPYTER_DATA_DIR": "/d", "XDG_DATA_HOME": "/xdg"},
 			want: []string{"/d", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
-		{name: "XDG and venv", env: map[string]string{"XDG_DATA_HOME": "/xdg", "VIRTUAL_ENV": "/venv"},
+		{name: "4: a venv comes after the user", j: Jupyter{Core: Version{4, 12, 0}, Prefix: "/venv", BasePrefix: "/usr"}, env: map[string]string{"XDG_DATA_HOME": "/xdg"},
 			want: []string{"/xdg/jupyter", "/home/u/.local/share/jupyter", "/venv/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
-		{name: "JUPYTER_PREFER_ENV_PATH", env: map[string]string{"VIRTUAL_ENV": "/venv", "JUPYTER_PREFER_ENV_PATH": "1", "PYTHONNOUSERSITE": "1"},
+		{name: "4: JUPYTER_PREFER_ENV_PATH", j: Jupyter{Core: Version{4, 12, 0}, Prefix: "/venv", BasePrefix: "/usr"}, env: map[string]string{"JUPYTER_PREFER_ENV_PATH": "1", "PYTHONNOUSERSITE": "1"},
 			want: []string{"/venv/share/jupyter", "/home/u/.local/share/jupyter", "/usr/local/share/jupyter", "/usr/share/jupyter"}},
+		{name: "5: a venv the user owns comes first", j: v5(own, "/usr"),
+			want: append([]string{own + "/share/jupyter", "/home/u/.local/share/jupyter"}, sys...)},
+		{name: "5: a venv someone else owns does not", j: v5(other, "/usr"), env: map[string]string{"PYTHONNOUSERSITE": "1"},
+			want: append([]string{"/home/u/.local/share/jupyter", pathlibStr(other + "/share/jupyter")}, sys...)},
+		{name: "5: JUPYTER_PREFER_ENV_PATH=0 keeps the user first", j: v5(own, "/usr"), env: map[string]string{"JUPYTER_PREFER_ENV_PATH": "0", "PYTHONNOUSERSITE": "1"},
+			want: append([]string{"/home/u/.local/share/jupyter", own + "/share/jupyter"}, sys...)},
+		{name: "5: conda base is not preferred", j: v5(own, own), env: map[string]string{"CONDA_PREFIX": own, "CONDA_DEFAULT_ENV": "base", "PYTHONNOUSERSITE": "1"},
+			want: append([]string{"/home/u/.local/share/jupyter", own + "/share/jupyter"}, sys...)},
+		{name: "5: a named conda env is", j: v5(own, own), env: map[string]string{"CONDA_PREFIX": own, "CONDA_DEFAULT_ENV": "torch", "PYTHONNOUSERSITE": "1"},
+			want: append([]string{own + "/share/jupyter", "/home/u/.local/share/jupyter"}, sys...)},
+		{name: "5: CONDA_DEFAULT_ENV unset means base", j: v5(own, own), env: map[string]string{"CONDA_PREFIX": own, "PYTHONNOUSERSITE": "1"},
+			want: append([]string{"/home/u/.local/share/jupyter", own + "/share/jupyter"}, sys...)},
+		{name: "5: JUPYTER_PLATFORM_DIRS", j: v5("", ""), env: map[string]string{"JUPYTER_PLATFORM_DIRS": "1", "XDG_DATA_DIRS": "/site/share:/usr/share/", "PYTHONNOUSERSITE": "1"},
+			want: []string{"/home/u/.local/share/jupyter", "/site/share/jupyter", "/usr/share/jupyter"}},
+		{name: "4: JUPYTER_PLATFORM_DIRS means nothing", j: v4, env: map[string]string{"JUPYTER_PLATFORM_DIRS": "1", "XDG_DATA_DIRS": "/site/share", "PYTHONNOUSERSITE": "1"},
+			want: append([]string{"/home/u/.local/share/jupyter"}, sys...)},
+		{name: "5: a venv without system site packages has no user base", j: Jupyter{Core: Version{5, 7, 2}, Prefix: other, BasePrefix: "/usr", NoUserSite: true},
+			env: map[string]string{"PYTHONUSERBASE": "/ub"}, want: append([]string{"/home/u/.local/share/jupyter", pathlibStr(other + "/share/jupyter")}, sys...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := Env{Home: "/home/u", Getenv: func(k string) string { return tt.env[k] }}
+			e := Env{Home: "/home/u", Getenv: func(k string) string { return tt.env[k] }, Jupyter: &tt.j}
 			var got []string
 			for _, d := range e.SearchPath() {
-				got = append(got, d.Path)
+				if d.Origin != "ipython" {
+					got = append(got, d.Path)
+				}
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("SearchPath() = %v, want %v", got, tt.want)

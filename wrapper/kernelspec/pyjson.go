@@ -8,15 +8,16 @@ import (
 
 // Python's json module, which Jupyter loads kernel.json with, is not Go's:
 // it accepts NaN, Infinity and -Infinity, keeps lone surrogates, refuses
-// integers of more than 4,300 digits and gives up on nesting about 1,000
-// deep (measured with Debian 12's Python 3.11 inside jupyter_client). scan
-// follows those rules and hands Go's decoder a copy it can read.
+// integers of more than 4,300 digits and gives up on deep nesting, how deep
+// depending on the Python (see Jupyter.MaxJSONDepth). scan follows those
+// rules, refusing only what no modelled Python loads, records the depth,
+// and hands Go's decoder a copy it can read.
 
 const (
-	// pyMaxDepth is the deepest nesting Python's json loads inside
-	// jupyter_client: json.loads alone managed 995 levels and failed at 1,000,
-	// and jupyter_client calls it from about a dozen frames deeper.
-	pyMaxDepth = 980
+	// pyMaxDepth is the deepest nesting any modelled Python's json loads
+	// inside jupyter_client (3.13's); Discover applies the model's own.
+	// Go's encoding/json stops at 10,000.
+	pyMaxDepth = 9997
 	// pyMaxIntDigits is Python's int_max_str_digits default (3.11).
 	pyMaxIntDigits = 4300
 )

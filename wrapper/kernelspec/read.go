@@ -27,6 +27,9 @@ type Kernel struct {
 	// or Err when it cannot even read it); nil if Jupyter lists the kernel.
 	// A kernel Jupyter loads may still have an Err: it breaks at start.
 	LoadErr error
+	// Depth is how deep the file nests (the top-level object counts 1):
+	// how deep Python may go depends on its version (Jupyter.MaxJSONDepth).
+	Depth int
 }
 
 // File is the path of the kernel.json.
@@ -59,6 +62,7 @@ func Load(dir string) *Kernel {
 		k.LoadErr = k.Err
 		return k
 	}
+	k.Depth = sc.Depth
 	if reason := jupyterLoad(sc); reason != "" {
 		k.LoadErr = &LoadError{File: k.File(), Reason: reason}
 	}
