@@ -2,7 +2,9 @@
 #   make            build bin/sifkernel
 #   make demo       a job's whole lifecycle on a simulated GPU node (no root, no Slurm)
 #   make try        kernel add/check/fix on built-in examples (no root, no Slurm)
-#   make test       unit and integration tests (what CI runs)
+#   make test       unit and integration tests (what CI runs; as root, the
+#                   Jupyter differential test also runs against Debian 13's
+#                   Jupyter: make debian13 builds its chroot first)
 #   make test-cluster  end-to-end tests on a real Slurm cluster on this machine (root)
 #   make test-package  build, lint, install the .deb, run the cluster on it, remove it (root)
 #   make lint       gofmt, go vet, shellcheck
@@ -35,7 +37,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILDFLAGS ?= -buildmode=pie
 FUZZTIME ?= 10s
 
-.PHONY: test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: debian13 test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -49,6 +51,10 @@ try: build
 
 test: lint test-unit fuzz
 
+# Debian 13's Jupyter in a chroot, for the differential test (root, ~1 min once).
+debian13:
+	testcluster/debian13/build
+
 test-unit:
 	$(GO) test -race -count=1 ./...
 
@@ -59,7 +65,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian13/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 

@@ -32,7 +32,7 @@ func benchLayout(b *testing.B) Env {
 			}
 		}
 	}
-	env := map[string]string{"HOME": filepath.Join(root, "home"), "JUPYTER_PATH": strings.Join(path, ":")}
+	env := map[string]string{"HOME": filepath.Join(root, "home"), "JUPYTER_PATH": strings.Join(path, ":"), "PATH": os.Getenv("PATH")}
 	return Env{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 }
 
@@ -40,7 +40,7 @@ func benchLayout(b *testing.B) Env {
 func BenchmarkDiscover500(b *testing.B) {
 	env := benchLayout(b)
 	for b.Loop() {
-		if n := len(Discover(env.SearchPath())); n < 500 {
+		if n := len(env.Kernels()); n < 500 {
 			b.Fatalf("found %d", n)
 		}
 	}
@@ -51,8 +51,19 @@ func BenchmarkCheck500(b *testing.B) {
 	env := benchLayout(b)
 	c := Checker{Env: env, GPUFlag: "--nv"}
 	for b.Loop() {
-		for _, e := range Discover(env.SearchPath()) {
+		for _, e := range env.Kernels() {
 			c.Check(e)
 		}
+	}
+}
+
+// BenchmarkDetectJupyter is what every kernel command and user part adds
+// to find the Jupyter it models: PATH's jupyter, its Python, its
+// site directories (this machine's PATH).
+func BenchmarkDetectJupyter(b *testing.B) {
+	vars := map[string]string{"PATH": os.Getenv("PATH"), "HOME": b.TempDir()}
+	env := Env{LookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
+	for b.Loop() {
+		DetectJupyter(env)
 	}
 }
