@@ -7,6 +7,7 @@
 #                   Jupyter: make debian13 builds its chroot first)
 #   make test-cluster  end-to-end tests on a real Slurm cluster on this machine (root)
 #   make test-package  build, lint, install the .deb, run the cluster on it, remove it (root)
+#   make test-vm    the cluster tests on three Debian VMs under QEMU (root; DISTRO=trixie)
 #   make lint       gofmt, go vet, shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
 #   make cover      coverage per package, with what hooks run as the job user (root)
@@ -37,7 +38,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILDFLAGS ?= -buildmode=pie
 FUZZTIME ?= 10s
 
-.PHONY: debian13 test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: debian13 test-vm test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -65,7 +66,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/provision testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian13/build testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian13/build testcluster/vm/build-box testcluster/vm/cluster testcluster/vm/provision testcluster/vm/run-tests testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 
@@ -148,6 +149,14 @@ test-package:
 soak: build
 	testcluster/soak/run $(SOAK_ARGS)
 
-# The same tests on the Vagrant cluster, from inside the ctl VM (root).
+# The same tests on three real Debian VMs (plain QEMU; TCG where there is no
+# usable KVM), with systemd, NFS home, pam_slurm_adopt and the .deb
+# installed, plus a node rebooted mid-job (root). DISTRO=trixie: Debian 13.
+DISTRO ?= bookworm
+test-vm:
+	DISTRO=$(DISTRO) testcluster/vm/run-tests
+
+# Inside the ctl VM of a Vagrant cluster (vagrant ssh ctl; root): the same.
 test-cluster-vm:
-	SIFKERNEL_CLUSTER_SSH=1 SLURM_CONF=/etc/slurm/slurm.conf go test -tags cluster -count=1 -v ./testcluster/e2e
+	cd testcluster/e2e && SIFKERNEL_CLUSTER_SSH=1 SIFKERNEL_INSTALLED=1 SLURM_CONF=/etc/slurm/slurm.conf \
+		SIFKERNEL_BIN=/usr/bin/sifkernel NODE_CACHE=/var/tmp/sifkernel go test -tags cluster,vmcluster -count=1 -v .

@@ -3,6 +3,9 @@
 # shellcheck disable=SC2034 # used by the scripts that source this
 SKC=${SIFKERNEL_CLUSTER_DIR:-/var/tmp/sifkernel-cluster}
 export SLURM_CONF="$SKC/etc/slurm.conf"
+# SIFKERNEL_CLUSTER_SSH=1: the cluster is the VM cluster (testcluster/vm):
+# its slurm.conf is the system's, and nodes are hosts reached by ssh.
+[ "${SIFKERNEL_CLUSTER_SSH:-0}" = 1 ] && SLURM_CONF=/etc/slurm/slurm.conf
 # SIFKERNEL_INSTALLED=1: the cluster runs the installed package (make
 # package; dpkg -i): /usr/bin/sifkernel, its /etc/sifkernel/config.toml
 # (edited as an admin would), its profile.d snippet, the slurm.conf lines of
@@ -12,7 +15,7 @@ if [ "${SIFKERNEL_INSTALLED:-0}" = 1 ]; then
 	SIFKERNEL_BIN=/usr/bin/sifkernel
 	SITE_CONFIG=/etc/sifkernel/config.toml
 	SLURM_SNIPPET=/usr/share/doc/sifkernel/slurm.conf.snippet
-	NODE_CACHE=/tmp/sifkernel   # node-local: a private tmpfs in each slurmd's namespace
+	NODE_CACHE=${NODE_CACHE:-/tmp/sifkernel} # node-local: a private tmpfs in each slurmd's namespace (the VM cluster: its disk)
 else
 	SIFKERNEL_BIN=$SKC/bin/sifkernel
 	SITE_CONFIG=$SKC/etc/sifkernel/config.toml
@@ -42,8 +45,13 @@ wait_for() {
 	done
 }
 
-# on_node NODE CMD...: run CMD in NODE's mount namespace (its node-local disk).
+# on_node NODE CMD...: run CMD in NODE's mount namespace (its node-local
+# disk); on the VM cluster, on the node by ssh.
 on_node() {
 	local n=$1; shift
+	if [ "${SIFKERNEL_CLUSTER_SSH:-0}" = 1 ]; then
+		ssh -o BatchMode=yes "$n" -- "$(printf '%q ' "$@")"
+		return
+	fi
 	nsenter --mount --target "$(cat "$SKC/run/node-$n.pid")" -- "$@"
 }

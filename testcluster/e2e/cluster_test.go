@@ -252,9 +252,6 @@ func TestSweepAfterCrash(t *testing.T) {
 // gets the kernel working and leaves nothing behind.
 func TestWithoutHooks(t *testing.T) {
 	requireCluster(t)
-	if vms {
-		t.Skip("switching the hooks off is done by testcluster/up, on the one-machine cluster only")
-	}
 	setHooks(t, false)
 	defer setHooks(t, true)
 	setupUser(t, "sktest1", "bert")
@@ -294,8 +291,27 @@ func setHooks(t *testing.T, on bool) {
 		}
 		return n
 	}
+	if vms {
+		// Each host's own slurm.conf, as a site edits it; slurmd logs on its node.
+		reconfigured = func() int {
+			n := 0
+			for _, node := range []string{"m1", "m2"} {
+				out, _ := onNode(t, node, "cat", "/var/log/slurm/slurmd.log")
+				n += strings.Count(out, "Node reconfigured")
+			}
+			return n
+		}
+	}
 	before := reconfigured()
-	cmd := exec.Command("bash", "-c", filepath.Dir(mustWd(t))+"/up && scontrol reconfigure")
+	script := filepath.Dir(mustWd(t)) + "/up && scontrol reconfigure"
+	if vms {
+		edit := `sed -i -E 's/^#?((Prolog|Epilog|TaskProlog)=.*)/\1/' /etc/slurm/slurm.conf`
+		if !on {
+			edit = `sed -i -E 's/^((Prolog|Epilog|TaskProlog)=.*)/#\1/' /etc/slurm/slurm.conf`
+		}
+		script = edit + " && for n in m1 m2; do ssh -o BatchMode=yes $n \"" + edit + "\" || exit 1; done && scontrol reconfigure"
+	}
+	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = append(os.Environ(), "SIFKERNEL_CLUSTER_HOOKS="+v, "SLURM_CONF="+slurmConf())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hooks %v: %v\n%s", on, err, out)
@@ -378,9 +394,6 @@ func TestTwoNodeBcast(t *testing.T) {
 // and returns what the command printed on the node.
 func idevSSH(t *testing.T, u string, sbatchArgs []string, command string) string {
 	t.Helper()
-	if vms {
-		t.Skip("the ssh-style idev stand-in enters nodes with nsenter, on the one-machine cluster only")
-	}
 	args := append(append([]string{u}, sbatchArgs...), "--", command)
 	out, err := root(filepath.Join(filepath.Dir(mustWd(t)), "bin", "idev-ssh"), args...)
 	if err != nil {
@@ -421,9 +434,11 @@ func TestIdevOverSSH(t *testing.T) {
 	}
 }
 
-// Scenario 12: two jobs of one user on one node, and a login by ssh: with
-// no cgroup to tell (this cluster tracks processes without cgroups) the
-// newest job is taken, and the shell is told which and what else runs.
+// Scenario 12: two jobs of one user on one node, and a login by ssh. On
+// the one-machine cluster (processes tracked without cgroups) nothing tells
+// which job the session belongs to: the newest is taken, and the shell is
+// told which and what else runs. On the VM cluster, pam_slurm_adopt puts
+// the ssh session into one job's cgroup: that job is taken, whichever it is.
 func TestIdevOverSSHTwoJobs(t *testing.T) {
 	requireCluster(t)
 	setupUser(t, "sktest1", "bert")
@@ -431,9 +446,23 @@ func TestIdevOverSSHTwoJobs(t *testing.T) {
 	defer root("scancel", first)
 	waitState(t, first, time.Minute, "RUNNING")
 	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+first+"/node.json") })
-	out := idevSSH(t, "sktest1", []string{"-p", "normal", "-w", "m1"}, `echo "SJD=$SIFKERNEL_JOB_DIR"`)
+	out := idevSSH(t, "sktest1", []string{"-p", "normal", "-w", "m1"}, `echo "SJD=$SIFKERNEL_JOB_DIR"; echo "CG=$(cat /proc/self/cgroup)"`)
 	_, second, _ := strings.Cut(out, "idev-ssh: job ")
 	second, _, _ = strings.Cut(second, " ")
+	if vms {
+		_, cg, _ := strings.Cut(out, "CG=")
+		m := regexp.MustCompile(`job_([0-9]+)`).FindStringSubmatch(cg)
+		if m == nil {
+			t.Fatalf("pam_slurm_adopt put the session in no job's cgroup:\n%s", out)
+		}
+		if m[1] != first && m[1] != second {
+			t.Fatalf("the session is in job %s's cgroup, neither %s nor %s", m[1], first, second)
+		}
+		if !strings.Contains(out, "SJD="+nodeCache+"/jobs/"+m[1]+"\n") {
+			t.Errorf("the session is in job %s's cgroup but did not get that job's kernels:\n%s", m[1], out)
+		}
+		return
+	}
 	if !strings.Contains(out, "SJD="+nodeCache+"/jobs/"+second) {
 		t.Errorf("the session did not get the newest job, %s:\n%s", second, out)
 	}

@@ -47,7 +47,7 @@ func slurmConf() string { return envOr("SLURM_CONF", filepath.Join(skc, "etc/slu
 func slurmEnv() []string {
 	return []string{"SLURM_CONF=" + slurmConf(), "PATH=" + filepath.Join(skc, "bin") + ":/usr/sbin:/usr/bin:/sbin:/bin",
 		// testcluster's scripts (idev-ssh) find the installed package's paths with it.
-		"SIFKERNEL_INSTALLED=" + os.Getenv("SIFKERNEL_INSTALLED")}
+		"SIFKERNEL_INSTALLED=" + os.Getenv("SIFKERNEL_INSTALLED"), "SIFKERNEL_CLUSTER_SSH=" + os.Getenv("SIFKERNEL_CLUSTER_SSH"), "NODE_CACHE=" + nodeCache}
 }
 
 // requireCluster fails (skips outside CI) when testcluster/up has not run.
@@ -212,7 +212,13 @@ var vms = os.Getenv("SIFKERNEL_CLUSTER_SSH") == "1"
 func onNode(t *testing.T, node string, args ...string) (string, error) {
 	t.Helper()
 	if vms {
-		return root("ssh", append([]string{node, "--"}, args...)...)
+		// ssh hands the remote shell one string: quote each argument.
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = shellQuote(a)
+		}
+		return root("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3",
+			node, "--", strings.Join(quoted, " "))
 	}
 	pid, err := os.ReadFile(filepath.Join(skc, "run", "node-"+node+".pid"))
 	if err != nil {
@@ -220,6 +226,9 @@ func onNode(t *testing.T, node string, args ...string) (string, error) {
 	}
 	return root("nsenter", append([]string{"--mount", "--target", strings.TrimSpace(string(pid)), "--"}, args...)...)
 }
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }
 
 func existsOn(t *testing.T, node, path string) bool {
 	_, err := onNode(t, node, "test", "-e", path)
