@@ -10,7 +10,8 @@ import (
 )
 
 // Scenario 16 (the VM cluster only: a node must really boot): a compute
-// node reboots under a running job. Nothing of the job survives on its
+// node is reset under a running job (systemctl reboot --force --force, as
+// a crash or a power cycle). Nothing of the job survives on its
 // disk: at boot, before slurmd starts, the package's sifkernel-sweep-boot
 // unit removes every job's directory and refs (the cache is on a disk that
 // keeps its files across boots, /var/tmp, so nothing else would); the node
@@ -28,7 +29,9 @@ func TestRebootMidJob(t *testing.T) {
 	if len(globOn(t, "m1", refs)) == 0 {
 		t.Fatal("the Prolog left no ref: nothing for the reboot to clean")
 	}
-	onNode(t, "m1", "systemctl", "reboot") // ssh may return an error as the link goes
+	// A reset, as a crash or a power cycle gives (a graceful reboot with a job
+	// running waits 3 minutes on slurmstepd's scope, then on NFS, here).
+	onNode(t, "m1", "systemctl", "reboot", "--force", "--force") // ssh returns an error as the link goes
 	waitState(t, id, 5*time.Minute, "NODE_FAIL", "FAILED", "CANCELLED", "COMPLETED")
 	deadline := time.Now().Add(8 * time.Minute)
 	for {
