@@ -9,6 +9,10 @@ import json
 import os
 import sys
 
+# Seconds a kernel may take to answer: 60, or more where the test cluster is
+# emulated (the VM cluster under QEMU's TCG sets SIFKERNEL_KERNEL_TIMEOUT).
+TIMEOUT = int(os.environ.get("SIFKERNEL_KERNEL_TIMEOUT") or 60)
+
 from jupyter_client.manager import KernelManager
 
 name = sys.argv[1]
@@ -26,7 +30,7 @@ while True:
     kc = km.client()
     kc.start_channels()
     try:
-        kc.wait_for_ready(timeout=60)
+        kc.wait_for_ready(timeout=TIMEOUT)
         break
     except RuntimeError:
         kc.stop_channels()
@@ -36,7 +40,7 @@ while True:
 msg_id = kc.execute(code)
 out = ""
 while True:
-    msg = kc.get_iopub_msg(timeout=60)
+    msg = kc.get_iopub_msg(timeout=TIMEOUT)
     if msg["parent_header"].get("msg_id") != msg_id:
         continue
     if msg["msg_type"] == "stream":

@@ -47,7 +47,10 @@ func slurmConf() string { return envOr("SLURM_CONF", filepath.Join(skc, "etc/slu
 func slurmEnv() []string {
 	return []string{"SLURM_CONF=" + slurmConf(), "PATH=" + filepath.Join(skc, "bin") + ":/usr/sbin:/usr/bin:/sbin:/bin",
 		// testcluster's scripts (idev-ssh) find the installed package's paths with it.
-		"SIFKERNEL_INSTALLED=" + os.Getenv("SIFKERNEL_INSTALLED"), "SIFKERNEL_CLUSTER_SSH=" + os.Getenv("SIFKERNEL_CLUSTER_SSH"), "NODE_CACHE=" + nodeCache}
+		"SIFKERNEL_INSTALLED=" + os.Getenv("SIFKERNEL_INSTALLED"), "SIFKERNEL_CLUSTER_SSH=" + os.Getenv("SIFKERNEL_CLUSTER_SSH"), "NODE_CACHE=" + nodeCache,
+		// Jobs inherit it (sbatch exports the environment): kernels under
+		// software emulation, just after a boot, take longer than 60 s.
+		"SIFKERNEL_KERNEL_TIMEOUT=" + os.Getenv("SIFKERNEL_KERNEL_TIMEOUT")}
 }
 
 // requireCluster fails (skips outside CI) when testcluster/up has not run.
