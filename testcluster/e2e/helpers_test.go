@@ -148,6 +148,7 @@ func jobState(t *testing.T, id string) string {
 // waitState polls until the job is in one of states.
 func waitState(t *testing.T, id string, timeout time.Duration, states ...string) string {
 	t.Helper()
+	timeout = scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		s := jobState(t, id)
@@ -168,7 +169,7 @@ func waitState(t *testing.T, id string, timeout time.Duration, states ...string)
 func waitDone(t *testing.T, id string) string {
 	t.Helper()
 	s := waitState(t, id, 3*time.Minute, "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(scaled(time.Minute))
 	for time.Now().Before(deadline) {
 		out, _ := root("sinfo", "-h", "-N", "-o", "%N %T")
 		if !strings.Contains(out, "completing") && !strings.Contains(out, "comp") {
@@ -207,7 +208,19 @@ func parseResult(t *testing.T, out string) result {
 	return r
 }
 
-// vms says the tests run on the Vagrant cluster: nodes are hosts, reached by ssh.
+// timeScale stretches every wait: SIFKERNEL_TEST_TIME_SCALE, 1 by default;
+// the VM cluster under software emulation sets 3 (testcluster/vm/run-tests).
+var timeScale = func() float64 {
+	f, err := strconv.ParseFloat(os.Getenv("SIFKERNEL_TEST_TIME_SCALE"), 64)
+	if err != nil || f < 1 {
+		return 1
+	}
+	return f
+}()
+
+func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * timeScale) }
+
+// vms says the tests run on the VM cluster: nodes are hosts, reached by ssh.
 var vms = os.Getenv("SIFKERNEL_CLUSTER_SSH") == "1"
 
 // onNode runs a command on a node, seeing its node-local disk: in its mount
