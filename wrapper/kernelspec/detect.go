@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
@@ -230,14 +232,17 @@ func findPrefix(exe string) (string, Version) {
 
 // libPythons lists lib/pythonX.Y directories, newest last.
 func libPythons(lib string) []string {
-	ents, err := os.ReadDir(lib)
+	f, err := openDir(lib)
 	if err != nil {
 		return nil
 	}
+	defer f.Close()
+	names, _ := f.Readdirnames(maxSiteEntries)
+	sort.Strings(names)
 	var out []string
-	for _, en := range ents {
-		if pyDirRE.MatchString(en.Name()) {
-			out = append(out, en.Name())
+	for _, n := range names {
+		if pyDirRE.MatchString(n) {
+			out = append(out, n)
 		}
 	}
 	return out
@@ -249,7 +254,7 @@ var distRE = regexp.MustCompile(`^jupyter_core-([0-9][0-9A-Za-z.+]*)\.(dist-info
 // dist-info or egg-info name) and for jedi.
 func scanSite(dir string) (core Version, jedi bool, from string) {
 	core = Version{-1, -1, -1}
-	f, err := os.Open(dir)
+	f, err := openDir(dir)
 	if err != nil {
 		return core, false, ""
 	}
@@ -266,6 +271,13 @@ func scanSite(dir string) (core Version, jedi bool, from string) {
 		}
 	}
 	return core, jedi, from
+}
+
+// openDir opens a directory a user may have named (PYTHONPATH, a prefix):
+// O_DIRECTORY refuses anything else, and O_NONBLOCK keeps a FIFO in its
+// place from blocking the open.
+func openDir(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 }
 
 func parseCfg(data []byte) map[string]string {

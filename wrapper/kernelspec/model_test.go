@@ -131,7 +131,7 @@ func TestDetectJupyter(t *testing.T) {
 			core: "5.0.0", python: "3.11", prefix: base, base: base},
 		{name: "PYTHONHOME moves the prefix", env: map[string]string{"PATH": conda + "/bin", "PYTHONHOME": base + ":" + base},
 			core: "4.12.0", python: "3.12", prefix: base, base: base},
-		{name: "FIFOs on PATH hang nothing", env: map[string]string{"PATH": fifoDir + ":" + conda + "/bin"},
+		{name: "FIFOs on PATH and PYTHONPATH hang nothing", env: map[string]string{"PATH": fifoDir + ":" + conda + "/bin", "PYTHONPATH": filepath.Join(fifoDir, "jupyter")},
 			core: "5.7.2", python: "3.12", prefix: conda, base: conda, jedi: true},
 		{name: "nothing found: today's Jupyter, sys.prefix from VIRTUAL_ENV", env: map[string]string{"PATH": fifoDir, "VIRTUAL_ENV": "/v"},
 			core: "5", python: "unknown", prefix: "/v", base: "", why: "assumed"},
