@@ -8,6 +8,8 @@
 #   make test-cluster  end-to-end tests on a real Slurm cluster on this machine (root)
 #   make test-package  build, lint, install the .deb, run the cluster on it, remove it (root)
 #   make test-vm    the cluster tests on three Debian VMs under QEMU (root; DISTRO=trixie)
+#   make test-vm-ci the part of it CI runs (root)
+#   make bench-vm   staging against NFS slowed by tc netem, on the VM cluster (root)
 #   make lint       gofmt, go vet, shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
 #   make cover      coverage per package, with what hooks run as the job user (root)
@@ -38,7 +40,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILDFLAGS ?= -buildmode=pie
 FUZZTIME ?= 10s
 
-.PHONY: debian13 test-vm test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: debian13 test-vm test-vm-ci bench-vm test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -66,7 +68,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian-mirror testcluster/debian13/build testcluster/vm/build-box testcluster/vm/cluster testcluster/vm/provision testcluster/vm/run-tests testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian-mirror testcluster/debian13/build testcluster/vm/build-box testcluster/vm/cluster testcluster/vm/provision testcluster/vm/run-tests testcluster/vm/bench-nfs testcluster/vm/stage-files testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 
@@ -155,6 +157,17 @@ soak: build
 DISTRO ?= bookworm
 test-vm:
 	DISTRO=$(DISTRO) testcluster/vm/run-tests
+
+# What CI runs of it: the scenarios only real VMs can run (a GPU job on a
+# node whose home is NFS, ssh-style idev through pam_slurm_adopt, a
+# two-node job with sbcast between separate disks, a node reset mid-job).
+VM_CI_TESTS = ^(TestGPUJob|TestIdevOverSSH|TestTwoNodeBcast|TestRebootMidJob)$$
+test-vm-ci:
+	DISTRO=bookworm VM_TEST_RUN='$(VM_CI_TESTS)' testcluster/vm/run-tests
+
+# Staging against reading in place, on the VM cluster's NFS home slowed by tc netem (root).
+bench-vm:
+	DISTRO=$(DISTRO) testcluster/vm/bench-nfs
 
 # Inside the ctl VM of a Vagrant cluster (vagrant ssh ctl; root): the same.
 test-cluster-vm:
