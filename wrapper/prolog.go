@@ -15,6 +15,7 @@ import (
 	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
+	"github.com/sifkernel/sifkernel/wrapper/node"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
@@ -149,9 +150,7 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 	if e.ConfigDefaults {
 		env = append(env, ChildDefaultsEnv+"=1")
 	}
-	for _, k := range []string{"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER", "SLURM_JOB_PARTITION",
-		"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL",
-		"GOCOVERDIR"} { // GOCOVERDIR: only a binary built with -cover reads it (make cover)
+	for _, k := range childEnvKeys() {
 		if v, ok := e.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
@@ -186,6 +185,17 @@ const maxLoggedWarnings = 8
 // the job user's to shape (see decodeReport): at most kernel.max_per_job
 // kernel lines and maxLoggedWarnings warnings are logged, each string cut,
 // and one line counts the rest.
+// childEnvKeys are the variables the Prolog passes from its own environment
+// to the child it runs as the job user: the job's identity, every variable
+// GPU detection reads (node.GPUSignals, the one list of them), the node
+// name and the log level. GOCOVERDIR: only a binary built with -cover reads
+// it (make cover).
+func childEnvKeys() []string {
+	keys := []string{"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER"}
+	keys = append(keys, node.GPUSignals()...)
+	return append(keys, "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL", "GOCOVERDIR")
+}
+
 func (e *Env) logReport(log logrus.FieldLogger, r Report) {
 	q := untrusted.String
 	for i, w := range r.Warnings {

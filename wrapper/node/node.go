@@ -37,6 +37,17 @@ type Env struct {
 	GPUPartitions []string // names or globs
 }
 
+// allocatedSignals are the variables in which Slurm names the GPUs it
+// allocated, in the order DetectGPU trusts them.
+var allocatedSignals = [...]string{"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "GPU_DEVICE_ORDINAL"}
+
+// GPUSignals lists every environment variable DetectGPU reads. A process
+// that detects GPUs for a job in a scrubbed environment (the Prolog's child
+// running as the job user) must be given each of them: this is the one list.
+func GPUSignals() []string {
+	return append(append([]string{"CUDA_VISIBLE_DEVICES"}, allocatedSignals[:]...), "SLURM_JOB_PARTITION")
+}
+
 var ordinal = regexp.MustCompile(`^[0-9]+$|^(GPU|MIG)-[0-9A-Za-z-]+$`)
 
 // DetectGPU decides whether the job has NVIDIA GPUs. In order:
@@ -60,7 +71,7 @@ func DetectGPU(e Env) GPU {
 	record := func(src, v string) { g.Facts = append(g.Facts, Fact{Source: src, Value: v}) }
 	cvd, cvdSet := lookup("CUDA_VISIBLE_DEVICES")
 	var allocated []string
-	for _, k := range []string{"SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "GPU_DEVICE_ORDINAL"} {
+	for _, k := range allocatedSignals {
 		if v, ok := lookup(k); ok && v != "" {
 			record(k, v)
 			if allocated == nil {
