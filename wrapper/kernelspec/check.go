@@ -200,13 +200,24 @@ func (c Checker) checkArgv0(r *report, argv0 string) {
 	if err == nil {
 		return
 	}
-	if apptainer.IsRuntime(argv0) && c.Runtime != nil && c.Runtime.Path != argv0 {
+	if c.staleRuntime(argv0) != nil {
 		f := r.add(Error, "stale-apptainer", fmt.Sprintf("argv[0] %s: %v; this node has %s (%s)", argv0, err, c.Runtime.Path, versionOr(c.Runtime.Version)),
 			"the Apptainer module was probably upgraded; `sifkernel kernel fix` points argv[0] at the one found here")
 		f.Fixable = true
 		return
 	}
 	r.add(Error, "argv0", fmt.Sprintf("argv[0] %s: %v", argv0, err), "")
+}
+
+// staleRuntime says why argv0 is a container runtime that no longer runs
+// here while this node has another (nil if it is not): the one condition
+// under which check reports stale-apptainer and fix points argv[0] at the
+// node's runtime.
+func (c Checker) staleRuntime(argv0 string) error {
+	if !filepath.IsAbs(argv0) || !apptainer.IsRuntime(argv0) || c.Runtime == nil || c.Runtime.Path == argv0 {
+		return nil
+	}
+	return apptainer.Executable(argv0)
 }
 
 func versionOr(v string) string {

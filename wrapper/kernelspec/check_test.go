@@ -284,3 +284,45 @@ func TestFixKeepNV(t *testing.T) {
 		t.Error("--nv still there")
 	}
 }
+
+// check reports stale-apptainer exactly when fix repoints argv[0]: one rule
+// (Checker.staleRuntime) for both. Before, fix repointed any missing
+// absolute argv[0] of a spec that carries metadata.sifkernel, a python3 as
+// well as an Apptainer, to the node's Apptainer, while check called the
+// python3 an argv0 error that fix cannot repair.
+func TestCheckAndFixAgreeOnArgv0(t *testing.T) {
+	f := newFixture(t, map[string]string{"JUPYTER_RUNTIME_DIR": "/run/user/1000/jupyter"})
+	for _, tc := range []struct {
+		name, argv0 string
+		stale       bool
+	}{
+		{"old-apptainer", "/opt/apps/tacc-apptainer/1.3.3/bin/apptainer", true},
+		{"old-singularity", "/opt/singularity/3.8/bin/singularity", true},
+		{"gone-python", "/gone/bin/python3", false},
+		{"here", f.runtime, false},
+		{"relative", "apptainer", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"argv": ["` + tc.argv0 + `", "exec", "--bind", "/run/user", "--env", "PYTHONNOUSERSITE=1", "` + f.image +
+				`", "python3", "-f", "{connection_file}"], "display_name": "K", "language": "python", "metadata": {"sifkernel": {"gpu": "auto"}}}`
+			findings := f.check(t, tc.name, body)
+			reported := slices.Contains(codes(findings), "error:stale-apptainer")
+			rep, err := PlanFix(Load(filepath.Join(f.kernels, tc.name)), FixOptions{Checker: f.checker})
+			if err != nil && err != ErrNothingToFix {
+				t.Fatalf("PlanFix: %v", err)
+			}
+			repointed := false
+			if err == nil {
+				s, perr := Parse("fixed", rep.After)
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				repointed = s.Argv[0] != tc.argv0
+			}
+			if reported != tc.stale || repointed != tc.stale {
+				t.Errorf("argv[0] %s: check reports stale-apptainer %v, fix repoints it %v; want both %v (findings %v)",
+					tc.argv0, reported, repointed, tc.stale, codes(findings))
+			}
+		})
+	}
+}

@@ -63,7 +63,7 @@ func fixContainer(rep *Repair, spec *Spec, opts FixOptions) error {
 	if err != nil {
 		return fmt.Errorf("cannot read the container command: %w", err)
 	}
-	if rt := opts.Runtime; rt != nil && filepath.IsAbs(cmd.Runtime) && cmd.Runtime != rt.Path && apptainer.Executable(cmd.Runtime) != nil {
+	if rt := opts.Runtime; opts.staleRuntime(cmd.Runtime) != nil {
 		rep.Changes = append(rep.Changes, fmt.Sprintf("argv[0]: %s (missing) -> %s (%s)", cmd.Runtime, rt.Path, versionOr(rt.Version)))
 		cmd.Runtime = rt.Path
 	}
