@@ -35,16 +35,18 @@ func TestJobFromCgroup(t *testing.T) {
 // is never taken.
 func TestEnvFindsTheSession(t *testing.T) {
 	s := newSite(t)
-	for _, job := range []string{"101", "102"} {
+	base := time.Now().Add(-time.Hour)
+	for i, job := range []string{"101", "102"} {
 		s.env["SLURM_JOB_ID"] = job
 		if err := s.lc(t).Prolog(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond) // distinct node.json times
+		stamp(t, filepath.Join(s.jobDir(job), "node.json"), base.Add(time.Duration(i)*time.Minute))
 	}
-	// Job 103 belongs to someone else: a root-owned job directory.
+	// Job 103 belongs to someone else: a root-owned job directory, newest.
 	testkit.Must(t, os.MkdirAll(filepath.Join(s.jobDir("103"), "jupyter"), 0o700))
 	testkit.Must(t, os.WriteFile(filepath.Join(s.jobDir("103"), "node.json"), []byte("{}"), 0o600))
+	stamp(t, filepath.Join(s.jobDir("103"), "node.json"), base.Add(2*time.Minute))
 	s.env = map[string]string{} // an ssh session: no Slurm variables
 	out, err := s.asAlice(t, nil, "env")
 	if err != nil {
@@ -65,10 +67,11 @@ func TestEnvFindsTheSession(t *testing.T) {
 func TestSessionCgroupFirst(t *testing.T) {
 	s := newSite(t)
 	lc := s.lc(t)
-	for _, job := range []string{"201", "202"} {
+	base := time.Now().Add(-time.Hour)
+	for i, job := range []string{"201", "202"} {
 		testkit.Must(t, os.MkdirAll(filepath.Join(s.jobDir(job), "jupyter"), 0o700))
 		testkit.Must(t, os.WriteFile(filepath.Join(s.jobDir(job), "node.json"), []byte("{}"), 0o600))
-		time.Sleep(20 * time.Millisecond)
+		stamp(t, filepath.Join(s.jobDir(job), "node.json"), base.Add(time.Duration(i)*time.Minute))
 	}
 	testkit.Must(t, os.Chmod(filepath.Join(s.cacheDir), 0o755))
 	root := t.TempDir()
@@ -106,4 +109,11 @@ func TestNodeIsSlurms(t *testing.T) {
 	if err != nil || r.Node != "c001" || r.NodeFrom != "SLURMD_NODENAME" {
 		t.Errorf("node.json says node %q from %q (%v), want c001 from SLURMD_NODENAME", r.Node, r.NodeFrom, err)
 	}
+}
+
+// stamp gives a file the modification time t: the order of jobs is set,
+// not waited for.
+func stamp(tb testing.TB, path string, t time.Time) {
+	tb.Helper()
+	testkit.Must(tb, os.Chtimes(path, t, t))
 }
