@@ -1,8 +1,10 @@
 package config
 
 import (
+	"encoding"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -143,8 +145,19 @@ func TestSetAndSettings(t *testing.T) {
 	for _, s := range l.Settings() {
 		byKey[s.Key] = s
 	}
-	if len(byKey) != 28 {
-		t.Errorf("Settings lists %d keys, want 28", len(byKey))
+	// One setting per key of the config file: every leaf of Config's TOML
+	// tree, counted from the type, so a new key needs no edit here.
+	want := tomlKeys(reflect.TypeOf(Config{}), "")
+	if len(byKey) != len(l.Settings()) {
+		t.Errorf("Settings lists a key twice: %d settings, %d keys", len(l.Settings()), len(byKey))
+	}
+	for _, k := range want {
+		if _, ok := byKey[k]; !ok {
+			t.Errorf("Settings does not list %s", k)
+		}
+	}
+	if len(byKey) != len(want) {
+		t.Errorf("Settings lists %d keys, the config file has %d", len(byKey), len(want))
 	}
 	if s := byKey["cache.stage_timeout"]; s.Value != "120s" || s.Source.Kind != "default" {
 		t.Errorf("stage_timeout = %+v", s)
@@ -164,4 +177,24 @@ func TestExampleConfigLoads(t *testing.T) {
 			t.Errorf("examples/config.toml does not set %s: the example must show every key", s.Key)
 		}
 	}
+}
+
+// tomlKeys lists the dotted keys of a TOML tree described by t: a struct
+// field is a table unless its type reads itself from text (Size, Duration).
+func tomlKeys(t reflect.Type, prefix string) []string {
+	text := reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(text) {
+			keys = append(keys, tomlKeys(f.Type, prefix+name+".")...)
+			continue
+		}
+		keys = append(keys, prefix+name)
+	}
+	return keys
 }
