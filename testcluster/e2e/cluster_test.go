@@ -252,8 +252,10 @@ func TestSweepAfterCrash(t *testing.T) {
 // gets the kernel working and leaves nothing behind.
 func TestWithoutHooks(t *testing.T) {
 	requireCluster(t)
-	setHooks(t, false)
+	// Restored however this ends, even if turning them off failed half-way:
+	// the scenarios after this one need the hooks.
 	defer setHooks(t, true)
+	setHooks(t, false)
 	setupUser(t, "sktest1", "bert")
 	since := apptainerOffset(t)
 	id, _, r := kernelJob(t, "sktest1", "-p normal -w m1", "sifkernel run -- /usr/bin/python3 ~/client.py bert")
@@ -278,16 +280,23 @@ func TestWithoutHooks(t *testing.T) {
 	}
 }
 
+// reconfigs counts the reconfigures a slurmd log records: Slurm 22.05
+// logs "Node reconfigured"; 24.11 re-executes slurmd on a reconfigure and
+// logs "Caught SIGHUP. Triggering reconfigure." instead.
+func reconfigs(log string) int {
+	return strings.Count(log, "Node reconfigured") + strings.Count(log, "Triggering reconfigure")
+}
+
 func setHooks(t *testing.T, on bool) {
 	t.Helper()
 	v := map[bool]string{true: "1", false: "0"}[on]
 	// slurmd applies a reconfigure after scontrol returns: wait until each
-	// node's log says it did, rather than for a fixed time.
+	// node's log says it did (reconfigs), rather than for a fixed time.
 	reconfigured := func() int {
 		n := 0
 		for _, node := range []string{"m1", "m2"} {
 			b, _ := os.ReadFile(filepath.Join(skc, "log", "slurmd-"+node+".log"))
-			n += strings.Count(string(b), "Node reconfigured")
+			n += reconfigs(string(b))
 		}
 		return n
 	}
@@ -297,7 +306,7 @@ func setHooks(t *testing.T, on bool) {
 			n := 0
 			for _, node := range []string{"m1", "m2"} {
 				out, _ := onNode(t, node, "cat", "/var/log/slurm/slurmd.log")
-				n += strings.Count(out, "Node reconfigured")
+				n += reconfigs(out)
 			}
 			return n
 		}

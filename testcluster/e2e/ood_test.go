@@ -43,8 +43,10 @@ func TestOpenOnDemand(t *testing.T) {
 		}
 	})
 	t.Run("without the hooks", func(t *testing.T) {
-		setHooks(t, false)
+		// Restored however this ends, even if turning them off failed half-way:
+		// the scenarios after this one need the hooks.
 		defer setHooks(t, true)
+		setHooks(t, false)
 		argv, log := oodSession(t)
 		u := uid(t, "sktest1")
 		staged := strings.Contains(argv, fmt.Sprintf("%s/users/%d/", nodeCache, u)) || strings.Contains(argv, fmt.Sprintf("/tmp/sifkernel-%d/users/%d/", u, u))
