@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 func (c *Cache) refDir(key string) string { return filepath.Join(c.dir, "refs", key) }

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Result says where an image can be used from after Stage.

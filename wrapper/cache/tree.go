@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )

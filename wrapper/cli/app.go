@@ -14,11 +14,11 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/sifkernel/sifkernel/slurm"
-	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Options are what the commands take from the process. Tests set them all.
@@ -53,7 +53,7 @@ type env struct {
 	log        *logrus.Logger
 }
 
-func isInternal(c *cli.Context) bool { return c.Args().First() == wrapper.ChildCommand }
+func isInternal(c *cli.Context) bool { return c.Args().First() == lifecycle.ChildCommand }
 
 // Run parses args (args[0] is the program) and runs the command.
 func Run(ctx context.Context, opts Options, args []string) error {
@@ -169,7 +169,7 @@ func (e *env) before(c *cli.Context) error {
 	}
 	e.configFile = site
 	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig()}
-	if isInternal(c) && c.Args().Get(1) != wrapper.ChildUserPartKind {
+	if isInternal(c) && c.Args().Get(1) != lifecycle.ChildUserPartKind {
 		// A cleanup, sweep or usage child serves root on the site's config
 		// alone: a user who breaks their own config.toml after the Prolog
 		// must not keep their job's leftovers from being removed.
@@ -177,7 +177,7 @@ func (e *env) before(c *cli.Context) error {
 	}
 	var cfg *config.Loaded
 	var err error
-	if isInternal(c) && e.Getenv(wrapper.ChildDefaultsEnv) == "1" {
+	if isInternal(c) && e.Getenv(lifecycle.ChildDefaultsEnv) == "1" {
 		// The hook that started this child runs on the defaults: so does it.
 		cfg, e.configFile = config.Defaults(), ""
 	} else if cfg, err = e.loadConfig(files); err != nil && (e.isHook(c) || isHookCommand(c) && !isInternal(c)) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/sifkernel/sifkernel/wrapper"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 )
 
 func (e *env) envCommand() *cli.Command {
@@ -28,7 +28,7 @@ func (e *env) envCommand() *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "say nothing when no job is found (for profile scripts)"},
 		},
 		Action: func(c *cli.Context) error {
-			if !slices.Contains(wrapper.Shells, c.String("shell")) {
+			if !slices.Contains(lifecycle.Shells, c.String("shell")) {
 				return usagef("--shell %q: want sh, csh or fish", c.String("shell"))
 			}
 			lc := e.lifecycle()

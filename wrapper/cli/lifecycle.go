@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/sifkernel/sifkernel/wrapper"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 )
 
 // ExitStatus carries a command's exit status through (run): main exits
@@ -17,8 +17,8 @@ type ExitStatus struct{ Code int }
 func (e *ExitStatus) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
 // lifecycle gives the wrapper package what it needs from this process.
-func (e *env) lifecycle() *wrapper.Env {
-	return &wrapper.Env{
+func (e *env) lifecycle() *lifecycle.Env {
+	return &lifecycle.Env{
 		Config: e.cfg, ConfigFile: e.configFile, ConfigDefaults: e.onDefaults, Log: e.log, LookupEnv: e.LookupEnv, Self: e.Self,
 		LookupUser: e.LookupUser, Version: e.Version, Stdout: e.Stdout, Now: e.Now,
 	}
@@ -75,7 +75,7 @@ func (e *env) activateCommand() *cli.Command {
 			if err != nil {
 				return &UsageError{Err: err}
 			}
-			if !slices.Contains(wrapper.Shells, c.String("shell")) {
+			if !slices.Contains(lifecycle.Shells, c.String("shell")) {
 				return usagef("--shell %q: want sh, csh or fish", c.String("shell"))
 			}
 			ex, err := lc.Activate(c.Context, job, "activate")
@@ -137,11 +137,11 @@ func (e *env) sweepCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "at boot: no job runs here, remove every job's leftovers"},
 			&cli.StringFlag{Name: "node", Value: host, Usage: "this node's Slurm `NAME` (for squeue; default $SLURMD_NODENAME, else the short host name)"},
-			&cli.DurationFlag{Name: "budget", Value: wrapper.DefaultSweepBudget, Usage: "at most this long in all; what is left waits for the next run"},
+			&cli.DurationFlag{Name: "budget", Value: lifecycle.DefaultSweepBudget, Usage: "at most this long in all; what is left waits for the next run"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
-			o := wrapper.SweepOptions{All: c.Bool("all"), Node: c.String("node"), Budget: c.Duration("budget")}
+			o := lifecycle.SweepOptions{All: c.Bool("all"), Node: c.String("node"), Budget: c.Duration("budget")}
 			r, err := e.lifecycle().Sweep(c.Context, o)
 			if c.Bool("json") {
 				if jerr := writeJSON(e.Stdout, r); jerr != nil {

@@ -16,11 +16,11 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/sirupsen/logrus"
 
-	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
@@ -64,7 +64,7 @@ type demoRun struct {
 	tmp, home  string
 	image      string
 	userKernel string
-	lc         *wrapper.Env
+	lc         *lifecycle.Env
 	jobDir     string
 }
 
@@ -120,7 +120,7 @@ func (d *demoRun) job(ctx context.Context) error {
 	if err := os.MkdirAll(env["TMPDIR"], 0o755); err != nil {
 		return err
 	}
-	d.lc = &wrapper.Env{Config: cfg, Log: d.e.Log, Version: d.e.Version, Stdout: d.e.Stdout, Now: time.Now,
+	d.lc = &lifecycle.Env{Config: cfg, Log: d.e.Log, Version: d.e.Version, Stdout: d.e.Stdout, Now: time.Now,
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	d.say("job 1001 starts on an rtx-dev node with GPU 0 (SLURM_JOB_PARTITION=rtx-dev, SLURM_JOB_GPUS=0)")
 	ex, err := d.lc.Activate(ctx, "1001", "demo")
@@ -141,7 +141,7 @@ func (d *demoRun) job(ctx context.Context) error {
 		FromFile: "user's kernel.json", ToFile: "job's kernel.json", Context: 2,
 	})
 	fmt.Fprint(d.e.Stdout, diff)
-	r, err := wrapper.ReadReport(ex.JobDir)
+	r, err := lifecycle.ReadReport(ex.JobDir)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (d *demoRun) showCache(context.Context) error {
 
 func (d *demoRun) epilog(context.Context) error {
 	d.say("the job ends: the Epilog's cleanup removes the job directory, its refs, and (keep_warm = 0s) the copy")
-	if err := d.lc.Cleanup(wrapper.CleanupOptions{Job: "1001", GC: true}); err != nil {
+	if err := d.lc.Cleanup(lifecycle.CleanupOptions{Job: "1001", GC: true}); err != nil {
 		return err
 	}
 	c, err := d.lc.OpenUserCache(0)

@@ -12,9 +12,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/sifkernel/sifkernel/wrapper"
 	"github.com/sifkernel/sifkernel/wrapper/cli"
 	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sirupsen/logrus"
 	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
@@ -54,7 +54,7 @@ func harden(args []string) {
 		runas.CloseInherited()
 	}
 	for i, a := range args {
-		if i > 0 && i <= 3 && a == wrapper.ChildCommand {
+		if i > 0 && i <= 3 && a == lifecycle.ChildCommand {
 			runas.NotDumpable()
 		}
 	}

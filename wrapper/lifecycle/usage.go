@@ -1,4 +1,4 @@
-package wrapper
+package lifecycle
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 

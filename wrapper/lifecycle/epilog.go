@@ -1,4 +1,4 @@
-package wrapper
+package lifecycle
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 

@@ -1,11 +1,11 @@
-package wrapper
+package lifecycle
 
 import (
 	"context"
 	"fmt"
 	"strings"
 
-	"github.com/sifkernel/sifkernel/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Shells activate can print for.

@@ -1,4 +1,4 @@
-package wrapper
+package lifecycle
 
 import (
 	"errors"
@@ -6,9 +6,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // CleanupOptions say what a user-side cleanup removes.

@@ -1,4 +1,4 @@
-package wrapper
+package lifecycle
 
 import (
 	"bytes"
@@ -19,13 +19,13 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 const uid, gid = 1234, 1234
@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "sifkernel")
-	build := append(append([]string{"build"}, testkit.BuildFlags()...), "-o", binary, "../wrapper/cmd/sifkernel")
+	build := append(append([]string{"build"}, testkit.BuildFlags()...), "-o", binary, "../cmd/sifkernel")
 	if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
 		os.Exit(1)

@@ -1,4 +1,4 @@
-package wrapper
+package lifecycle
 
 import (
 	"bufio"
@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Session is the job a shell on this node belongs to, found without any

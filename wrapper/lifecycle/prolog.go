@@ -1,4 +1,4 @@
-package wrapper
+package lifecycle
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/node"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 

@@ -1,8 +1,8 @@
-// Package wrapper is sifkernel's job lifecycle: the Slurm Prolog, TaskProlog
+// Package lifecycle is sifkernel's job lifecycle: the Slurm Prolog, TaskProlog
 // and Epilog, activate and run for job scripts, and sweep. Root code here
 // never touches what a user owns: it creates the job directory and then runs
 // this binary again as the job user for everything inside it.
-package wrapper
+package lifecycle
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/node"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Env is what the lifecycle takes from the process. Tests set every field.

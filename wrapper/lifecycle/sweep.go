@@ -1,4 +1,4 @@
-package wrapper
+package lifecycle
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sifkernel/sifkernel/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
