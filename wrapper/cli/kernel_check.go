@@ -21,7 +21,11 @@ func (e *env) kernelCheckCommand() *cli.Command {
 		Name:      "check",
 		Usage:     "lint kernelspecs; exits 1 when any error is found",
 		ArgsUsage: "[NAME...]",
-		Flags:     []cli.Flag{jsonFlag},
+		Description: "Checks each kernelspec as Jupyter reads it and against this node: the\n" +
+			"Apptainer, the image, the connection file's directory. Exit status 1 when\n" +
+			"any finding is an error. The codes (severity; whether kernel fix repairs it):\n\n" +
+			kernelspec.RulesText(),
+		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
 			return e.kernelCheck(c, c.Args().Slice(), c.Bool("json"))
 		},

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"strings"
+
 	"fmt"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
 func (e *env) kernelFixCommand() *cli.Command {
@@ -13,9 +16,9 @@ func (e *env) kernelFixCommand() *cli.Command {
 		Name:      "fix",
 		Usage:     "repair what check can repair, keeping a backup of each file",
 		ArgsUsage: "[NAME...]",
-		Description: "Repairs curly quotes, a stale Apptainer path, a missing bind for the\n" +
-			"connection file's directory, and a hard-coded --nv (each job then decides).\n" +
-			"Prints a unified diff and keeps kernel.json.bak-<timestamp> beside each file.",
+		Description: "Repairs what check reports as " + strings.Join(kernelspec.FixableCodes(), ", ") + ".\n" +
+			"Prints a unified diff and keeps kernel.json.bak-<timestamp> beside each file.\n" +
+			"See `sifkernel kernel check --help` for what each code means.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the diff, change nothing"},
 			&cli.BoolFlag{Name: "keep-nv", Usage: "keep a hard-coded --nv"},

@@ -7,6 +7,8 @@ import (
 
 	"github.com/cpuguy83/go-md2man/v2/md2man"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
 // A ManPage is one manual page, rendered as roff.
@@ -39,7 +41,7 @@ func ManPages(version string, exampleConfig []byte) ([]ManPage, error) {
 	groups := []manGroup{
 		{name: "sifkernel", section: 1, usage: app.Usage, extra: manMain},
 		{name: "sifkernel-kernel", section: 1, usage: "create, list, check, repair and remove containerized kernelspecs",
-			commands: []string{"kernel"}, extra: manKernel},
+			commands: []string{"kernel"}, extra: manKernel + manCheckCodes()},
 		{name: "sifkernel-cache", section: 1, usage: "stage images into the node-local cache, look after it, report on it",
 			commands: []string{"stage", "cache", "node", "metrics"}, extra: manCache},
 		{name: "sifkernel-job", section: 1, usage: "container kernels in job scripts and interactive sessions",
@@ -113,6 +115,26 @@ func manSeeAlso(self string, groups []manGroup) string {
 	refs = append(refs, "**apptainer**(1)", "**slurm.conf**(5)", "**jupyter**(1)")
 	slices.Sort(refs[:len(refs)-3])
 	return "# SEE ALSO\n\n" + strings.Join(refs, ", ") + "\n\nThe README, with the threat model and the benchmarks: /usr/share/doc/sifkernel/README.md\n"
+}
+
+// manCheckCodes is the rule table of kernel check, as the man page's
+// definition list.
+func manCheckCodes() string {
+	esc := strings.NewReplacer("_", `\_`, "*", `\*`, "<", `\<`, ">", `\>`)
+	var b strings.Builder
+	b.WriteString("# CHECK CODES\n\nWhat **kernel check** reports (severity; whether **kernel fix** repairs it):\n\n")
+	for _, r := range kernelspec.Rules() {
+		sev := make([]string, len(r.Severities))
+		for i, v := range r.Severities {
+			sev[i] = string(v)
+		}
+		fix := ""
+		if r.Fixable() {
+			fix = ", fixable"
+		}
+		fmt.Fprintf(&b, "**%s** (%s%s)\n: %s\n\n", r.Code, strings.Join(sev, " / "), fix, esc.Replace(r.Meaning))
+	}
+	return b.String()
 }
 
 const manMain = `# FILES

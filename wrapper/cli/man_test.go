@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
 // TestManPages renders every page with man(1), as lintian and a reader
@@ -76,4 +77,37 @@ func stripOverstrike(s string) string {
 		b.WriteRune(r[i])
 	}
 	return b.String()
+}
+
+// TestCheckCodesDocumented: `kernel check --help` and sifkernel-kernel(1)
+// list every code of the rule table with its meaning, from the table.
+func TestCheckCodesDocumented(t *testing.T) {
+	help, err := newSite(t).run(t, "kernel", "check", "--help")
+	testkit.Must(t, err)
+	example, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "examples", "config.toml"))
+	testkit.Must(t, err)
+	pages, err := ManPages("1.2.3", example)
+	testkit.Must(t, err)
+	var page string
+	for _, p := range pages {
+		if p.Name == "sifkernel-kernel.1" {
+			page = string(p.Roff)
+		}
+	}
+	flat := func(s string) string {
+		return strings.Join(strings.Fields(strings.NewReplacer(`\-`, "-", `\(aq`, "'", `\`, "").Replace(s)), " ")
+	}
+	for _, r := range kernelspec.Rules() {
+		for where, text := range map[string]string{"kernel check --help": help, "sifkernel-kernel.1": page} {
+			if !strings.Contains(flat(text), r.Code) || !strings.Contains(flat(text), flat(r.Meaning)) {
+				t.Errorf("%s does not document %s as the table does", where, r.Code)
+			}
+		}
+	}
+}
+
+// TestReadmeCheckCodes: the README's table of check codes is the rule
+// table's (go test -update rewrites it).
+func TestReadmeCheckCodes(t *testing.T) {
+	testkit.GoldenSection(t, filepath.Join(testkit.RepoRoot(), "README.md"), "check-codes", kernelspec.RulesMarkdown())
 }

@@ -124,8 +124,9 @@ type report struct {
 	out  []Finding
 }
 
+// add records a finding; whether fix can repair it is the rule's to say.
 func (r *report) add(sev Severity, code, msg, hint string) *Finding {
-	r.out = append(r.out, Finding{Severity: sev, Code: code, File: r.file, Message: msg, Hint: hint})
+	r.out = append(r.out, Finding{Severity: sev, Code: code, File: r.file, Message: msg, Hint: hint, Fixable: rule(code).Fixable()})
 	return &r.out[len(r.out)-1]
 }
 
@@ -168,7 +169,7 @@ func (c Checker) checkLoadError(r *report, k *Kernel) {
 	switch {
 	case errors.As(k.Err, &syn) && syn.Curly:
 		f := r.add(Error, "json-curly-quotes", syn.Msg, "run `sifkernel kernel fix "+k.Name+"` to straighten them")
-		f.Line, f.Column, f.Fixable = syn.Line, syn.Column, true
+		f.Line, f.Column = syn.Line, syn.Column
 	case errors.As(k.Err, &syn):
 		f := r.add(Error, "json", "invalid JSON: "+syn.Msg, "Jupyter silently drops a kernel whose kernel.json does not parse")
 		f.Line, f.Column = syn.Line, syn.Column
@@ -201,9 +202,8 @@ func (c Checker) checkArgv0(r *report, argv0 string) {
 		return
 	}
 	if c.staleRuntime(argv0) != nil {
-		f := r.add(Error, "stale-apptainer", fmt.Sprintf("argv[0] %s: %v; this node has %s (%s)", argv0, err, c.Runtime.Path, versionOr(c.Runtime.Version)),
+		r.add(Error, "stale-apptainer", fmt.Sprintf("argv[0] %s: %v; this node has %s (%s)", argv0, err, c.Runtime.Path, versionOr(c.Runtime.Version)),
 			"the Apptainer module was probably upgraded; `sifkernel kernel fix` points argv[0] at the one found here")
-		f.Fixable = true
 		return
 	}
 	r.add(Error, "argv0", fmt.Sprintf("argv[0] %s: %v", argv0, err), "")
@@ -244,14 +244,12 @@ func (c Checker) checkContainer(r *report, k *Kernel) {
 		r.add(Error, "schema", err.Error(), "")
 	}
 	if gpu := c.gpuFlag(); cmd.Has(gpu) && meta.GPU != GPUAlways {
-		f := r.add(Warning, "nv-hardcoded", gpu+" is hard-coded: CPU nodes print warnings, and sifkernel cannot decide per job",
+		r.add(Warning, "nv-hardcoded", gpu+" is hard-coded: CPU nodes print warnings, and sifkernel cannot decide per job",
 			"`sifkernel kernel fix` removes it and lets each job add it on GPU nodes (or keep it with --keep-nv)")
-		f.Fixable = true
 	}
 	if rt := c.Env.RuntimeDir(); !cmd.Sees(rt, c.Env.Home) {
-		f := r.add(Error, "connection-dir", fmt.Sprintf("the connection file's directory %s is not visible in the container", rt),
+		r.add(Error, "connection-dir", fmt.Sprintf("the connection file's directory %s is not visible in the container", rt),
 			"`sifkernel kernel fix` adds a --bind for it")
-		f.Fixable = true
 	}
 	if !hasNoUserSite(k.Spec, cmd) && strings.EqualFold(k.Spec.Language, "python") {
 		r.add(Info, "user-site", "PYTHONNOUSERSITE is not set: packages in ~/.local can shadow the image's",

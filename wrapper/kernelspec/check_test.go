@@ -106,6 +106,7 @@ func TestCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := f.check(t, tt.name, tt.body)
+			assertRules(t, got)
 			if !slices.Equal(codes(got), tt.want) {
 				t.Errorf("findings %v, want %v\n%v", codes(got), tt.want, got)
 			}
@@ -253,7 +254,7 @@ func FuzzCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		testkit.Must(t, os.WriteFile(filepath.Join(dir, FileName), data, 0o644))
 		k := Load(dir)
-		fx.checker.Check(Entry{Kernel: k})
+		assertRules(t, fx.checker.Check(Entry{Kernel: k}))
 		rep, err := PlanFix(k, FixOptions{Checker: fx.checker})
 		if err != nil {
 			return
@@ -322,6 +323,58 @@ func TestCheckAndFixAgreeOnArgv0(t *testing.T) {
 			if reported != tc.stale || repointed != tc.stale {
 				t.Errorf("argv[0] %s: check reports stale-apptainer %v, fix repoints it %v; want both %v (findings %v)",
 					tc.argv0, reported, repointed, tc.stale, codes(findings))
+			}
+		})
+	}
+}
+
+// assertRules fails unless every finding is a rule of the table, with a
+// severity the table allows and the table's word on whether fix repairs it.
+func assertRules(t *testing.T, findings []Finding) {
+	t.Helper()
+	for _, f := range findings {
+		i := slices.IndexFunc(Rules(), func(r Rule) bool { return r.Code == f.Code })
+		if i < 0 {
+			t.Errorf("finding %s is not in the rule table", f.Code)
+			continue
+		}
+		r := Rules()[i]
+		if !slices.Contains(r.Severities, f.Severity) || r.Fixable() != f.Fixable {
+			t.Errorf("finding %s is %s, fixable %v; the table says %v, fixable %v", f.Code, f.Severity, f.Fixable, r.Severities, r.Fixable())
+		}
+	}
+}
+
+// TestFixRepairsEveryFixableRule: for each rule the table calls fixable, a
+// kernel that has it, checked, fixed, and checked again no longer has it;
+// and every rule the table names fixable is in this list, so a new fixable
+// rule without a repair fails here.
+func TestFixRepairsEveryFixableRule(t *testing.T) {
+	f := newFixture(t, map[string]string{"JUPYTER_RUNTIME_DIR": "/run/user/1000/jupyter"})
+	py := `"python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"`
+	bodies := map[string]string{
+		"json-curly-quotes": `{“argv”: ["` + f.runtime + `", "exec", "--bind", "/run/user", "` + f.image + `", ` + py + `], "display_name": "K"}`,
+		"stale-apptainer":   `{"argv": ["/opt/apps/tacc-apptainer/1.3.3/bin/apptainer", "exec", "--bind", "/run/user", "` + f.image + `", ` + py + `], "display_name": "K"}`,
+		"nv-hardcoded":      `{"argv": ["` + f.runtime + `", "exec", "--nv", "--bind", "/run/user", "` + f.image + `", ` + py + `], "display_name": "K"}`,
+		"connection-dir":    `{"argv": ["` + f.runtime + `", "exec", "` + f.image + `", ` + py + `], "display_name": "K"}`,
+	}
+	for _, r := range Rules() {
+		if r.Fixable() && bodies[r.Code] == "" {
+			t.Errorf("rule %s is fixable but this test has no kernel for it", r.Code)
+		}
+	}
+	for code, body := range bodies {
+		t.Run(code, func(t *testing.T) {
+			has := func(fs []Finding) bool {
+				return slices.ContainsFunc(fs, func(x Finding) bool { return x.Code == code })
+			}
+			if before := f.check(t, code, body); !has(before) {
+				t.Fatalf("the kernel for %s does not have it: %v", code, codes(before))
+			}
+			rep, err := PlanFix(Load(filepath.Join(f.kernels, code)), FixOptions{Checker: f.checker})
+			testkit.Must(t, err)
+			if after := f.check(t, code, string(rep.After)); has(after) {
+				t.Errorf("after fix, still %s: %v", code, after)
 			}
 		})
 	}

@@ -58,33 +58,75 @@ func PlanFix(k *Kernel, opts FixOptions) (*Repair, error) {
 	return rep, nil
 }
 
+// fixing is one container kernel under repair: what each rule's repair
+// reads and changes.
+type fixing struct {
+	spec *Spec
+	cmd  *apptainer.Command
+	meta Meta
+	opts FixOptions
+}
+
 func fixContainer(rep *Repair, spec *Spec, opts FixOptions) error {
 	cmd, err := apptainer.Parse(spec.Argv)
 	if err != nil {
 		return fmt.Errorf("cannot read the container command: %w", err)
 	}
-	if rt := opts.Runtime; opts.staleRuntime(cmd.Runtime) != nil {
-		rep.Changes = append(rep.Changes, fmt.Sprintf("argv[0]: %s (missing) -> %s (%s)", cmd.Runtime, rt.Path, versionOr(rt.Version)))
-		cmd.Runtime = rt.Path
-	}
 	meta, _, err := spec.Sifkernel()
 	if err != nil {
 		return err
 	}
-	if gpu := opts.gpuFlag(); !opts.KeepNV && meta.GPU != GPUAlways && cmd.Remove(gpu) {
-		meta.GPU = GPUAuto
-		if err := spec.SetSifkernel(meta); err != nil {
+	f := &fixing{spec: spec, cmd: cmd, meta: meta, opts: opts}
+	for _, r := range rules {
+		if r.repair == nil {
+			continue
+		}
+		change, err := r.repair(f)
+		if err != nil {
 			return err
 		}
-		rep.Changes = append(rep.Changes, fmt.Sprintf("removed %s: each job adds it on GPU nodes (metadata.sifkernel.gpu = %q)", gpu, GPUAuto))
-	}
-	if rt := opts.Env.RuntimeDir(); !cmd.Sees(rt, opts.Env.Home) {
-		src := existingAncestor(rt)
-		cmd.Add("--bind", src)
-		rep.Changes = append(rep.Changes, fmt.Sprintf("added --bind %s so the connection file in %s is visible", src, rt))
+		if change != "" {
+			rep.Changes = append(rep.Changes, change)
+		}
 	}
 	spec.Argv = cmd.Argv()
 	return nil
+}
+
+// repairStaleRuntime points argv[0] at this node's Apptainer (stale-apptainer).
+func repairStaleRuntime(f *fixing) (string, error) {
+	rt := f.opts.Runtime
+	if f.opts.staleRuntime(f.cmd.Runtime) == nil {
+		return "", nil
+	}
+	change := fmt.Sprintf("argv[0]: %s (missing) -> %s (%s)", f.cmd.Runtime, rt.Path, versionOr(rt.Version))
+	f.cmd.Runtime = rt.Path
+	return change, nil
+}
+
+// repairGPUFlag removes a hard-coded GPU flag and lets each job decide
+// (nv-hardcoded), unless --keep-nv.
+func repairGPUFlag(f *fixing) (string, error) {
+	gpu := f.opts.gpuFlag()
+	if f.opts.KeepNV || f.meta.GPU == GPUAlways || !f.cmd.Remove(gpu) {
+		return "", nil
+	}
+	f.meta.GPU = GPUAuto
+	if err := f.spec.SetSifkernel(f.meta); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("removed %s: each job adds it on GPU nodes (metadata.sifkernel.gpu = %q)", gpu, GPUAuto), nil
+}
+
+// repairConnectionDir binds the connection file's directory (connection-dir).
+func repairConnectionDir(f *fixing) (string, error) {
+	rt := f.opts.Env.RuntimeDir()
+	if f.cmd.Sees(rt, f.opts.Env.Home) {
+		return "", nil
+	}
+	src := existingAncestor(rt)
+	f.cmd.Add("--bind", src)
+	return fmt.Sprintf("added --bind %s so the connection file in %s is visible", src, rt), nil
 }
 
 // existingAncestor gives dir, or its nearest existing parent other than /,
