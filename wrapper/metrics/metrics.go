@@ -22,6 +22,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/renameio/v2"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sys/unix"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
@@ -66,7 +69,8 @@ const (
 
 // Add adds r to the counters in dir, a directory root alone may change
 // (created 0755 if missing; see fsx.OpenTrustedDir), under an exclusive
-// lock, replacing the file by rename so a reader never sees half of it.
+// lock, replacing the file atomically (renameio, through the directory's
+// descriptor) so a reader never sees half of it.
 func Add(dir string, r Run) error {
 	root, err := fsx.OpenTrustedDir(dir, true, 0o755)
 	if err != nil {
@@ -90,12 +94,10 @@ func Add(dir string, r Run) error {
 	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf(".%s.%d", countersFile, os.Getpid())
-	if err := root.WriteFile(tmp, data, 0o644); err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("writing %s/%s: %w", dir, tmp, err)
+	if err := renameio.WriteFile(countersFile, data, 0o644, renameio.WithRoot(root), renameio.WithStaticPermissions(0o644)); err != nil {
+		return fmt.Errorf("writing %s/%s: %w", dir, countersFile, err)
 	}
-	return root.Rename(tmp, countersFile)
+	return nil
 }
 
 // Read returns the counters in dir; none yet is all zeros.
@@ -178,71 +180,84 @@ type Snapshot struct {
 	CacheUp              bool
 }
 
-// WriteText writes s in Prometheus' text exposition format (version 0.0.4).
+// WriteText writes s in Prometheus' text exposition format (version 0.0.4),
+// through Prometheus' own encoder (expfmt): names, label escaping and
+// number formatting are the client libraries', not ours.
 func (s Snapshot) WriteText(w io.Writer) error {
-	var b strings.Builder
-	family := func(name, typ, help string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	sample := func(name string, v float64, labels ...string) {
-		b.WriteString(name)
-		if len(labels) > 0 {
-			b.WriteByte('{')
-			for i := 0; i < len(labels); i += 2 {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "%s=\"%s\"", labels[i], escape(labels[i+1]))
-			}
-			b.WriteByte('}')
+	for _, mf := range s.families() {
+		if len(mf.Metric) == 0 {
+			continue // no user, no hook run yet: the format has no empty family
 		}
-		b.WriteByte(' ')
-		b.WriteString(strconv.FormatFloat(v, 'f', -1, 64))
-		b.WriteByte('\n')
+		if _, err := expfmt.MetricFamilyToText(w, mf); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// families are the snapshot's metric families, in the order they are written.
+func (s Snapshot) families() []*dto.MetricFamily {
 	c := s.Counters.normal()
-	one := func(name, typ, help string, v float64) {
-		family(name, typ, help)
-		sample(name, v)
+	var out []*dto.MetricFamily
+	family := func(name string, typ dto.MetricType, help string) *dto.MetricFamily {
+		mf := &dto.MetricFamily{Name: proto(name), Help: proto(help), Type: typ.Enum()}
+		out = append(out, mf)
+		return mf
 	}
+	sample := func(mf *dto.MetricFamily, v float64, labels ...string) {
+		m := &dto.Metric{}
+		for i := 0; i+1 < len(labels); i += 2 {
+			m.Label = append(m.Label, &dto.LabelPair{Name: proto(labels[i]), Value: proto(labels[i+1])})
+		}
+		if mf.GetType() == dto.MetricType_COUNTER {
+			m.Counter = &dto.Counter{Value: &v}
+		} else {
+			m.Gauge = &dto.Gauge{Value: &v}
+		}
+		mf.Metric = append(mf.Metric, m)
+	}
+	gauge := func(name, help string, v float64) { sample(family(name, dto.MetricType_GAUGE, help), v) }
+	counter := func(name, help string, v float64) { sample(family(name, dto.MetricType_COUNTER, help), v) }
 	perUser := func(name, help string, v func(UserUsage) float64) {
-		family(name, "gauge", help)
+		mf := family(name, dto.MetricType_GAUGE, help)
 		users := slices.Clone(s.Users)
 		sort.Slice(users, func(i, j int) bool { return users[i].UID < users[j].UID })
 		for _, u := range users {
-			sample(name, v(u), "uid", strconv.Itoa(u.UID), "user", u.User)
+			sample(mf, v(u), "uid", strconv.Itoa(u.UID), "user", u.User)
 		}
 	}
 
-	one("sifkernel_cache_up", "gauge", "1 if the node cache root exists and root alone can change it.", b2f(s.CacheUp))
-	one("sifkernel_cache_filesystem_size_bytes", "gauge", "Size of the file system that holds the node cache.", float64(s.CacheSize))
-	one("sifkernel_cache_filesystem_free_bytes", "gauge", "Free bytes on the file system that holds the node cache.", float64(s.CacheFree))
+	gauge("sifkernel_cache_up", "1 if the node cache root exists and root alone can change it.", b2f(s.CacheUp))
+	gauge("sifkernel_cache_filesystem_size_bytes", "Size of the file system that holds the node cache.", float64(s.CacheSize))
+	gauge("sifkernel_cache_filesystem_free_bytes", "Free bytes on the file system that holds the node cache.", float64(s.CacheFree))
 	perUser("sifkernel_cache_entries", "Images in a user's node cache.", func(u UserUsage) float64 { return float64(u.Entries) })
 	perUser("sifkernel_cache_bytes", "Bytes of the images in a user's node cache.", func(u UserUsage) float64 { return float64(u.Bytes) })
-	one("sifkernel_cache_user_errors", "gauge", "Users whose node cache could not be read for this scrape.", float64(s.UserErrors))
+	gauge("sifkernel_cache_user_errors", "Users whose node cache could not be read for this scrape.", float64(s.UserErrors))
 
-	one("sifkernel_cache_hits_total", "counter", "Kernels whose image a Prolog found in the node cache.", float64(c.Hits))
-	one("sifkernel_cache_misses_total", "counter", "Kernels whose image a Prolog copied into the node cache.", float64(c.Misses))
-	one("sifkernel_cache_staged_bytes_total", "counter", "Bytes Prologs copied into the node cache.", float64(c.BytesStaged))
-	one("sifkernel_cache_stage_seconds_total", "counter", "Seconds Prologs spent copying images into the node cache.", c.StageSeconds)
-	one("sifkernel_cache_stage_timeouts_total", "counter", "Images not staged because cache.stage_timeout passed.", float64(c.StageTimeouts))
+	counter("sifkernel_cache_hits_total", "Kernels whose image a Prolog found in the node cache.", float64(c.Hits))
+	counter("sifkernel_cache_misses_total", "Kernels whose image a Prolog copied into the node cache.", float64(c.Misses))
+	counter("sifkernel_cache_staged_bytes_total", "Bytes Prologs copied into the node cache.", float64(c.BytesStaged))
+	counter("sifkernel_cache_stage_seconds_total", "Seconds Prologs spent copying images into the node cache.", c.StageSeconds)
+	counter("sifkernel_cache_stage_timeouts_total", "Images not staged because cache.stage_timeout passed.", float64(c.StageTimeouts))
 
-	family("sifkernel_hook_runs_total", "counter", "Runs of each root hook.")
+	runs := family("sifkernel_hook_runs_total", dto.MetricType_COUNTER, "Runs of each root hook.")
 	for _, h := range sortedKeys(c.HookRuns) {
-		sample("sifkernel_hook_runs_total", float64(c.HookRuns[h]), "hook", h)
+		sample(runs, float64(c.HookRuns[h]), "hook", h)
 	}
-	family("sifkernel_hook_failures_total", "counter", "Things a root hook could not do, by reason (the hook itself exits 0 unless prolog.fail_node_on says otherwise).")
+	fails := family("sifkernel_hook_failures_total", dto.MetricType_COUNTER, "Things a root hook could not do, by reason (the hook itself exits 0 unless prolog.fail_node_on says otherwise).")
 	for _, h := range sortedKeys(c.HookFailures) {
 		for _, reason := range sortedKeys(c.HookFailures[h]) {
-			sample("sifkernel_hook_failures_total", float64(c.HookFailures[h][reason]), "hook", h, "reason", reason)
+			sample(fails, float64(c.HookFailures[h][reason]), "hook", h, "reason", reason)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return out
 }
 
-// WriteTextfile writes s as dir/sifkernel.prom, atomically: node_exporter's
-// textfile collector never reads half a file. As root, dir must be a
+func proto(s string) *string { return &s }
+
+// WriteTextfile writes s as dir/sifkernel.prom, atomically (renameio):
+// node_exporter's textfile collector never reads half a file, and the
+// temporary file's name does not end in .prom. As root, dir must be a
 // directory root alone can change, and every directory above it (see
 // fsx.OpenTrustedDir); the file is written and renamed through that
 // descriptor, so no link or directory a user swaps in is followed.
@@ -262,28 +277,10 @@ func (s Snapshot) WriteTextfile(dir string) error {
 		return fmt.Errorf("--textfile %s: %w", dir, err)
 	}
 	defer root.Close()
-	tmp := fmt.Sprintf(".sifkernel.prom.%d", os.Getpid())
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", filepath.Join(dir, tmp), err)
+	if err := renameio.WriteFile("sifkernel.prom", []byte(b.String()), 0o644, renameio.WithRoot(root), renameio.WithStaticPermissions(0o644)); err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(dir, "sifkernel.prom"), err)
 	}
-	defer root.Remove(tmp)
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", filepath.Join(dir, tmp), err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return root.Rename(tmp, "sifkernel.prom")
-}
-
-func escape(v string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(v)
+	return nil
 }
 
 func b2f(b bool) float64 {
