@@ -198,3 +198,36 @@ func tomlKeys(t reflect.Type, prefix string) []string {
 	}
 	return keys
 }
+
+// TestLoadAsRootAndAsHook: the trust rule for root and the hooks' fall-back
+// are Load's, whoever calls it.
+func TestLoadAsRootAndAsHook(t *testing.T) {
+	dir := t.TempDir()
+	site := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(site, []byte("[cache]\ndir = \"/var/tmp/elsewhere\"\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(site, 0o666); err != nil { // past the umask: anyone may write it
+		t.Fatal(err)
+	}
+	if _, err := Load(Files{Site: site, SiteExplicit: true, AsRoot: true}); err == nil || !strings.Contains(err.Error(), "not used as root") {
+		t.Errorf("a site config others can write, loaded as root: %v", err)
+	}
+	l, err := Load(Files{Site: site, SiteExplicit: true, AsRoot: true, Hook: true})
+	if err != nil || l.FellBack == nil || l.Cache.Dir != Default().Cache.Dir {
+		t.Errorf("a hook as root on that file: %v, fell back %v, cache.dir %s; want the defaults", err, l.FellBack, l.Cache.Dir)
+	}
+	if l, err := Load(Files{Site: site, SiteExplicit: true}); err != nil || l.Cache.Dir != "/var/tmp/elsewhere" || l.FellBack != nil {
+		t.Errorf("the same file, not as root: %v", err)
+	}
+	broken := filepath.Join(dir, "broken.toml")
+	if err := os.WriteFile(broken, []byte("[cache\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(Files{Site: broken, SiteExplicit: true}); err == nil {
+		t.Error("a broken config loaded for a command")
+	}
+	if l, err := Load(Files{Site: broken, SiteExplicit: true, Hook: true}); err != nil || l.FellBack == nil || !strings.Contains(l.FellBack.Error(), broken) {
+		t.Errorf("a hook on a broken config: %v, fell back %v; want the defaults and the file named", err, l.FellBack)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -43,27 +44,57 @@ func (s Source) String() string {
 	return s.Kind
 }
 
-// Files names the config files to read.
+// Files names the config files to read, and who reads them.
 type Files struct {
 	Site         string // empty means DefaultSiteFile
 	SiteExplicit bool   // the site file was named by the user: missing is an error
 	User         string // empty means no user file (root hooks never read one)
+	// AsRoot: the reader is root. The site file is used only if root alone
+	// can change it and every directory above it (fsx.CheckTrustedFile):
+	// root must not take cache.dir, slurm.squeue or a log file from a file
+	// someone else wrote. No user file is read.
+	AsRoot bool
+	// Hook: the reader is a Slurm hook, which must not fail for a config
+	// it cannot use: Load gives the built-in defaults instead, and says why
+	// in Loaded.FellBack.
+	Hook bool
 }
 
 // Loaded is an effective configuration with the source of every value.
 type Loaded struct {
 	Config
 	sources map[string]Source
+	// FellBack is why a hook runs on the defaults (nil when it does not).
+	FellBack error
 }
 
 // Load starts from the defaults and applies the site file, then the user file.
 // Unknown keys, wrong types and user files setting site-only keys are errors
-// that name the file, line and key.
+// that name the file, line and key. It is the one place that decides which
+// config root and the hooks run on (see Files.AsRoot and Files.Hook).
 func Load(files Files) (*Loaded, error) {
+	l, err := load(files)
+	if err != nil && files.Hook {
+		l = Defaults()
+		l.FellBack = err
+		return l, nil
+	}
+	return l, err
+}
+
+func load(files Files) (*Loaded, error) {
 	l := Defaults()
 	site := files.Site
 	if site == "" {
 		site = DefaultSiteFile
+	}
+	if files.AsRoot {
+		if _, err := os.Lstat(site); err == nil {
+			if err := fsx.CheckTrustedFile(site); err != nil {
+				return nil, fmt.Errorf("site config %s is not used as root: %w", site, err)
+			}
+		}
+		files.User = ""
 	}
 	if err := l.apply(site, "site", files.SiteExplicit, nil); err != nil {
 		return nil, err
