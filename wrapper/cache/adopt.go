@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"os"
 	"time"
 
@@ -13,11 +14,11 @@ import (
 // (sbcast, for `stage --bcast`) as the entry of image, after the same checks
 // a copy of its own gets: size, SIF header and id. The copy must be on the
 // cache's filesystem; it is renamed, or removed if the entry exists already.
-func (c *Cache) Adopt(ctx context.Context, image, copyPath, job string) (Result, error) {
+func (c *Cache) Adopt(ctx context.Context, image, copyPath string, job slurm.JobID) (Result, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
 	defer cancel()
-	src, res, err := begin(image, job)
+	src, res, err := begin(image)
 	if err != nil {
 		return res, err
 	}
@@ -29,7 +30,7 @@ func (c *Cache) Adopt(ctx context.Context, image, copyPath, job string) (Result,
 	}
 	copied, err := c.adoptLocked(src, res.Key, copyPath)
 	if err != nil {
-		os.Remove(copyPath)
+		_ = os.Remove(copyPath)
 		return res, err
 	}
 	if err := c.use(res.Key, job); err != nil {

@@ -38,10 +38,11 @@ type Options struct {
 
 // Cache is one user's part of the node cache.
 type Cache struct {
-	opts Options
-	root string // the cache root in use (the configured one, or the fallback)
-	dir  string // <root>/users/<uid>
-	log  logrus.FieldLogger
+	opts  Options
+	seams seams
+	root  string // the cache root in use (the configured one, or the fallback)
+	dir   string // <root>/users/<uid>
+	log   logrus.FieldLogger
 }
 
 // ErrUnsafeRoot marks a cache directory sifkernel refuses to use.
@@ -63,7 +64,7 @@ func Open(opts Options) (*Cache, error) {
 	if opts.UID == 0 && opts.GID == 0 && euid != 0 {
 		opts.UID, opts.GID = os.Getuid(), os.Getgid()
 	}
-	c := &Cache{opts: opts, log: opts.Log}
+	c := &Cache{opts: opts, seams: realSeams(), log: opts.Log}
 	var err error
 	if euid == 0 {
 		err = c.openAsRoot()

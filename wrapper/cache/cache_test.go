@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestStageAndHit(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "bert.sif", 300<<10)
 	var last, total int64
-	r1, err := c.Stage(context.Background(), src, "101", func(done, of int64) { last, total = done, of })
+	r1, err := c.Stage(context.Background(), src, jid("101"), func(done, of int64) { last, total = done, of })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestStageAndHit(t *testing.T) {
 	if !r1.Staged || !r1.Copied || !strings.HasPrefix(r1.Key, "bert-") || filepath.Dir(r1.Path) != c.Dir() {
 		t.Fatalf("first stage = %+v", r1)
 	}
-	r2, err := c.Stage(context.Background(), src, "102", nil)
+	r2, err := c.Stage(context.Background(), src, jid("102"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestStageAndHit(t *testing.T) {
 		t.Errorf("entries %+v, want one with refs 101 and 102", es)
 	}
 	for range 2 {
-		if err := c.Release("101"); err != nil {
+		if err := c.Release(jid("101")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,19 +110,19 @@ func TestKeys(t *testing.T) {
 	src := image(t, dir, "a.sif", 4096)
 	link := filepath.Join(dir, "link.sif")
 	testkit.Must(t, os.Symlink(src, link))
-	r1, _ := c.Stage(context.Background(), src, "", nil)
-	r2, err := c.Stage(context.Background(), link, "", nil)
+	r1, _ := c.Stage(context.Background(), src, slurm.JobID{}, nil)
+	r2, err := c.Stage(context.Background(), link, slurm.JobID{}, nil)
 	if err != nil || r2.Key != r1.Key || r2.Copied {
 		t.Errorf("a symlink to the same image: %+v %v, want key %s and a hit", r2, err, r1.Key)
 	}
 	later := time.Now().Add(time.Minute)
-	os.Chtimes(src, later, later)
-	r3, err := c.Stage(context.Background(), src, "", nil)
+	testkit.Must(t, os.Chtimes(src, later, later))
+	r3, err := c.Stage(context.Background(), src, slurm.JobID{}, nil)
 	if err != nil || r3.Key == r1.Key || !r3.Copied {
 		t.Errorf("a changed source must get a new key: %+v %v", r3, err)
 	}
 	other := image(t, t.TempDir(), "a.sif", 4096)
-	if r4, _ := c.Stage(context.Background(), other, "", nil); r4.Key == r1.Key || r4.Key == r3.Key {
+	if r4, _ := c.Stage(context.Background(), other, slurm.JobID{}, nil); r4.Key == r1.Key || r4.Key == r3.Key {
 		t.Errorf("another image with the same name got key %s", r4.Key)
 	}
 }
@@ -144,7 +145,7 @@ func TestBadSources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := c.Stage(context.Background(), tt.path, "1", nil)
+			r, err := c.Stage(context.Background(), tt.path, jid("1"), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.path) {
 				t.Errorf("Stage = %v, want an error naming %s and saying %q", err, tt.path, tt.want)
 			}
@@ -166,45 +167,42 @@ func assertClean(t *testing.T, c *Cache) {
 	}
 }
 
-// withCopy replaces the copy seam for one test, with a small chunk size.
-func withCopy(t *testing.T, f func(n int, dst *os.File, src io.Reader) (int64, error)) {
-	t.Helper()
-	oldCopy, oldChunk := copyChunk, chunk
+// withCopy replaces c's copy step, with a small chunk size.
+func withCopy(c *Cache, f func(ctx context.Context, n int, dst *os.File, src io.Reader) (int64, error)) {
 	n := 0
-	copyChunk = func(dst *os.File, src io.Reader) (int64, error) { n++; return f(n, dst, src) }
-	chunk = 64 << 10
-	t.Cleanup(func() { copyChunk, chunk = oldCopy, oldChunk })
+	c.seams.copyChunk = func(ctx context.Context, dst *os.File, src io.Reader) (int64, error) { n++; return f(ctx, n, dst, src) }
+	c.seams.chunk = 64 << 10
 }
 
 func TestCopyFaults(t *testing.T) {
 	tests := []struct {
 		name string
-		copy func(n int, dst *os.File, src io.Reader) (int64, error)
+		copy func(ctx context.Context, n int, dst *os.File, src io.Reader) (int64, error)
 		want string
 		is   error
 	}{
-		{name: "disk full", want: "no space", is: ErrNoSpace, copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+		{name: "disk full", want: "no space", is: ErrNoSpace, copy: func(_ context.Context, n int, dst *os.File, src io.Reader) (int64, error) {
 			if n == 2 {
 				return 100, syscall.ENOSPC
 			}
 			return dst.ReadFrom(src)
 		}},
-		{name: "io error", want: "input/output error", is: syscall.EIO, copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+		{name: "io error", want: "input/output error", is: syscall.EIO, copy: func(_ context.Context, n int, dst *os.File, src io.Reader) (int64, error) {
 			if n == 3 {
 				return 0, syscall.EIO
 			}
 			return dst.ReadFrom(src)
 		}},
-		{name: "short copy", want: "copied", copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+		{name: "short copy", want: "copied", copy: func(_ context.Context, n int, dst *os.File, src io.Reader) (int64, error) {
 			if n == 2 {
 				return 0, nil // the copy stops early without an error
 			}
 			return dst.ReadFrom(src)
 		}},
-		{name: "corrupted in flight", want: "not a valid SIF", copy: func(n int, dst *os.File, src io.Reader) (int64, error) {
+		{name: "corrupted in flight", want: "not a valid SIF", copy: func(_ context.Context, n int, dst *os.File, src io.Reader) (int64, error) {
 			w, err := dst.ReadFrom(src)
-			if n == 1 {
-				dst.WriteAt(make([]byte, 64), 0)
+			if n == 1 && err == nil {
+				_, err = dst.WriteAt(make([]byte, 64), 0)
 			}
 			return w, err
 		}},
@@ -213,8 +211,8 @@ func TestCopyFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := open(t, nil)
 			src := image(t, t.TempDir(), "x.sif", 300<<10)
-			withCopy(t, tt.copy)
-			r, err := c.Stage(context.Background(), src, "1", nil)
+			withCopy(c, tt.copy)
+			r, err := c.Stage(context.Background(), src, jid("1"), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || (tt.is != nil && !errors.Is(err, tt.is)) {
 				t.Fatalf("Stage = %v, want %q", err, tt.want)
 			}
@@ -229,15 +227,20 @@ func TestCopyFaults(t *testing.T) {
 func TestSourceChangesDuringCopy(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "x.sif", 300<<10)
-	withCopy(t, func(n int, dst *os.File, r io.Reader) (int64, error) {
+	withCopy(c, func(_ context.Context, n int, dst *os.File, r io.Reader) (int64, error) {
 		if n == 2 {
-			f, _ := os.OpenFile(src, os.O_WRONLY|os.O_APPEND, 0)
-			f.Write([]byte("more"))
-			f.Close()
+			f, err := os.OpenFile(src, os.O_WRONLY|os.O_APPEND, 0)
+			if err == nil {
+				_, err = f.Write([]byte("more"))
+				err = errors.Join(err, f.Close())
+			}
+			if err != nil {
+				return 0, err // the test then fails: Stage did not see the change
+			}
 		}
 		return dst.ReadFrom(r)
 	})
-	if _, err := c.Stage(context.Background(), src, "1", nil); err == nil || !strings.Contains(err.Error(), "changed while it was copied") {
+	if _, err := c.Stage(context.Background(), src, jid("1"), nil); err == nil || !strings.Contains(err.Error(), "changed while it was copied") {
 		t.Fatalf("Stage = %v", err)
 	}
 	assertClean(t, c)
@@ -246,11 +249,11 @@ func TestSourceChangesDuringCopy(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	c := open(t, func(o *Options) { o.StageTimeout = 150 * time.Millisecond })
 	src := image(t, t.TempDir(), "slow.sif", 1<<20)
-	withCopy(t, func(n int, dst *os.File, r io.Reader) (int64, error) {
-		time.Sleep(40 * time.Millisecond)
+	withCopy(c, func(ctx context.Context, n int, dst *os.File, r io.Reader) (int64, error) {
+		<-ctx.Done() // the copy is slower than the stage timeout: it ends first
 		return dst.ReadFrom(r)
 	})
-	r, err := c.Stage(context.Background(), src, "1", nil)
+	r, err := c.Stage(context.Background(), src, jid("1"), nil)
 	if !errors.Is(err, ErrTimeout) || r.Path != src {
 		t.Fatalf("Stage = %+v, %v; want ErrTimeout and the source", r, err)
 	}
@@ -266,12 +269,12 @@ func TestWaitsForAnotherStager(t *testing.T) {
 	if ok, err := held.TryLock(); !ok || err != nil {
 		t.Fatal("could not take the lock", err)
 	}
-	_, err := c.Stage(context.Background(), src, "1", nil)
+	_, err := c.Stage(context.Background(), src, jid("1"), nil)
 	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "another stager") {
 		t.Errorf("Stage while another holds the lock = %v", err)
 	}
-	held.Unlock()
-	if r, err := c.Stage(context.Background(), src, "1", nil); err != nil || !r.Copied {
+	testkit.Must(t, held.Unlock())
+	if r, err := c.Stage(context.Background(), src, jid("1"), nil); err != nil || !r.Copied {
 		t.Errorf("Stage after the lock is free = %+v, %v", r, err)
 	}
 }
@@ -279,7 +282,7 @@ func TestWaitsForAnotherStager(t *testing.T) {
 func TestSHA256(t *testing.T) {
 	c := open(t, func(o *Options) { o.Verify = "sha256" })
 	src := image(t, t.TempDir(), "x.sif", 200<<10)
-	r, err := c.Stage(context.Background(), src, "1", nil)
+	r, err := c.Stage(context.Background(), src, jid("1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,47 +294,45 @@ func TestSHA256(t *testing.T) {
 		t.Errorf("Verify of a good entry = %+v", checks)
 	}
 	testkit.Must(t, os.Chmod(r.Path, 0o600))
-	f, _ := os.OpenFile(r.Path, os.O_WRONLY, 0)
-	f.WriteAt([]byte("flip"), 100<<10)
-	f.Close()
+	f, err := os.OpenFile(r.Path, os.O_WRONLY, 0)
+	testkit.Must(t, err)
+	_, err = f.WriteAt([]byte("flip"), 100<<10)
+	testkit.Must(t, errors.Join(err, f.Close()))
 	checks, _ := c.Verify()
 	if checks[0].OK || !strings.Contains(checks[0].Problem, "sha256") {
 		t.Errorf("Verify of a damaged entry = %+v", checks)
 	}
 }
 
-// fakeDisk makes the cache filesystem look total bytes big with free bytes free.
-func fakeDisk(t *testing.T, total, free uint64) {
-	t.Helper()
-	old := diskUsage
-	diskUsage = func(string) (*disk.UsageStat, error) { return &disk.UsageStat{Total: total, Free: free}, nil }
-	t.Cleanup(func() { diskUsage = old })
+// fakeDisk makes c's filesystem look total bytes big with free bytes free.
+func fakeDisk(c *Cache, total, free uint64) {
+	c.seams.diskUsage = func(string) (*disk.UsageStat, error) { return &disk.UsageStat{Total: total, Free: free}, nil }
 }
 
 func size(s string) config.Size { v, _ := config.ParseSize(s); return v }
 
 func TestQuotaAndEviction(t *testing.T) {
 	c := open(t, func(o *Options) { o.Quota = size("500KiB"); o.Reserve = size("1MiB") })
-	fakeDisk(t, 100<<20, 50<<20)
+	fakeDisk(c, 100<<20, 50<<20)
 	dir := t.TempDir()
 	a, b, big := image(t, dir, "a.sif", 300<<10), image(t, dir, "b.sif", 300<<10), image(t, dir, "big.sif", 800<<10)
 
-	ra, err := c.Stage(context.Background(), a, "1", nil)
+	ra, err := c.Stage(context.Background(), a, jid("1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Stage(context.Background(), b, "1", nil); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "quota") {
+	if _, err := c.Stage(context.Background(), b, jid("1"), nil); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "quota") {
 		t.Fatalf("b over quota while a is referenced = %v, want ErrNoSpace naming the quota", err)
 	}
-	c.Release("1")
-	rb, err := c.Stage(context.Background(), b, "2", nil)
+	testkit.Must(t, c.Release(jid("1")))
+	rb, err := c.Stage(context.Background(), b, jid("2"), nil)
 	if err != nil {
 		t.Fatalf("b after a was released = %v", err)
 	}
 	if _, err := os.Stat(ra.Path); !os.IsNotExist(err) {
 		t.Error("a was not evicted to make room for b")
 	}
-	if _, err := c.Stage(context.Background(), big, "3", nil); !errors.Is(err, ErrNoSpace) {
+	if _, err := c.Stage(context.Background(), big, jid("3"), nil); !errors.Is(err, ErrNoSpace) {
 		t.Errorf("an image larger than the quota = %v", err)
 	}
 	if _, err := os.Stat(rb.Path); err != nil {
@@ -342,9 +343,9 @@ func TestQuotaAndEviction(t *testing.T) {
 
 func TestReserve(t *testing.T) {
 	c := open(t, func(o *Options) { o.Quota = size("50%"); o.Reserve = size("2GiB") })
-	fakeDisk(t, 100<<30, 2<<30+100<<10)
+	fakeDisk(c, 100<<30, 2<<30+100<<10)
 	src := image(t, t.TempDir(), "x.sif", 300<<10)
-	_, err := c.Stage(context.Background(), src, "1", nil)
+	_, err := c.Stage(context.Background(), src, jid("1"), nil)
 	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "reserve") {
 		t.Errorf("Stage into the reserve = %v", err)
 	}
@@ -362,18 +363,23 @@ func TestGC(t *testing.T) {
 	c := open(t, func(o *Options) { o.KeepWarm = time.Hour })
 	dir := t.TempDir()
 	old, fresh, used := image(t, dir, "old.sif", 4096), image(t, dir, "fresh.sif", 4096), image(t, dir, "used.sif", 4096)
-	ro, _ := c.Stage(context.Background(), old, "", nil)
-	c.Stage(context.Background(), fresh, "", nil)
-	c.Stage(context.Background(), used, "77", nil)
+	ro, err := c.Stage(context.Background(), old, slurm.JobID{}, nil)
+	testkit.Must(t, err)
+	_, err = c.Stage(context.Background(), fresh, slurm.JobID{}, nil)
+	testkit.Must(t, err)
+	_, err = c.Stage(context.Background(), used, jid("77"), nil)
+	testkit.Must(t, err)
 	past := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(c.metaPath(ro.Key), past, past)
+	testkit.Must(t, os.Chtimes(c.metaPath(ro.Key), past, past))
 
 	// A copy left by a dead stager (lock free), one in progress (lock held),
 	// and metadata whose entry is gone.
 	testkit.Must(t, os.WriteFile(filepath.Join(c.Dir(), ".tmp-dead-0123456789abcdef-1"), []byte("x"), 0o600))
 	busy := flock.New(c.lockPath("busy-0123456789abcdef"))
-	busy.TryLock()
-	defer busy.Unlock()
+	if ok, err := busy.TryLock(); !ok || err != nil {
+		t.Fatalf("locking the busy entry: %v", err)
+	}
+	defer func() { testkit.Must(t, busy.Unlock()) }()
 	testkit.Must(t, os.WriteFile(filepath.Join(c.Dir(), ".tmp-busy-0123456789abcdef-2"), []byte("x"), 0o600))
 	testkit.Must(t, os.WriteFile(c.metaPath("orphan-0123456789abcdef"), []byte("{}"), 0o600))
 
@@ -394,8 +400,8 @@ func TestGC(t *testing.T) {
 	if !slices.Equal(r.Entries, []string{ro.Key}) || !slices.Equal(r.Temps, []string{".tmp-dead-0123456789abcdef-1"}) || !slices.Equal(r.Orphans, []string{"orphan-0123456789abcdef"}) {
 		t.Errorf("gc = %+v", r)
 	}
-	r, _ = c.GC(GCOptions{All: true, Jobs: []string{"77"}})
-	if len(r.Entries) != 2 || !slices.Equal(r.Jobs, []string{"77"}) {
+	r, _ = c.GC(GCOptions{All: true, Jobs: []slurm.JobID{jid("77")}})
+	if len(r.Entries) != 2 || !slices.Equal(r.Jobs, []slurm.JobID{jid("77")}) {
 		t.Errorf("gc --all --job 77 = %+v, want fresh and used removed", r)
 	}
 	if _, err := os.Stat(filepath.Join(c.Dir(), ".tmp-busy-0123456789abcdef-2")); err != nil {
@@ -407,16 +413,25 @@ func TestJobIDs(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "x.sif", 4096)
 	for _, bad := range []string{"../x", "a/b", "..", ".hidden", "x y", "12345.batch", "interactive-1", "c1"} {
-		if _, err := c.Stage(context.Background(), src, bad, nil); err == nil {
+		if _, err := slurm.ParseJobID(bad); err == nil {
 			t.Errorf("job %q accepted", bad)
 		}
-		if err := c.Release(bad); err == nil {
-			t.Errorf("Release(%q) accepted", bad)
-		}
 	}
-	if _, err := c.Stage(context.Background(), src, "12345", nil); err != nil {
+	if err := c.Release(slurm.JobID{}); err == nil {
+		t.Error("Release of no job accepted")
+	}
+	if _, err := c.Stage(context.Background(), src, jid("12345"), nil); err != nil {
 		t.Errorf("Slurm job id refused: %v", err)
 	}
+}
+
+// jid is a job id the test knows to be valid.
+func jid(s string) slurm.JobID {
+	j, err := slurm.ParseJobID(s)
+	if err != nil {
+		panic(err)
+	}
+	return j
 }
 
 func TestUnsafeRoots(t *testing.T) {
@@ -523,7 +538,10 @@ func TestMain(m *testing.M) {
 func helper(mode string) int {
 	o := Options{Root: os.Getenv("SIFKERNEL_CACHE_ROOT"), FallbackDir: os.Getenv("SIFKERNEL_CACHE_FALLBACK"), StageTimeout: time.Minute, Log: quietLog()}
 	if u := os.Getenv("SIFKERNEL_CACHE_UID"); u != "" {
-		fmt.Sscan(u, &o.UID)
+		if _, err := fmt.Sscan(u, &o.UID); err != nil {
+			fmt.Println("ERROR", err)
+			return 1
+		}
 		o.GID = o.UID
 	}
 	c, err := Open(o)
@@ -535,16 +553,30 @@ func helper(mode string) int {
 	if mode != "stage" {
 		return 0
 	}
-	if os.Getenv("SIFKERNEL_CACHE_SLOW") != "" {
-		chunk = 256 << 10
-		copyChunk = func(dst *os.File, src io.Reader) (int64, error) {
+	if gate := os.Getenv("SIFKERNEL_CACHE_GATE"); gate != "" {
+		// The copy stops after its first chunk until the gate file exists:
+		// the parent kills this stager there, or opens the gate once every
+		// stager is up.
+		c.seams.chunk = 256 << 10
+		c.seams.copyChunk = func(_ context.Context, dst *os.File, src io.Reader) (int64, error) {
 			n, err := dst.ReadFrom(src)
 			fmt.Println("COPYING")
-			time.Sleep(30 * time.Millisecond)
-			return n, err
+			for {
+				if _, serr := os.Stat(gate); serr == nil {
+					return n, err
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
 	}
-	r, err := c.Stage(context.Background(), os.Getenv("SIFKERNEL_CACHE_IMAGE"), os.Getenv("SIFKERNEL_CACHE_JOB"), nil)
+	var job slurm.JobID
+	if s := os.Getenv("SIFKERNEL_CACHE_JOB"); s != "" {
+		if job, err = slurm.ParseJobID(s); err != nil {
+			fmt.Println("ERROR", err)
+			return 1
+		}
+	}
+	r, err := c.Stage(context.Background(), os.Getenv("SIFKERNEL_CACHE_IMAGE"), job, nil)
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return 1
@@ -560,7 +592,7 @@ func TestAdopt(t *testing.T) {
 	data, _ := os.ReadFile(src)
 	cp := filepath.Join(c.Dir(), "incoming.sif")
 	testkit.Must(t, os.WriteFile(cp, data, 0o600))
-	r, err := c.Adopt(context.Background(), src, cp, "5")
+	r, err := c.Adopt(context.Background(), src, cp, jid("5"))
 	if err != nil || !r.Copied || !r.Staged {
 		t.Fatalf("Adopt = %+v, %v", r, err)
 	}
@@ -568,7 +600,7 @@ func TestAdopt(t *testing.T) {
 		t.Error("the adopted copy is still at its old name")
 	}
 	testkit.Must(t, os.WriteFile(cp, data, 0o600))
-	if r2, err := c.Adopt(context.Background(), src, cp, "6"); err != nil || r2.Copied || r2.Path != r.Path {
+	if r2, err := c.Adopt(context.Background(), src, cp, jid("6")); err != nil || r2.Copied || r2.Path != r.Path {
 		t.Errorf("second Adopt = %+v, %v; want the existing entry", r2, err)
 	}
 	if _, err := os.Stat(cp); !os.IsNotExist(err) {
@@ -577,12 +609,12 @@ func TestAdopt(t *testing.T) {
 	other := image(t, t.TempDir(), "y.sif", 100<<10)
 	bad, _ := os.ReadFile(other)
 	testkit.Must(t, os.WriteFile(cp, bad, 0o600))
-	if _, err := c.Adopt(context.Background(), other, cp, "7"); err != nil {
+	if _, err := c.Adopt(context.Background(), other, cp, jid("7")); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Must(t, os.WriteFile(cp, data[:len(data)/2], 0o600))
 	src2 := image(t, t.TempDir(), "z.sif", 100<<10)
-	if _, err := c.Adopt(context.Background(), src2, cp, "8"); err == nil {
+	if _, err := c.Adopt(context.Background(), src2, cp, jid("8")); err == nil {
 		t.Error("adopted a truncated copy of another image")
 	}
 	if _, err := os.Stat(cp); !os.IsNotExist(err) {

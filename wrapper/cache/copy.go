@@ -11,24 +11,35 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/shirou/gopsutil/v3/disk"
 	"golang.org/x/sys/unix"
-
-	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
-// chunk is how much is copied between checks of the context and progress
-// reports. *os.File.ReadFrom of an io.LimitedReader over an *os.File still
-// uses copy_file_range (and so reflinks where the filesystem can). It is
-// 1 GiB, the most Go asks copy_file_range for in one call anyway: smaller
-// steps measured 10-25% slower on 4 GiB images (ext4, cold cache), and a
-// stage timeout may overrun by one step (about a second on local disks).
-var chunk int64 = 1 << 30
+// defaultChunk is how much is copied between checks of the context and
+// progress reports. *os.File.ReadFrom of an io.LimitedReader over an
+// *os.File still uses copy_file_range (and so reflinks where the filesystem
+// can). It is 1 GiB, the most Go asks copy_file_range for in one call
+// anyway: smaller steps measured 10-25% slower on 4 GiB images (ext4, cold
+// cache), and a stage timeout may overrun by one step (about a second on
+// local disks).
+const defaultChunk int64 = 1 << 30
 
-// Test seams: tests replace these to inject faults and slow copies.
-var (
-	copyChunk = func(dst *os.File, src io.Reader) (int64, error) { return dst.ReadFrom(src) }
-	inspect   = sifimage.Inspect
-)
+// seams are the parts of one Cache a test replaces to play faults, slow
+// copies and small or full disks; Open sets the real ones. They are fields,
+// not package variables: nothing in the binary root runs can change them.
+type seams struct {
+	chunk     int64
+	copyChunk func(ctx context.Context, dst *os.File, src io.Reader) (int64, error)
+	diskUsage func(path string) (*disk.UsageStat, error)
+}
+
+func realSeams() seams {
+	return seams{
+		chunk:     defaultChunk,
+		copyChunk: func(_ context.Context, dst *os.File, src io.Reader) (int64, error) { return dst.ReadFrom(src) },
+		diskUsage: disk.Usage,
+	}
+}
 
 // copy copies src into dst in chunks, hashing when verify is sha256, and
 // stops at a chunk boundary when ctx ends. It returns the hex digest, if any.
@@ -48,7 +59,7 @@ func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, progress Pr
 		if err := ctx.Err(); err != nil {
 			return "", fmt.Errorf("%w: staging %s stopped after %d of %d bytes", ErrTimeout, src.path, done, src.size)
 		}
-		n, err := c.copyOne(dst, src, h)
+		n, err := c.copyOne(ctx, dst, src, h)
 		done += n
 		if progress != nil {
 			progress(done, src.size)
@@ -66,10 +77,10 @@ func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, progress Pr
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (c *Cache) copyOne(dst *os.File, src *source, h hash.Hash) (int64, error) {
-	lr := &io.LimitedReader{R: src.f, N: chunk}
+func (c *Cache) copyOne(ctx context.Context, dst *os.File, src *source, h hash.Hash) (int64, error) {
+	lr := &io.LimitedReader{R: src.f, N: c.seams.chunk}
 	if h == nil {
-		return copyChunk(dst, lr)
+		return c.seams.copyChunk(ctx, dst, lr)
 	}
 	return io.CopyBuffer(io.MultiWriter(dst, h), lr, make([]byte, 1<<20))
 }

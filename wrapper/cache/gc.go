@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,24 +13,24 @@ import (
 // GCOptions say what gc removes.
 type GCOptions struct {
 	DryRun bool
-	All    bool     // every unreferenced entry, however recently used
-	Jobs   []string // release these jobs' refs first (jobs that ended without an epilog)
+	All    bool          // every unreferenced entry, however recently used
+	Jobs   []slurm.JobID // release these jobs' refs first (jobs that ended without an epilog)
 	Now    time.Time
 }
 
 // GCReport lists what gc removed (or, in a dry run, would remove).
 type GCReport struct {
-	Entries []string `json:"entries"`
-	Temps   []string `json:"temps"`
-	Orphans []string `json:"orphans"` // metadata without an entry
-	Jobs    []string `json:"jobs"`
-	Freed   int64    `json:"freed"`
+	Entries []string      `json:"entries"`
+	Temps   []string      `json:"temps"`
+	Orphans []string      `json:"orphans"` // metadata without an entry
+	Jobs    []slurm.JobID `json:"jobs"`
+	Freed   int64         `json:"freed"`
 }
 
 // GC removes unreferenced entries not used for keep_warm (all of them with
 // All), copies left by stagers that died, and orphaned metadata.
 func (c *Cache) GC(o GCOptions) (GCReport, error) {
-	r := GCReport{Entries: []string{}, Temps: []string{}, Orphans: []string{}, Jobs: []string{}}
+	r := GCReport{Entries: []string{}, Temps: []string{}, Orphans: []string{}, Jobs: []slurm.JobID{}}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
@@ -75,11 +76,11 @@ func (c *Cache) gcEntries(r *GCReport, o GCOptions) error {
 }
 
 // refsReleased reports whether a dry run's released jobs cover all refs.
-func refsReleased(refs, jobs []string) bool {
+func refsReleased(refs []string, jobs []slurm.JobID) bool {
 	for _, ref := range refs {
 		found := false
 		for _, j := range jobs {
-			found = found || ref == j
+			found = found || ref == j.String()
 		}
 		if !found {
 			return false

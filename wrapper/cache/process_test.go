@@ -3,6 +3,7 @@ package cache
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,10 +12,14 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // stager starts the test binary as a stager process of image into root.
-func stager(t *testing.T, root, image, job string, slow bool) *exec.Cmd {
+// With a gate, the copy stops after its first chunk (printing COPYING)
+// until the gate file exists.
+func stager(t *testing.T, root, image, job, gate string) *exec.Cmd {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -23,8 +28,8 @@ func stager(t *testing.T, root, image, job string, slow bool) *exec.Cmd {
 	cmd := exec.Command(self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), "SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_ROOT="+root,
 		"SIFKERNEL_CACHE_FALLBACK="+filepath.Dir(root), "SIFKERNEL_CACHE_IMAGE="+image, "SIFKERNEL_CACHE_JOB="+job)
-	if slow {
-		cmd.Env = append(cmd.Env, "SIFKERNEL_CACHE_SLOW=1")
+	if gate != "" {
+		cmd.Env = append(cmd.Env, "SIFKERNEL_CACHE_GATE="+gate)
 	}
 	return cmd
 }
@@ -35,7 +40,7 @@ func stager(t *testing.T, root, image, job string, slow bool) *exec.Cmd {
 func TestKill9MidCopy(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "big.sif", 4<<20)
-	cmd := stager(t, c.opts.Root, src, "1", true)
+	cmd := stager(t, c.opts.Root, src, "1", filepath.Join(t.TempDir(), "never"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +54,7 @@ func TestKill9MidCopy(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	_ = cmd.Wait() // killed: its error is the signal
 
 	if m, _ := filepath.Glob(filepath.Join(c.Dir(), "*.sif")); len(m) != 0 {
 		t.Fatalf("an entry was published by a killed stager: %v", m)
@@ -62,7 +67,7 @@ func TestKill9MidCopy(t *testing.T) {
 	if err != nil || len(r.Temps) != 1 {
 		t.Fatalf("gc = %+v, %v; want the stale copy removed", r, err)
 	}
-	res, err := c.Stage(t.Context(), src, "2", nil)
+	res, err := c.Stage(t.Context(), src, jid("2"), nil)
 	if err != nil || !res.Copied {
 		t.Fatalf("stage after the kill = %+v, %v", res, err)
 	}
@@ -79,20 +84,50 @@ func TestConcurrentStagers(t *testing.T) {
 	const n = 16
 	results := make([]Result, n)
 	errs := make([]string, n)
-	var wg sync.WaitGroup
+	// The one that copies waits, after its first chunk, until every stager
+	// has opened the cache: then all of them are at the lock together.
+	gate := filepath.Join(t.TempDir(), "gate")
+	var wg, up sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
+		up.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := stager(t, c.opts.Root, src, strconv.Itoa(500+i), true).Output()
-			_, line, ok := strings.Cut(string(out), "RESULT ")
-			if err != nil || !ok {
-				errs[i] = string(out)
+			cmd := stager(t, c.opts.Root, src, strconv.Itoa(500+i), gate)
+			out, err := cmd.StdoutPipe()
+			if err == nil {
+				err = cmd.Start()
+			}
+			if err != nil {
+				errs[i] = err.Error()
+				up.Done()
 				return
 			}
-			json.Unmarshal([]byte(line), &results[i])
+			var all strings.Builder
+			sc := bufio.NewScanner(out)
+			signalled := false
+			for sc.Scan() {
+				all.WriteString(sc.Text() + "\n")
+				if strings.HasPrefix(sc.Text(), "DIR ") && !signalled {
+					up.Done()
+					signalled = true
+				}
+				if line, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
+					if err := json.Unmarshal([]byte(line), &results[i]); err != nil {
+						errs[i] = err.Error()
+					}
+				}
+			}
+			if !signalled {
+				up.Done()
+			}
+			if err := cmd.Wait(); err != nil || results[i].Path == "" {
+				errs[i] = fmt.Sprintf("%v: %s", err, all.String())
+			}
 		}()
 	}
+	up.Wait()
+	testkit.Must(t, os.WriteFile(gate, nil, 0o644))
 	wg.Wait()
 	copies := 0
 	for i, r := range results {

@@ -14,12 +14,9 @@ import (
 func (c *Cache) refDir(key string) string { return filepath.Join(c.dir, "refs", key) }
 
 // ref marks that job uses the entry key.
-func (c *Cache) ref(key, job string) error {
-	if job == "" {
+func (c *Cache) ref(key string, job slurm.JobID) error {
+	if job.IsZero() {
 		return nil
-	}
-	if err := slurm.ValidJobID(job); err != nil {
-		return err
 	}
 	var err error
 	// Release removes empty ref directories; if it takes this one between
@@ -32,7 +29,7 @@ func (c *Cache) ref(key, job string) error {
 		}
 		var f *os.File
 		// A FIFO in the ref's place must not block (O_NONBLOCK: no reader, ENXIO).
-		if f, err = os.OpenFile(filepath.Join(c.refDir(key), job), os.O_CREATE|os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0o600); err == nil {
+		if f, err = os.OpenFile(filepath.Join(c.refDir(key), job.String()), os.O_CREATE|os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0o600); err == nil {
 			return f.Close()
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -59,9 +56,9 @@ func (c *Cache) refs(key string) ([]string, error) {
 }
 
 // Release drops every ref of job. Running it again does nothing.
-func (c *Cache) Release(job string) error {
-	if err := slurm.ValidJobID(job); err != nil {
-		return err
+func (c *Cache) Release(job slurm.JobID) error {
+	if job.IsZero() {
+		return errors.New("release: no job")
 	}
 	keys, err := os.ReadDir(filepath.Join(c.dir, "refs"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -72,7 +69,7 @@ func (c *Cache) Release(job string) error {
 	}
 	var errs []error
 	for _, k := range keys {
-		err := os.Remove(filepath.Join(c.refDir(k.Name()), job))
+		err := os.Remove(filepath.Join(c.refDir(k.Name()), job.String()))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

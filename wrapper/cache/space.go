@@ -7,16 +7,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/shirou/gopsutil/v3/disk"
 )
 
 // ErrNoSpace says an image does not fit: not enough free space above the
 // reserve, or over the user's quota, even after eviction.
 var ErrNoSpace = errors.New("no space in the node cache")
-
-// diskUsage is gopsutil's, overridden by tests to play a small or full disk.
-var diskUsage = disk.Usage
 
 // Usage is the space picture of this user's cache.
 type Usage struct {
@@ -29,7 +24,7 @@ type Usage struct {
 
 // Usage measures the cache filesystem and this user's part of it.
 func (c *Cache) Usage() (Usage, error) {
-	d, err := diskUsage(c.dir)
+	d, err := c.seams.diskUsage(c.dir)
 	if err != nil {
 		return Usage{}, fmt.Errorf("measuring %s: %w", c.dir, err)
 	}

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+
 	"context"
 	"errors"
 	"fmt"
@@ -33,11 +35,11 @@ var lockRetry = 20 * time.Millisecond
 // Stage makes a node-local copy of image (or finds one) and records that job
 // uses it. It gives up when ctx ends or the stage timeout passes; the copy
 // in progress is then removed and the error says to use the source.
-func (c *Cache) Stage(ctx context.Context, image, job string, progress Progress) (Result, error) {
+func (c *Cache) Stage(ctx context.Context, image string, job slurm.JobID, progress Progress) (Result, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
 	defer cancel()
-	src, res, err := begin(image, job)
+	src, res, err := begin(image)
 	if err != nil {
 		return res, err
 	}
@@ -50,15 +52,10 @@ func (c *Cache) Stage(ctx context.Context, image, job string, progress Progress)
 	return res, nil
 }
 
-// begin checks the job id and opens the image; the result points at the
+// begin opens the image; the result points at the
 // source until the image is staged.
-func begin(image, job string) (*source, Result, error) {
+func begin(image string) (*source, Result, error) {
 	res := Result{Source: image, Path: image}
-	if job != "" {
-		if err := slurm.ValidJobID(job); err != nil {
-			return nil, res, err
-		}
-	}
 	src, err := openSource(image)
 	if err != nil {
 		return nil, res, err
@@ -67,7 +64,7 @@ func begin(image, job string) (*source, Result, error) {
 	return src, res, nil
 }
 
-func (c *Cache) stageLocked(ctx context.Context, src *source, key, job string, progress Progress) (bool, error) {
+func (c *Cache) stageLocked(ctx context.Context, src *source, key string, job slurm.JobID, progress Progress) (bool, error) {
 	lock := NewLock(c.lockPath(key))
 	defer lock.Close()
 	// A shared lock is enough to use a published entry; it waits for a copy
@@ -97,7 +94,7 @@ func (c *Cache) stageLocked(ctx context.Context, src *source, key, job string, p
 	return true, c.use(key, job)
 }
 
-func (c *Cache) use(key, job string) error {
+func (c *Cache) use(key string, job slurm.JobID) error {
 	c.touch(key, time.Now())
 	return c.ref(key, job)
 }
@@ -125,7 +122,7 @@ func (c *Cache) publish(ctx context.Context, src *source, key string, progress P
 	defer func() {
 		tmp.Close()
 		if err != nil {
-			os.Remove(tmp.Name())
+			_ = os.Remove(tmp.Name())
 		}
 	}()
 	sum, err := c.copy(ctx, tmp, src, progress)
@@ -175,7 +172,7 @@ func (c *Cache) check(tmp *os.File, src *source) error {
 	if src.sifID == "" {
 		return nil
 	}
-	info, err := inspect(tmp)
+	info, err := sifimage.Inspect(tmp)
 	if err != nil {
 		return fmt.Errorf("staging %s: the copy is not a valid SIF: %w", src.path, err)
 	}
@@ -190,7 +187,7 @@ func (c *Cache) check(tmp *os.File, src *source) error {
 func (c *Cache) removeTemps(key string) int {
 	names, _ := filepath.Glob(filepath.Join(c.dir, ".tmp-"+key+"-*"))
 	for _, n := range names {
-		os.Remove(n)
+		_ = os.Remove(n)
 	}
 	return len(names)
 }

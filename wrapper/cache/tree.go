@@ -119,7 +119,7 @@ func (t *Tree) Close() error {
 }
 
 // JobDir is the path of jobs/<job>, for messages and for the job user.
-func (t *Tree) JobDir(job string) string { return filepath.Join(t.path, "jobs", job) }
+func (t *Tree) JobDir(job slurm.JobID) string { return filepath.Join(t.path, "jobs", job.String()) }
 
 // Owner is who owns a directory, from its Lstat.
 type Owner = fsx.Owner
@@ -143,23 +143,26 @@ func ownerOf(d *os.File, name string) (Owner, bool, error) {
 // with the same id (a crash, a reset of Slurm's job ids): no job with that
 // id runs here but this one, so it is removed (see RemoveJobTree) and the
 // directory made anew.
-func (t *Tree) MakeJobDir(job string, uid, gid int) (string, error) {
-	err := t.jobs.Mkdir(job, 0o700)
+func (t *Tree) MakeJobDir(job slurm.JobID, uid, gid int) (string, error) {
+	if job.IsZero() {
+		return "", errors.New("job directory: no job")
+	}
+	err := t.jobs.Mkdir(job.String(), 0o700)
 	if errors.Is(err, fs.ErrExist) {
-		o, dir, serr := ownerOf(t.jobsDir, job)
+		o, dir, serr := ownerOf(t.jobsDir, job.String())
 		if serr == nil && dir && o.UID == uid {
 			return t.JobDir(job), nil
 		}
 		if rerr := t.RemoveJobTree(job, time.Now().Add(leftoverBudget)); rerr != nil {
 			return "", fmt.Errorf("%w: %s is a leftover of another job that could not be removed: %w", ErrNotOwner, t.JobDir(job), rerr)
 		}
-		err = t.jobs.Mkdir(job, 0o700)
+		err = t.jobs.Mkdir(job.String(), 0o700)
 	}
 	if err != nil {
 		return "", err
 	}
-	if err := t.jobs.Lchown(job, uid, gid); err != nil {
-		t.jobs.Remove(job)
+	if err := t.jobs.Lchown(job.String(), uid, gid); err != nil {
+		_ = t.jobs.Remove(job.String())
 		return "", err
 	}
 	return t.JobDir(job), nil
@@ -172,11 +175,11 @@ const leftoverBudget = 10 * time.Second
 // descriptors on the cache root's file system, never following a link,
 // never crossing a mount, whatever its depth (see fsx.RemoveTree): what
 // the Epilog and sweep do when the job user's own cleanup could not.
-func (t *Tree) RemoveJobTree(job string, deadline time.Time) error {
-	if t.jobsDir == nil {
+func (t *Tree) RemoveJobTree(job slurm.JobID, deadline time.Time) error {
+	if t.jobsDir == nil || job.IsZero() {
 		return nil
 	}
-	return fsx.RemoveTree(t.jobsDir, job, fsx.RemoveOptions{Deadline: deadline})
+	return fsx.RemoveTree(t.jobsDir, job.String(), fsx.RemoveOptions{Deadline: deadline})
 }
 
 // RemoveUserJobs removes, as root, what users/<uid> holds for jobs that no
@@ -184,7 +187,7 @@ func (t *Tree) RemoveJobTree(job string, deadline time.Time) error {
 // RemoveJobTree). It is sweep's way through a user's cache when the
 // user's own sweep could not run; entries and copies are left to the
 // user's side. It reads at most maxRefKeys names a directory.
-func (t *Tree) RemoveUserJobs(uid int, running map[string]bool, deadline time.Time) error {
+func (t *Tree) RemoveUserJobs(uid int, running map[slurm.JobID]bool, deadline time.Time) error {
 	if t.usersDir == nil {
 		return nil
 	}
@@ -198,8 +201,8 @@ func (t *Tree) RemoveUserJobs(uid int, running map[string]bool, deadline time.Ti
 	defer ud.Close()
 	opts := fsx.RemoveOptions{Deadline: deadline}
 	stale := func(name string) bool {
-		job := strings.TrimSuffix(name, ".lock")
-		return slurm.ValidJobID(job) == nil && !running[job]
+		job, err := slurm.ParseJobID(strings.TrimSuffix(name, ".lock"))
+		return err == nil && !running[job]
 	}
 	errs := []error{removeMatching(ud, "jobs", stale, opts)}
 	refs, _, err := fsx.OpenDirAt(ud, "refs")
@@ -247,15 +250,18 @@ func ignoreEOF(err error) error {
 
 // JobDirOwner says who owns jobs/<job>. Anything there but a directory (a
 // symlink, say) is removed without being followed, and found is false.
-func (t *Tree) JobDirOwner(job string) (o Owner, found bool, err error) {
-	o, dir, err := ownerOf(t.jobsDir, job)
+func (t *Tree) JobDirOwner(job slurm.JobID) (o Owner, found bool, err error) {
+	if job.IsZero() {
+		return o, false, nil
+	}
+	o, dir, err := ownerOf(t.jobsDir, job.String())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return o, false, nil
 	case err != nil:
 		return o, false, err
 	case !dir:
-		return o, false, t.jobs.Remove(job)
+		return o, false, t.jobs.Remove(job.String())
 	}
 	return o, true, nil
 }
@@ -263,15 +269,15 @@ func (t *Tree) JobDirOwner(job string) (o Owner, found bool, err error) {
 // OpenOwnJobDir opens jobs/<job> for the calling user: it must be a
 // directory owned by that user, not a link (the job user's side of a
 // cleanup, and the TaskProlog before it trusts what it finds there).
-func (t *Tree) OpenOwnJobDir(job string) (*os.Root, error) {
-	o, dir, err := ownerOf(t.jobsDir, job)
+func (t *Tree) OpenOwnJobDir(job slurm.JobID) (*os.Root, error) {
+	o, dir, err := ownerOf(t.jobsDir, job.String())
 	if err != nil {
 		return nil, err
 	}
 	if !dir || o.UID != os.Geteuid() {
 		return nil, fmt.Errorf("%w: %s is not a directory of uid %d", ErrNotOwner, t.JobDir(job), os.Geteuid())
 	}
-	r, st, err := fsx.OpenRootAt(t.jobsDir, job)
+	r, st, err := fsx.OpenRootAt(t.jobsDir, job.String())
 	if err == nil && st.UID != os.Geteuid() { // swapped since: jobs/ is root's, so only by root
 		r.Close()
 		return nil, fmt.Errorf("%w: %s changed owner", ErrNotOwner, t.JobDir(job))
@@ -282,23 +288,23 @@ func (t *Tree) OpenOwnJobDir(job string) (*os.Root, error) {
 // EmptyOwnJobDir removes what is inside jobs/<job>, the calling user's own
 // directory (see OpenOwnJobDir), through fsx.RemoveTree: the job user's
 // side of a cleanup, whatever the job left there.
-func (t *Tree) EmptyOwnJobDir(job string, deadline time.Time) error {
-	o, dir, err := ownerOf(t.jobsDir, job)
+func (t *Tree) EmptyOwnJobDir(job slurm.JobID, deadline time.Time) error {
+	o, dir, err := ownerOf(t.jobsDir, job.String())
 	if err != nil {
 		return err
 	}
 	if !dir || o.UID != os.Geteuid() {
 		return fmt.Errorf("%w: %s is not a directory of uid %d", ErrNotOwner, t.JobDir(job), os.Geteuid())
 	}
-	return fsx.RemoveTree(t.jobsDir, job, fsx.RemoveOptions{Deadline: deadline, KeepTop: true})
+	return fsx.RemoveTree(t.jobsDir, job.String(), fsx.RemoveOptions{Deadline: deadline, KeepTop: true})
 }
 
 // RemoveJobDir removes jobs/<job> once it is empty; a missing one is fine.
-func (t *Tree) RemoveJobDir(job string) error {
-	if t.jobs == nil {
+func (t *Tree) RemoveJobDir(job slurm.JobID) error {
+	if t.jobs == nil || job.IsZero() {
 		return nil
 	}
-	if err := t.jobs.Remove(job); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := t.jobs.Remove(job.String()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", t.JobDir(job), err)
 	}
 	return nil
@@ -364,7 +370,7 @@ func (t *Tree) EnsureUserDir(uid, gid int) error {
 	name := strconv.Itoa(uid)
 	if err := t.users.Mkdir(name, 0o700); err == nil {
 		if err := t.users.Lchown(name, uid, gid); err != nil {
-			t.users.Remove(name)
+			_ = t.users.Remove(name)
 			return err
 		}
 		return t.users.Chmod(name, 0o700)

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -49,7 +51,7 @@ func verifyEntry(e Entry) error {
 		return fmt.Errorf("size %d, recorded %d", st.Size(), e.Size)
 	}
 	if e.SIFID != "" {
-		info, err := inspect(f)
+		info, err := sifimage.Inspect(f)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/wrapper/config"
-	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
@@ -42,6 +40,9 @@ type Options struct {
 	Self string
 	// LookupUser finds a uid in the user database; nil means slurm.LookupUser.
 	LookupUser func(int) (slurm.User, error)
+	// Exec replaces the process with another program (idev); nil means
+	// syscall.Exec.
+	Exec func(argv0 string, argv, envv []string) error
 }
 
 // env is the state commands share, filled in by the app's Before.
@@ -168,7 +169,8 @@ func (e *env) before(c *cli.Context) error {
 		site = e.installedConfig()
 	}
 	e.configFile = site
-	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig()}
+	hook := e.isHook(c) || isHookCommand(c) && !isInternal(c)
+	files := config.Files{Site: site, SiteExplicit: explicit, User: e.userConfig(), AsRoot: e.Euid == 0, Hook: hook}
 	if isInternal(c) && c.Args().Get(1) != lifecycle.ChildUserPartKind {
 		// A cleanup, sweep or usage child serves root on the site's config
 		// alone: a user who breaks their own config.toml after the Prolog
@@ -180,10 +182,10 @@ func (e *env) before(c *cli.Context) error {
 	if isInternal(c) && e.Getenv(lifecycle.ChildDefaultsEnv) == "1" {
 		// The hook that started this child runs on the defaults: so does it.
 		cfg, e.configFile = config.Defaults(), ""
-	} else if cfg, err = e.loadConfig(files); err != nil && (e.isHook(c) || isHookCommand(c) && !isInternal(c)) {
-		e.log.WithError(err).WithField("hook", e.hookName(c)).WithField("job", e.Getenv("SLURM_JOB_ID")).
+	} else if cfg, err = config.Load(files); err == nil && cfg.FellBack != nil {
+		e.log.WithError(cfg.FellBack).WithField("hook", e.hookName(c)).WithField("job", e.Getenv("SLURM_JOB_ID")).
 			Error("config unusable; this hook runs with the built-in defaults")
-		cfg, err, e.configFile = config.Defaults(), nil, ""
+		e.configFile = ""
 		e.onDefaults = true
 	}
 	if err != nil {
@@ -211,23 +213,6 @@ func (e *env) before(c *cli.Context) error {
 		return e.ConfigureLog(cfg.Log, e.isHook(c) || isHookCommand(c))
 	}
 	return nil
-}
-
-// loadConfig loads the config files. As root, the site file is used only
-// if root alone can change it and every directory above it (see
-// fsx.CheckTrustedFile): root must not take cache.dir, slurm.squeue or a
-// log file from a file someone else wrote.
-func (e *env) loadConfig(files config.Files) (*config.Loaded, error) {
-	site := files.Site
-	if site == "" {
-		site = config.DefaultSiteFile
-	}
-	if _, err := os.Lstat(site); e.Euid == 0 && err == nil {
-		if err := fsx.CheckTrustedFile(site); err != nil {
-			return nil, fmt.Errorf("site config %s is not used as root: %w", site, err)
-		}
-	}
-	return config.Load(files)
 }
 
 // installedConfig is the site config when none is named: etc/sifkernel/

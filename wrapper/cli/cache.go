@@ -40,12 +40,15 @@ func (e *env) cacheCommand() *cli.Command {
 					jsonFlag,
 				},
 				Action: func(c *cli.Context) error {
+					var jobs []slurm.JobID
 					for _, j := range c.StringSlice("job") {
-						if err := slurm.ValidJobID(j); err != nil {
+						id, err := slurm.ParseJobID(j)
+						if err != nil {
 							return &UsageError{Err: err}
 						}
+						jobs = append(jobs, id)
 					}
-					return e.cacheGC(cache.GCOptions{DryRun: c.Bool("dry-run"), All: c.Bool("all"), Jobs: c.StringSlice("job"), Now: e.Now()}, c.Bool("json"))
+					return e.cacheGC(cache.GCOptions{DryRun: c.Bool("dry-run"), All: c.Bool("all"), Jobs: jobs, Now: e.Now()}, c.Bool("json"))
 				},
 			},
 			{
@@ -87,7 +90,9 @@ func (e *env) cacheList(asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", en.Key, cache.HumanBytes(en.Size), en.LastUsed.Local().Format("2006-01-02 15:04"),
 			dash(strings.Join(en.Refs, ",")), en.Source)
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.Stdout, "%d images in %s: %s used of a %s quota; %s free (%s kept in reserve)\n",
 		len(entries), ch.Dir(), cache.HumanBytes(u.Used), cache.HumanBytes(int64(u.Quota)), cache.HumanBytes(int64(u.Free)), cache.HumanBytes(int64(u.Reserve)))
 	return nil

@@ -68,7 +68,7 @@ func TestStageCommand(t *testing.T) {
 		t.Errorf("cache verify = %v\n%s", err, o)
 	}
 	testkit.Must(t, os.Chmod(first.Path, 0o600))
-	os.Truncate(first.Path, first.Bytes-10)
+	testkit.Must(t, os.Truncate(first.Path, first.Bytes-10))
 	if o, err := s.run(t, "cache", "verify"); !errors.Is(err, ErrProblemsFound) || !strings.Contains(o, "DAMAGED") {
 		t.Errorf("cache verify of a truncated entry = %v\n%s", err, o)
 	}

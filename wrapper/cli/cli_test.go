@@ -27,6 +27,7 @@ type site struct {
 	root, home, image, runtime, config string
 	env                                map[string]string
 	log                                bytes.Buffer
+	exec                               func(string, []string, []string) error // Options.Exec
 }
 
 func newSite(t *testing.T) *site {
@@ -77,6 +78,7 @@ func (s *site) run(t *testing.T, args ...string) (string, error) {
 		Version: "test", Stdout: &out, Stderr: &errw, Home: s.home, Euid: 1000, Logger: logger,
 		Getenv: func(k string) string { return s.env[k] },
 		Now:    func() time.Time { return time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC) },
+		Exec:   s.exec,
 	}, append([]string{"sifkernel"}, args...))
 	return out.String() + errw.String(), err
 }
@@ -185,7 +187,7 @@ func TestKernelAddExisting(t *testing.T) {
 
 func TestKernelAddWithoutApptainer(t *testing.T) {
 	s := newSite(t)
-	os.Remove(s.runtime)
+	testkit.Must(t, os.Remove(s.runtime))
 	if _, err := s.run(t, "kernel", "add", "bert", "--image", s.image); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +241,7 @@ func writeMkimage(t *testing.T, path string) {
 func TestMain(m *testing.M) {
 	if os.Getenv("SIFKERNEL_TEST_MKIMAGE") == "1" {
 		if err := sifimage.Build(os.Args[len(os.Args)-1], bytes.NewReader(sifimage.Minimal)); err != nil {
-			os.Stderr.WriteString(err.Error() + "\n")
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -579,5 +581,38 @@ func TestConfigBesideTheBinaryComesFirst(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "/var/tmp/beside-the-binary") || !strings.Contains(out.String(), file) {
 		t.Errorf("config show does not use %s:\n%s", file, out.String())
+	}
+}
+
+// TestIdevExecs: idev checks the container kernels, then replaces itself
+// with idev (config idev.path), passing its arguments and SIFKERNEL_AUTO=1;
+// a kernel with an error stops it before the queue.
+func TestIdevExecs(t *testing.T) {
+	s := newSite(t)
+	idev := filepath.Join(s.root, "bin/idev")
+	testkit.Must(t, os.MkdirAll(filepath.Dir(idev), 0o755))
+	testkit.Must(t, os.WriteFile(idev, []byte("#!/bin/sh\n"), 0o755))
+	conf, err := os.ReadFile(s.config)
+	testkit.Must(t, err)
+	testkit.Must(t, os.WriteFile(s.config, append(conf, []byte("[idev]\npath = \""+idev+"\"\n")...), 0o644))
+	var got []string
+	var gotEnv []string
+	s.exec = func(argv0 string, argv, envv []string) error {
+		got, gotEnv = append([]string{argv0}, argv...), envv
+		return nil
+	}
+	if out, err := s.run(t, "idev", "-p", "rtx-dev", "-t", "01:00:00"); err != nil {
+		t.Fatalf("idev: %v\n%s", err, out)
+	}
+	if want := []string{idev, "idev", "-p", "rtx-dev", "-t", "01:00:00"}; !slices.Equal(got, want) {
+		t.Errorf("exec %q, want %q", got, want)
+	}
+	if !slices.Contains(gotEnv, "SIFKERNEL_AUTO=1") {
+		t.Error("idev's environment lacks SIFKERNEL_AUTO=1")
+	}
+	got = nil
+	s.writeKernel(t, "broken", `{"argv": ["`+s.runtime+`", "exec", "/scratch/gone.sif", "python3", "-f", "{connection_file}"], "display_name": "B"}`)
+	if out, err := s.run(t, "idev", "-p", "rtx-dev"); err == nil || got != nil || !strings.Contains(out, "image-missing") {
+		t.Errorf("idev with a broken kernel: %v, exec %q\n%s", err, got, out)
 	}
 }

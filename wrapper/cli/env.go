@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"slices"
 	"strings"
 
@@ -41,7 +42,7 @@ func (e *env) envCommand() *cli.Command {
 			}
 			if len(s.Others) > 0 {
 				fmt.Fprintf(e.Stderr, "sifkernel: using job %s, %s (also here: %s); set SLURM_JOB_ID to pick another\n",
-					s.Job, s.How, strings.Join(s.Others, ", "))
+					s.Job, s.How, joinJobs(s.Others))
 			}
 			out, err := lc.SessionExports(s).Format(c.String("shell"))
 			if err != nil {
@@ -51,4 +52,12 @@ func (e *env) envCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+func joinJobs(jobs []slurm.JobID) string {
+	s := make([]string, len(jobs))
+	for i, j := range jobs {
+		s[i] = j.String()
+	}
+	return strings.Join(s, ", ")
 }

@@ -2,14 +2,9 @@ package cli
 
 import (
 	"github.com/urfave/cli/v2"
-)
 
-// hookContexts are the SLURM_SCRIPT_CONTEXT values sifkernel acts on.
-var hookContexts = map[string]string{
-	"prolog_slurmd": "prolog",
-	"epilog_slurmd": "epilog",
-	"prolog_task":   "taskprolog",
-}
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+)
 
 // hookName is the hook's name as every log line of the lifecycle gives it
 // (prolog, epilog, taskprolog): the command's, else the Slurm context's.
@@ -18,7 +13,7 @@ func (e *env) hookName(c *cli.Context) string {
 		return c.Args().First()
 	}
 	ctx := e.Getenv("SLURM_SCRIPT_CONTEXT")
-	if name, ok := hookContexts[ctx]; ok {
+	if name, ok := slurm.Hook(ctx); ok {
 		return name
 	}
 	return ctx
@@ -41,12 +36,12 @@ func (e *env) runDefault(c *cli.Context) error {
 		return cli.ShowAppHelp(c)
 	}
 	lc := e.lifecycle()
-	switch hookContexts[ctx] {
-	case "prolog":
+	switch hook, _ := slurm.Hook(ctx); hook {
+	case slurm.Prolog:
 		return lc.Prolog(c.Context)
-	case "epilog":
+	case slurm.Epilog:
 		return lc.Epilog(c.Context)
-	case "taskprolog":
+	case slurm.TaskProlog:
 		return lc.TaskProlog(c.Context)
 	}
 	e.log.WithField("hook", ctx).WithField("job", e.Getenv("SLURM_JOB_ID")).Infof("sifkernel has nothing to do in Slurm context %q", ctx)

@@ -11,9 +11,6 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
-// execIdev replaces this process with idev; a test seam.
-var execIdev = syscall.Exec
-
 func (e *env) idevCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "idev",
@@ -52,7 +49,11 @@ func (e *env) idevCommand() *cli.Command {
 				}
 			}
 			env := append(os.Environ(), "SIFKERNEL_AUTO=1")
-			return execIdev(idev, append([]string{"idev"}, c.Args().Slice()...), env)
+			exec := e.Exec
+			if exec == nil {
+				exec = syscall.Exec
+			}
+			return exec(idev, append([]string{"idev"}, c.Args().Slice()...), env)
 		},
 	}
 }

@@ -22,11 +22,11 @@ func (e *env) internalCommand() *cli.Command {
 			if err != nil {
 				return &UsageError{Err: err}
 			}
-			rep, err := e.lifecycle().ServeChild(c.Context, req)
-			if err != nil || rep == nil {
+			reply, err := e.lifecycle().ServeChild(c.Context, req)
+			if err != nil || reply.Empty() {
 				return err
 			}
-			return json.NewEncoder(e.Stdout).Encode(rep)
+			return json.NewEncoder(e.Stdout).Encode(reply)
 		},
 	}
 }

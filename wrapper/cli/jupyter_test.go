@@ -35,7 +35,7 @@ func realSite(t *testing.T) (*site, string) {
 	image := testkit.PythonImage(t)
 	s := newSite(t)
 	logPath := filepath.Join(s.root, "apptainer.log")
-	os.Remove(s.runtime)
+	testkit.Must(t, os.Remove(s.runtime))
 	testkit.LoggingApptainer(t, s.runtime, real, logPath)
 	data, err := os.ReadFile(image)
 	if err != nil {
@@ -119,9 +119,10 @@ func TestJupyterRejectsCorruptImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := f.Stat()
-	f.Truncate(st.Size() / 2)
-	f.Close()
+	st, err := f.Stat()
+	testkit.Must(t, err)
+	testkit.Must(t, f.Truncate(st.Size()/2))
+	testkit.Must(t, f.Close())
 	out, err := s.run(t, "kernel", "check", "bert")
 	if err == nil || !strings.Contains(out, "image-corrupt") {
 		t.Errorf("check of a truncated image = %v\n%s", err, out)

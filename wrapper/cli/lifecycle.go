@@ -2,12 +2,12 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // ExitStatus carries a command's exit status through (run): main exits
@@ -123,14 +123,7 @@ func (e *env) runCommand() *cli.Command {
 }
 
 func (e *env) sweepCommand() *cli.Command {
-	host := "" // Slurm's name for this node, when run from a Slurm context
-	if e.Getenv != nil {
-		host = e.Getenv("SLURMD_NODENAME")
-	}
-	if host == "" {
-		host, _ = os.Hostname()
-		host = shortHost(host)
-	}
+	host, _ := slurm.NodeName(e.Getenv) // Slurm's name for this node
 	return &cli.Command{
 		Name:  "sweep",
 		Usage: "root, at boot and from cron: clean up after jobs that no longer run here",
@@ -156,13 +149,4 @@ func (e *env) sweepCommand() *cli.Command {
 			return err
 		},
 	}
-}
-
-func shortHost(h string) string {
-	for i := range len(h) {
-		if h[i] == '.' {
-			return h[:i]
-		}
-	}
-	return h
 }

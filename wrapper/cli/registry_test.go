@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/http"
@@ -34,7 +35,7 @@ func startRegistry(t *testing.T) registry {
 		t.Fatal(err)
 	}
 	host := l.Addr().String()
-	l.Close()
+	testkit.Must(t, l.Close())
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
 	testkit.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\nlog:\n  level: error\n", filepath.Join(dir, "data"), host)), 0o644))
@@ -42,7 +43,7 @@ func startRegistry(t *testing.T) registry {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // a killed server's exit is an error
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
 			resp.Body.Close()
@@ -123,14 +124,27 @@ func interruptedPull(t *testing.T, s *site, ref string) {
 	cmd := exec.Command(bin, "kernel", "add", "cut", "--image", ref)
 	cmd.Env = []string{"HOME=" + s.home, "PATH=/usr/bin:/bin", "SIFKERNEL_CONFIG=" + s.config,
 		"APPTAINER_NOHTTPS=1", "APPTAINER_CACHEDIR=" + t.TempDir()}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	pipe, err := cmd.StderrPipe()
+	testkit.Must(t, err)
+	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // into the download or the squashfs build
-	cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
+	// Interrupt once Apptainer itself has said something (its first INFO
+	// line): the pull is under way, not yet started or already done.
+	var out strings.Builder
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "INFO:") {
+			break
+		}
+	}
+	testkit.Must(t, cmd.Process.Signal(syscall.SIGINT))
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
 	if err == nil || !strings.Contains(out.String(), "interrupted") {
 		t.Errorf("an interrupted pull: %v\n%s", err, out.String())
 	}

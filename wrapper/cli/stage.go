@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,12 +38,10 @@ func (e *env) stageCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return usagef("stage needs at least one IMAGE")
 			}
-			job := c.String("job")
-			if job == "" {
-				job = e.Getenv("SLURM_JOB_ID")
-			}
-			if job != "" {
-				if err := slurm.ValidJobID(job); err != nil {
+			var job slurm.JobID
+			if s := cmp.Or(c.String("job"), e.Getenv("SLURM_JOB_ID")); s != "" {
+				var err error
+				if job, err = slurm.ParseJobID(s); err != nil {
 					return &UsageError{Err: err}
 				}
 			}
@@ -61,7 +60,7 @@ func (e *env) openCache(timeout time.Duration) (*cache.Cache, error) {
 	return e.lifecycle().OpenUserCache(timeout)
 }
 
-func (e *env) stage(c *cli.Context, images []string, job string, timeout time.Duration, asJSON bool) error {
+func (e *env) stage(c *cli.Context, images []string, job slurm.JobID, timeout time.Duration, asJSON bool) error {
 	ch, err := e.openCache(timeout)
 	if err != nil {
 		return err
@@ -116,16 +115,16 @@ func (e *env) progress(image string, quiet bool) cache.Progress {
 		if bar == nil {
 			bar = progressbar.DefaultBytes(total, "staging "+image)
 		}
-		bar.Set64(done)
+		_ = bar.Set64(done)
 		if done >= total {
-			bar.Finish()
+			_ = bar.Finish()
 		}
 	}
 }
 
 // bcast stages on every node of the job through sbcast.
-func (e *env) bcast(c *cli.Context, images []string, job string, asJSON bool) error {
-	if job == "" {
+func (e *env) bcast(c *cli.Context, images []string, job slurm.JobID, asJSON bool) error {
+	if job.IsZero() {
 		return usagef("stage --bcast runs inside a Slurm job")
 	}
 	results, err := e.lifecycle().Bcast(c.Context, job, images)
@@ -145,7 +144,7 @@ func (e *env) bcast(c *cli.Context, images []string, job string, asJSON bool) er
 }
 
 // adopt is one node's part of --bcast: it prints one JSON line.
-func (e *env) adopt(c *cli.Context, file string, images []string, job string) error {
+func (e *env) adopt(c *cli.Context, file string, images []string, job slurm.JobID) error {
 	if len(images) != 1 {
 		return usagef("--adopt takes one IMAGE")
 	}

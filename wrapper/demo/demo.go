@@ -46,7 +46,7 @@ func Run(ctx context.Context, o Options) error {
 	if keep {
 		fmt.Fprintf(e.Stdout, "(keeping %s)\n", tmp)
 	} else {
-		defer os.RemoveAll(tmp)
+		defer func() { _ = os.RemoveAll(tmp) }()
 	}
 	d := &demoRun{e: e, tmp: tmp, home: filepath.Join(tmp, "home")}
 	steps := []func(context.Context) error{d.buildImage, d.addKernel, d.job, d.showCache, d.epilog}
@@ -123,7 +123,11 @@ func (d *demoRun) job(ctx context.Context) error {
 	d.lc = &lifecycle.Env{Config: cfg, Log: d.e.Log, Version: d.e.Version, Stdout: d.e.Stdout, Now: time.Now,
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	d.say("job 1001 starts on an rtx-dev node with GPU 0 (SLURM_JOB_PARTITION=rtx-dev, SLURM_JOB_GPUS=0)")
-	ex, err := d.lc.Activate(ctx, "1001", "demo")
+	job, err := d.lc.JobID("")
+	if err != nil {
+		return err
+	}
+	ex, err := d.lc.Activate(ctx, job, "demo")
 	if err != nil {
 		return err
 	}
@@ -172,7 +176,11 @@ func (d *demoRun) showCache(context.Context) error {
 
 func (d *demoRun) epilog(context.Context) error {
 	d.say("the job ends: the Epilog's cleanup removes the job directory, its refs, and (keep_warm = 0s) the copy")
-	if err := d.lc.Cleanup(lifecycle.CleanupOptions{Job: "1001", GC: true}); err != nil {
+	job, err := d.lc.JobID("")
+	if err != nil {
+		return err
+	}
+	if err := d.lc.Cleanup(lifecycle.CleanupOptions{Job: job, GC: true}); err != nil {
 		return err
 	}
 	c, err := d.lc.OpenUserCache(0)

@@ -2,6 +2,7 @@ package kernelspec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -151,7 +152,7 @@ func jupyterLoad(sc *scanned) string {
 // nothing (the default); other values fail in odd but certain ways.
 func provisionerProblem(metadata []byte) string {
 	var md map[string]any
-	if jsonUnmarshal(metadata, &md) != nil {
+	if json.Unmarshal(metadata, &md) != nil {
 		return ""
 	}
 	kp, ok := md["kernel_provisioner"]

@@ -1,6 +1,7 @@
 package kernelspec
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -162,7 +163,7 @@ func (s *pyScanner) topObject(res *scanned) error {
 // goString decodes a JSON string literal the way encoding/json does.
 func goString(lit []byte) string {
 	var out string
-	if err := jsonUnmarshal(lit, &out); err != nil {
+	if err := json.Unmarshal(lit, &out); err != nil {
 		return string(lit)
 	}
 	return out

@@ -112,8 +112,6 @@ func parseScanned(file string, data []byte, sc *scanned) (*Spec, error) {
 	return s, nil
 }
 
-var jsonUnmarshal = json.Unmarshal
-
 func syntaxError(file string, data []byte, offset int64, msg string) *SyntaxError {
 	e := &SyntaxError{File: file, Msg: msg}
 	if fixed, at, ok := RepairQuotes(data); ok {

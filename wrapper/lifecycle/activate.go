@@ -12,23 +12,20 @@ import (
 var Shells = []string{"sh", "csh", "fish"}
 
 // JobID is the job activate and run act for: --job, else SLURM_JOB_ID.
-func (e *Env) JobID(flag string) (string, error) {
+func (e *Env) JobID(flag string) (slurm.JobID, error) {
 	job := flag
 	if job == "" {
 		job = e.getenv("SLURM_JOB_ID")
 	}
 	if job == "" {
-		return "", fmt.Errorf("not inside a Slurm job (no SLURM_JOB_ID); give --job ID")
+		return slurm.JobID{}, fmt.Errorf("not inside a Slurm job (no SLURM_JOB_ID); give --job ID")
 	}
-	if err := slurm.ValidJobID(job); err != nil {
-		return "", err
-	}
-	return job, nil
+	return slurm.ParseJobID(job)
 }
 
 // Activate prepares the job's kernels (as the TaskProlog would) and returns
 // the exports. Unlike a hook it reports failure: it is run by people.
-func (e *Env) Activate(ctx context.Context, job, createdBy string) (Exports, error) {
+func (e *Env) Activate(ctx context.Context, job slurm.JobID, createdBy string) (Exports, error) {
 	return e.prepare(ctx, job, createdBy, e.Config.Cache.StageTimeout.Duration)
 }
 

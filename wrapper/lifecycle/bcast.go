@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -19,7 +21,7 @@ import (
 // node (Slurm fans it out), then one task per node (srun) checks the copy
 // and publishes it into that node's cache. It needs the Prolog's job
 // directory on every node, and returns one result per node and image.
-func (e *Env) Bcast(ctx context.Context, job string, images []string) ([]cache.Result, error) {
+func (e *Env) Bcast(ctx context.Context, job slurm.JobID, images []string) ([]cache.Result, error) {
 	dir, ok := e.preparedJobDir(job)
 	if !ok {
 		return nil, fmt.Errorf("stage --bcast needs the sifkernel Prolog on every node of the job (no job directory of yours for job %s in %s here); use stage without --bcast", job, e.Config.Cache.Dir)
@@ -38,7 +40,7 @@ func (e *Env) Bcast(ctx context.Context, job string, images []string) ([]cache.R
 	return out, errors.Join(errs...)
 }
 
-func (e *Env) bcastOne(ctx context.Context, dir, img, job, nodes string) ([]cache.Result, error) {
+func (e *Env) bcastOne(ctx context.Context, dir, img string, job slurm.JobID, nodes string) ([]cache.Result, error) {
 	abs, err := filepath.Abs(img)
 	if err != nil {
 		return nil, err
@@ -60,7 +62,7 @@ func (e *Env) bcastOne(ctx context.Context, dir, img, job, nodes string) ([]cach
 	if e.ConfigFile != "" {
 		args = append(args, "--config", e.ConfigFile)
 	}
-	args = append(args, "stage", "--json", "--job", job, "--adopt", dest, abs)
+	args = append(args, "stage", "--json", "--job", job.String(), "--adopt", dest, abs)
 	cmd := exec.CommandContext(ctx, e.Config.Slurm.Srun, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

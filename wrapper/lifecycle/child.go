@@ -1,6 +1,9 @@
 package lifecycle
 
 import (
+	"errors"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -44,10 +47,10 @@ type Usage struct {
 
 // UserSweepOptions say what the user's side of a sweep keeps.
 type UserSweepOptions struct {
-	Running []string `json:"running"` // jobs squeue lists on this node, sorted
+	Running []slurm.JobID `json:"running"` // jobs squeue lists on this node, sorted
 	// JobDirs are the user's leftover jobs/<id> root found: the child
 	// empties them, root removes them.
-	JobDirs []string `json:"job_dirs,omitempty"`
+	JobDirs []slurm.JobID `json:"job_dirs,omitempty"`
 }
 
 // ChildUserPartKind is the kind of the user part's request: the only child
@@ -91,9 +94,7 @@ func (r ChildRequest) Args() ([]string, error) {
 		return nil, err
 	}
 	if r.Sweep != nil {
-		r.Sweep = &UserSweepOptions{Running: append([]string{}, r.Sweep.Running...), JobDirs: append([]string(nil), r.Sweep.JobDirs...)}
-		sort.Strings(r.Sweep.Running)
-		sort.Strings(r.Sweep.JobDirs)
+		r.Sweep = &UserSweepOptions{Running: sortedJobs(append([]slurm.JobID{}, r.Sweep.Running...)), JobDirs: sortedJobs(append([]slurm.JobID(nil), r.Sweep.JobDirs...))}
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -128,29 +129,79 @@ func ParseChildRequest(args []string) (ChildRequest, error) {
 	return r, nil
 }
 
-// ServeChild carries out a request as the job user. What it returns (the
-// user part's report, the user's usage; nil for the others) is what the
-// child prints, as JSON, for the hook.
-func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (any, error) {
+// ChildReply is what a child prints for root, as JSON: the answer to the
+// one request that has one (the user part's report, the user's usage);
+// empty for cleanup and sweep. Root decodes it as strictly as the child
+// decodes the request (see decodeChildReply): it is the job user's word.
+type ChildReply struct {
+	UserPart *Report `json:"user_part,omitempty"`
+	Usage    *Usage  `json:"usage,omitempty"`
+}
+
+// Empty says the reply carries nothing (the child prints nothing).
+func (r ChildReply) Empty() bool { return r.UserPart == nil && r.Usage == nil }
+
+// ServeChild carries out a request as the job user and gives the reply
+// the child prints for the hook.
+func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (ChildReply, error) {
 	switch {
 	case r.UserPart != nil:
 		rep, err := e.UserPart(ctx, *r.UserPart)
 		if err != nil {
-			return nil, err
+			return ChildReply{}, err
 		}
-		return &rep, nil
+		return ChildReply{UserPart: &rep}, nil
 	case r.Usage != nil:
 		u, err := e.usage()
 		if err != nil {
-			return nil, err
+			return ChildReply{}, err
 		}
-		return &u, nil
+		return ChildReply{Usage: &u}, nil
 	case r.Cleanup != nil:
-		return nil, e.Cleanup(*r.Cleanup)
+		return ChildReply{}, e.Cleanup(*r.Cleanup)
 	case r.Sweep != nil:
 		_, err := e.SweepUser(*r.Sweep)
-		return nil, err
+		return ChildReply{}, err
 	}
 	_, err := r.kind()
-	return nil, err
+	return ChildReply{}, err
+}
+
+// decodeChildReply reads what the child printed for req: nothing, or the
+// one answer req calls for, with no unknown field and nothing after it;
+// the user part's report is bounded as it is read (see decodeReport).
+func decodeChildReply(data []byte, req ChildRequest) (ChildReply, error) {
+	var reply ChildReply
+	if len(bytes.TrimSpace(data)) == 0 {
+		return reply, nil
+	}
+	var raw struct {
+		UserPart json.RawMessage `json:"user_part"`
+		Usage    json.RawMessage `json:"usage"`
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&raw); err != nil {
+		return reply, err
+	}
+	if d.More() {
+		return reply, errors.New("data after the reply")
+	}
+	switch {
+	case raw.UserPart != nil && req.UserPart != nil && raw.Usage == nil:
+		reply.UserPart = &Report{}
+		return reply, decodeReport(raw.UserPart, reply.UserPart)
+	case raw.Usage != nil && req.Usage != nil && raw.UserPart == nil:
+		reply.Usage = &Usage{}
+		u := json.NewDecoder(bytes.NewReader(raw.Usage))
+		u.DisallowUnknownFields()
+		return reply, u.Decode(reply.Usage)
+	}
+	kind, _ := req.kind()
+	return reply, fmt.Errorf("not the reply to a %s request", kind)
+}
+
+func sortedJobs(j []slurm.JobID) []slurm.JobID {
+	sort.Slice(j, func(a, b int) bool { return j[a].String() < j[b].String() })
+	return j
 }

@@ -13,9 +13,9 @@ import (
 
 // CleanupOptions say what a user-side cleanup removes.
 type CleanupOptions struct {
-	Job        string `json:"job"`
-	RootJobDir bool   `json:"root_job_dir"` // a Prolog made jobs/<job>: empty it (root removes it)
-	GC         bool   `json:"gc"`           // evict unreferenced entries past keep_warm
+	Job        slurm.JobID `json:"job"`
+	RootJobDir bool        `json:"root_job_dir"` // a Prolog made jobs/<job>: empty it (root removes it)
+	GC         bool        `json:"gc"`           // evict unreferenced entries past keep_warm
 }
 
 // Cleanup is the user's side of an Epilog or of `run`: remove the contents
@@ -26,8 +26,8 @@ type CleanupOptions struct {
 // descriptors, never following a symbolic link, and reports what it could
 // not remove.
 func (e *Env) Cleanup(o CleanupOptions) error {
-	if err := slurm.ValidJobID(o.Job); err != nil {
-		return err
+	if o.Job.IsZero() {
+		return errors.New("cleanup: no job")
 	}
 	var errs []error
 	if o.RootJobDir {
@@ -51,7 +51,7 @@ func (e *Env) Cleanup(o CleanupOptions) error {
 
 // emptyRootJobDir removes what is inside jobs/<job>, which must be the
 // calling user's directory in a verified cache root.
-func (e *Env) emptyRootJobDir(job string) error {
+func (e *Env) emptyRootJobDir(job slurm.JobID) error {
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
 	if err != nil {
 		return err
@@ -71,7 +71,7 @@ const cleanupBudget = 20 * time.Second
 // removeJobFiles removes jobs/<job> and jobs/<job>.lock in the user's
 // cache directory dir (see fsx.RemoveTree: no link followed, no mount
 // crossed, any depth, the owner's bits put right). Missing ones are fine.
-func removeJobFiles(dir string, jobs ...string) error {
+func removeJobFiles(dir string, jobs ...slurm.JobID) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -88,7 +88,7 @@ func removeJobFiles(dir string, jobs ...string) error {
 	opts := fsx.RemoveOptions{Deadline: time.Now().Add(cleanupBudget)}
 	var errs []error
 	for _, j := range jobs {
-		errs = append(errs, fsx.RemoveTree(jd, j, opts), fsx.RemoveTree(jd, j+".lock", opts))
+		errs = append(errs, fsx.RemoveTree(jd, j.String(), opts), fsx.RemoveTree(jd, j.String()+".lock", opts))
 	}
 	return errors.Join(errs...)
 }

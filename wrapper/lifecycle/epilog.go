@@ -52,7 +52,7 @@ func (e *Env) Epilog(ctx context.Context) error {
 		u = slurm.User{Name: strings.TrimSpace(hc.User), UID: hc.UID, GID: hc.GID, Home: "/"}
 	}
 	req := ChildRequest{Cleanup: &CleanupOptions{Job: hc.JobID, RootJobDir: found, GC: true}}
-	if err := e.asUser(ctx, u, hc, cleanupBudget+10*time.Second, req, nil); err != nil {
+	if _, err := e.asUser(ctx, u, hc, cleanupBudget+10*time.Second, req); err != nil {
 		log.Errorf("cleanup as uid %d failed: %v; root removes the job directory itself", hc.UID, err)
 		run.Fail("cleanup")
 	}
@@ -66,7 +66,7 @@ func (e *Env) Epilog(ctx context.Context) error {
 // the user's side left (it failed, was killed, or the job made what its
 // user cannot remove), root removes through descriptors, without following
 // a link or crossing a mount (see cache.Tree.RemoveJobTree).
-func (e *Env) removeJobDir(t *cache.Tree, job string, log interface{ Warnf(string, ...any) }) bool {
+func (e *Env) removeJobDir(t *cache.Tree, job slurm.JobID, log interface{ Warnf(string, ...any) }) bool {
 	if t.RemoveJobDir(job) == nil {
 		return true
 	}

@@ -48,7 +48,7 @@ func (e *Env) getenv(k string) string {
 // is one the calling user can trust: in a verified cache root, the user's
 // own, not a link (see cache.Tree.OpenOwnJobDir). A user who made /tmp's
 // cache root before the hooks did cannot hand another user kernels this way.
-func (e *Env) preparedJobDir(job string) (string, bool) {
+func (e *Env) preparedJobDir(job slurm.JobID) (string, bool) {
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
 	if err != nil {
 		return "", false
@@ -65,7 +65,9 @@ func (e *Env) preparedJobDir(job string) (string, bool) {
 
 // userJobDir is the job directory a user's own TaskProlog, activate or run
 // made, inside the user's cache directory (a user cannot create jobs/).
-func userJobDir(c *cache.Cache, job string) string { return filepath.Join(c.Dir(), "jobs", job) }
+func userJobDir(c *cache.Cache, job slurm.JobID) string {
+	return filepath.Join(c.Dir(), "jobs", job.String())
+}
 
 // ready reports whether a job directory's user part finished: node.json is
 // written last.
@@ -100,20 +102,12 @@ func (e *Env) gpu() node.GPU {
 }
 
 // hookLog gives the logger every line of a hook writes with: hook and job.
-func (e *Env) hookLog(hook, job string) logrus.FieldLogger {
+func (e *Env) hookLog(hook string, job slurm.JobID) logrus.FieldLogger {
 	return e.Log.WithField("hook", hook).WithField("job", job)
 }
 
-// nodeName is this node's name as Slurm knows it (SLURMD_NODENAME, which
-// differs from the host name where several slurmd share a host), else the
-// host name; the second value says which.
-func (e *Env) nodeName() (string, string) {
-	if n := e.getenv("SLURMD_NODENAME"); n != "" {
-		return n, "SLURMD_NODENAME"
-	}
-	h, _ := os.Hostname()
-	return h, "hostname"
-}
+// nodeName is this node's name as Slurm knows it (see slurm.NodeName).
+func (e *Env) nodeName() (string, string) { return slurm.NodeName(e.getenv) }
 
 // finished logs how long a hook took, for sites (and the soak) to watch.
 func finished(log logrus.FieldLogger, start time.Time) {

@@ -49,7 +49,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "removing %s: %v\n", dir, err)
+	}
 	os.Exit(code)
 }
 
@@ -303,11 +305,14 @@ func TestFailurePolicy(t *testing.T) {
 		log   string
 		check func(t *testing.T, s *site)
 	}{
-		{name: "image missing", setup: func(t *testing.T, s *site) { os.Remove(s.image) }, log: "no such file",
+		{name: "image missing", setup: func(t *testing.T, s *site) { testkit.Must(t, os.Remove(s.image)) }, log: "no such file",
 			check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
-		{name: "image unreadable", setup: func(t *testing.T, s *site) { os.Chown(s.image, 0, 0); os.Chmod(s.image, 0o600) }, log: "permission denied",
+		{name: "image unreadable", setup: func(t *testing.T, s *site) {
+			testkit.Must(t, os.Chown(s.image, 0, 0))
+			testkit.Must(t, os.Chmod(s.image, 0o600))
+		}, log: "permission denied",
 			check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
-		{name: "image corrupt", setup: func(t *testing.T, s *site) { os.Truncate(s.image, 2000) }, log: "corrupt SIF",
+		{name: "image corrupt", setup: func(t *testing.T, s *site) { testkit.Must(t, os.Truncate(s.image, 2000)) }, log: "corrupt SIF",
 			check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
 		{name: "kernel.json invalid", setup: func(t *testing.T, s *site) { s.writeKernel(t, "bert", `{"argv": ["apptainer", `) }, log: `kernel \"bert\" skipped`},
 		{name: "kernel.json curly", setup: func(t *testing.T, s *site) { s.writeKernel(t, "bert", `{“argv”: [“apptainer”]}`) }, log: `kernel \"bert\" skipped`},
@@ -316,18 +321,18 @@ func TestFailurePolicy(t *testing.T) {
 		}, log: `kernel \"bert\" skipped`},
 		{name: "kernel.json a directory", setup: func(t *testing.T, s *site) {
 			p := filepath.Join(s.kernels, "bert", "kernel.json")
-			os.Remove(p)
+			testkit.Must(t, os.Remove(p))
 			testkit.Must(t, os.Mkdir(p, 0o755))
 			s.chownHome(t)
 		}, log: `kernel \"bert\" skipped`},
 		{name: "kernel.json symlink loop", setup: func(t *testing.T, s *site) {
 			p := filepath.Join(s.kernels, "bert", "kernel.json")
-			os.Remove(p)
+			testkit.Must(t, os.Remove(p))
 			testkit.Must(t, os.Symlink("kernel.json", p))
 			s.chownHome(t)
 		}, log: `kernel \"bert\" skipped`},
 		{name: "apptainer not found", setup: func(t *testing.T, s *site) {
-			os.RemoveAll(filepath.Join(s.base, "opt"))
+			testkit.Must(t, os.RemoveAll(filepath.Join(s.base, "opt")))
 		}, log: "apptainer not found", check: func(t *testing.T, s *site) {
 			if a := s.overlay(t, "4242", "bert").Argv[0]; a != "/opt/apps/tacc-apptainer/1.3.3/bin/apptainer" {
 				t.Errorf("argv[0] = %s, want the kernel's own", a)
@@ -336,14 +341,18 @@ func TestFailurePolicy(t *testing.T) {
 		{name: "stage timeout", setup: func(t *testing.T, s *site) { s.setConfig(t, "stage_timeout = \"1ns\"\n") }, log: "stage timeout",
 			check: func(t *testing.T, s *site) { usesSource(t, s, "bert", s.image) }},
 		{name: "user unknown", setup: func(t *testing.T, s *site) { s.userKnown = false }, log: "user unknown to the system"},
-		{name: "site config unreadable by the user", setup: func(t *testing.T, s *site) { os.Chmod(s.config, 0o600) },
+		{name: "site config unreadable by the user", setup: func(t *testing.T, s *site) { testkit.Must(t, os.Chmod(s.config, 0o600)) },
 			log: "user part as alice failed"},
 		{name: "disk full", setup: func(t *testing.T, s *site) {
 			testkit.Must(t, os.MkdirAll(s.cacheDir, 0o755))
 			if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", s.cacheDir).Run(); err != nil {
 				testkit.Skip(t, "mounting a tmpfs needs CAP_SYS_ADMIN: "+err.Error())
 			}
-			t.Cleanup(func() { exec.Command("umount", "-l", s.cacheDir).Run() })
+			t.Cleanup(func() {
+				if out, err := exec.Command("umount", "-l", s.cacheDir).CombinedOutput(); err != nil {
+					t.Errorf("umount %s: %v %s", s.cacheDir, err, out)
+				}
+			})
 			big := make([]byte, 200<<10)
 			testkit.Must(t, sifimage.Build(s.image, bytes.NewReader(big)))
 			testkit.Must(t, os.Chown(s.image, uid, gid))
@@ -383,7 +392,7 @@ func TestSecurity(t *testing.T) {
 		secret := filepath.Join(s.base, "secret.json")
 		testkit.Must(t, os.WriteFile(secret, []byte(`{"argv": ["apptainer", "exec", "TOPSECRET", "x", "{connection_file}"]}`), 0o600))
 		p := filepath.Join(s.kernels, "bert", "kernel.json")
-		os.Remove(p)
+		testkit.Must(t, os.Remove(p))
 		testkit.Must(t, os.Symlink(secret, p))
 		s.chownHome(t)
 		testkit.Must(t, s.lc(t).Prolog(context.Background()))
@@ -423,7 +432,7 @@ func TestSecurity(t *testing.T) {
 		link := filepath.Join(s.home, "link.sif")
 		testkit.Must(t, os.Symlink(secret, link))
 		s.addKernel(t, "bert", link, "")
-		s.lc(t).Prolog(context.Background())
+		testkit.Must(t, s.lc(t).Prolog(context.Background()))
 		if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users/1234/*.sif")); len(m) != 0 {
 			t.Errorf("a root-only image was staged for the user: %v", m)
 		}
@@ -449,13 +458,13 @@ func TestSecurity(t *testing.T) {
 	})
 	t.Run("job dir replaced by a symlink", func(t *testing.T) {
 		s := newSite(t)
-		s.lc(t).Prolog(context.Background())
+		testkit.Must(t, s.lc(t).Prolog(context.Background()))
 		victim := filepath.Join(s.base, "victim")
 		testkit.Must(t, os.Mkdir(victim, 0o755))
 		testkit.Must(t, os.WriteFile(filepath.Join(victim, "keep"), []byte("x"), 0o644))
-		os.RemoveAll(s.jobDir("4242"))
+		testkit.Must(t, os.RemoveAll(s.jobDir("4242")))
 		testkit.Must(t, os.Symlink(victim, s.jobDir("4242")))
-		s.lc(t).Epilog(context.Background())
+		testkit.Must(t, s.lc(t).Epilog(context.Background()))
 		if _, err := os.Stat(filepath.Join(victim, "keep")); err != nil {
 			t.Error("the Epilog followed the symlink and removed its target's files")
 		}
@@ -470,7 +479,9 @@ func TestSecurity(t *testing.T) {
 			if err := s.lc(t).Prolog(context.Background()); err != nil {
 				t.Errorf("Prolog with job %q = %v", id, err)
 			}
-			s.lc(t).Epilog(context.Background())
+			if err := s.lc(t).Epilog(context.Background()); err != nil {
+				t.Errorf("Epilog with job %q = %v", id, err)
+			}
 		}
 		if ents, _ := os.ReadDir(filepath.Join(s.cacheDir, "jobs")); len(ents) != 0 {
 			t.Errorf("job dirs made for hostile ids: %v", ents)
@@ -481,7 +492,7 @@ func TestSecurity(t *testing.T) {
 	})
 	t.Run("taskprolog refuses newlines", func(t *testing.T) {
 		s := newSite(t)
-		s.lc(t).Prolog(context.Background())
+		testkit.Must(t, s.lc(t).Prolog(context.Background()))
 		out, err := s.asAlice(t, []string{"SLURM_SCRIPT_CONTEXT=prolog_task", "JUPYTER_PATH=/x\nexport LD_PRELOAD=/tmp/evil.so"})
 		if err != nil {
 			t.Fatal(err)

@@ -2,10 +2,8 @@ package lifecycle
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -73,14 +71,17 @@ func (e *Env) Prolog(ctx context.Context) error {
 		stage = false
 	}
 	budget := e.Config.Cache.StageTimeout.Duration
-	var rep Report
-	err = e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
-		Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget}}, &rep)
+	reply, err := e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
+		Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget}})
+	if err == nil && reply.UserPart == nil {
+		err = errors.New("it printed no report")
+	}
 	if err != nil {
 		log.Errorf("user part as %s failed: %v; the job's kernels use their images in place", u.Name, err)
 		run.Fail("user_part")
 		return nil
 	}
+	rep := *reply.UserPart
 	e.logReport(log, rep)
 	fsSize, _, _ := tree.Filesystem()
 	countStaging(run, rep, e.Config.Kernel.MaxPerJob, fsSize, budget)
@@ -121,21 +122,15 @@ func (e *Env) stagesIn(partition string) bool {
 	if len(e.Config.Prolog.Partitions) == 0 {
 		return true
 	}
-	for _, p := range e.Config.Prolog.Partitions {
-		if ok, _ := filepath.Match(p, partition); ok {
-			return true
-		}
-	}
-	return false
+	return slurm.MatchPartition(e.Config.Prolog.Partitions, partition)
 }
 
 // asUser runs req as the job user (`sifkernel internal ...`) with a
-// scrubbed environment and decodes the JSON it prints into out (nil: it
-// prints nothing the hook needs).
-func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeout time.Duration, req ChildRequest, out any) error {
+// scrubbed environment and decodes the reply it prints.
+func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeout time.Duration, req ChildRequest) (ChildReply, error) {
 	args, err := req.Args()
 	if err != nil {
-		return err
+		return ChildReply{}, err
 	}
 	full := []string{}
 	if e.ConfigFile != "" {
@@ -162,20 +157,14 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 	}
 	res, err := runas.Run(ctx, runas.Cmd{Path: e.Self, Args: full, UID: hc.UID, GID: gid, Groups: groups, Env: env, Timeout: timeout})
 	if err != nil {
-		return err
+		return ChildReply{}, err
 	}
-	if len(res.Stdout) == 0 || out == nil {
-		return nil
-	}
-	if rep, ok := out.(*Report); ok {
-		err = decodeReport(res.Stdout, rep)
-	} else {
-		err = json.Unmarshal(res.Stdout, out)
-	}
+	reply, err := decodeChildReply(res.Stdout, req)
 	if err != nil {
-		return fmt.Errorf("reading the report of the user part: %s", untrusted.String(err.Error()))
+		kind, _ := req.kind()
+		return ChildReply{}, fmt.Errorf("reading the reply of the %s child: %s", kind, untrusted.String(err.Error()))
 	}
-	return nil
+	return reply, nil
 }
 
 // maxLoggedWarnings bounds the report's warnings a hook logs, one a line.

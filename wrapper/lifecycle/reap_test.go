@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // TestReapHolders: a process holding an evicted (deleted) cache entry open
@@ -28,18 +30,21 @@ func TestReapHolders(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // killed: Wait's error is the signal
 		return cmd
 	}
 	evicted, live := hold("old-0123456789abcdef.sif"), hold("new-0123456789abcdef.sif")
-	os.Remove(filepath.Join(dir, "old-0123456789abcdef.sif"))
+	testkit.Must(t, os.Remove(filepath.Join(dir, "old-0123456789abcdef.sif")))
 	if n := reapHolders(dir); n != 1 {
 		t.Errorf("reapHolders killed %d, want 1", n)
 	}
 	done := make(chan error, 1)
 	go func() { done <- evicted.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		if err == nil {
+			t.Error("the holder of the evicted entry exited by itself; want it killed")
+		}
 	case <-time.After(5 * time.Second):
 		t.Error("the holder of the evicted entry still runs")
 	}

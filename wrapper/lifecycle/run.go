@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+
 	"context"
 	"errors"
 	"os"
@@ -16,7 +18,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // Run activates the job's kernels, runs argv with the exports, forwards
 // signals to it, and when it ends cleans up what it made (a job directory a
 // Prolog made is the Epilog's). It returns the command's exit status.
-func (e *Env) Run(ctx context.Context, job string, argv []string) (int, error) {
+func (e *Env) Run(ctx context.Context, job slurm.JobID, argv []string) (int, error) {
 	_, prepared := e.preparedJobDir(job)
 	madeHere := !prepared
 	ex, err := e.Activate(ctx, job, "run")

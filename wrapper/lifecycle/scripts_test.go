@@ -68,7 +68,7 @@ func TestRunForwardsSignalsAndCleansUp(t *testing.T) {
 	if !sc.Scan() || sc.Text() != "ready" {
 		t.Fatalf("the command did not start with the job's kernels: %q", sc.Text())
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	testkit.Must(t, cmd.Process.Signal(syscall.SIGTERM))
 	sc.Scan()
 	if sc.Text() != "got-term" {
 		t.Errorf("the command did not get SIGTERM: %q", sc.Text())

@@ -20,31 +20,34 @@ import (
 // idev, a second terminal, VS Code over ssh) runs no TaskProlog and gets no
 // SLURM_JOB_ID, but the Prolog prepared the job's kernels all the same.
 type Session struct {
-	Job    string
+	Job    slurm.JobID
 	JobDir string
-	How    string   // how the job was found, for people
-	Others []string // other jobs of the user prepared on this node
+	How    string        // how the job was found, for people
+	Others []slurm.JobID // other jobs of the user prepared on this node
 }
 
 // cgroupJob finds job_<id> in a /proc/<pid>/cgroup line's path, as Slurm's
 // cgroup plugins name it under v1 (/slurm/uid_U/job_J/step_S) and v2
 // (/system.slice/slurmstepd.scope/job_J/step_S/...); pam_slurm_adopt puts
 // an ssh session into its job's cgroup.
-var cgroupJob = regexp.MustCompile(`(?:^|/)job_([0-9]{1,20})(?:/|$)`)
+// What follows job_ is a job id only if slurm.ParseJobID says so.
+var cgroupJob = regexp.MustCompile(`(?:^|/)job_([^/]*)(?:/|$)`)
 
 // JobFromCgroup reads a /proc/<pid>/cgroup file and returns the Slurm job
-// it names, or "".
-func JobFromCgroup(r io.Reader) string {
+// it names, or no job.
+func JobFromCgroup(r io.Reader) slurm.JobID {
 	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), ":", 3)
 		if len(parts) == 3 {
 			if m := cgroupJob.FindStringSubmatch(parts[2]); m != nil {
-				return m[1]
+				if job, err := slurm.ParseJobID(m[1]); err == nil {
+					return job
+				}
 			}
 		}
 	}
-	return ""
+	return slurm.JobID{}
 }
 
 // FindSession finds the calling user's job on this node: SLURM_JOB_ID if
@@ -54,7 +57,7 @@ func JobFromCgroup(r io.Reader) string {
 // verified cache root, owned by the caller, count. found is false when the
 // user has no prepared job here (a login node, say).
 func (e *Env) FindSession() (s Session, found bool) {
-	if job := e.getenv("SLURM_JOB_ID"); job != "" && slurm.ValidJobID(job) == nil {
+	if job, err := slurm.ParseJobID(e.getenv("SLURM_JOB_ID")); err == nil {
 		if dir, ok := e.preparedJobDir(job); ok {
 			return Session{Job: job, JobDir: dir, How: "SLURM_JOB_ID"}, true
 		}
@@ -62,8 +65,8 @@ func (e *Env) FindSession() (s Session, found bool) {
 	if f, err := fsx.OpenRegular(filepath.Join(e.NodeRoot, "/proc/self/cgroup"), false); err == nil {
 		job := JobFromCgroup(f)
 		f.Close()
-		if dir, ok := e.preparedJobDir(job); job != "" && ok {
-			return Session{Job: job, JobDir: dir, How: "this session's cgroup (job_" + job + ")"}, true
+		if dir, ok := e.preparedJobDir(job); !job.IsZero() && ok {
+			return Session{Job: job, JobDir: dir, How: "this session's cgroup (job_" + job.String() + ")"}, true
 		}
 	}
 	return e.newestPreparedJob()
@@ -78,22 +81,23 @@ func (e *Env) newestPreparedJob() (Session, bool) {
 	defer tree.Close()
 	names, _ := tree.Jobs()
 	type job struct {
-		id    string
+		id    slurm.JobID
 		ready time.Time
 	}
 	var mine []job
 	for _, n := range names {
-		if len(mine) >= 1000 || slurm.ValidJobID(n) != nil {
+		id, err := slurm.ParseJobID(n)
+		if len(mine) >= 1000 || err != nil {
 			continue
 		}
-		d, err := tree.OpenOwnJobDir(n)
+		d, err := tree.OpenOwnJobDir(id)
 		if err != nil {
 			continue
 		}
 		st, err := d.Lstat("node.json")
 		d.Close()
 		if err == nil && st.Mode().IsRegular() {
-			mine = append(mine, job{n, st.ModTime()})
+			mine = append(mine, job{id, st.ModTime()})
 		}
 	}
 	if len(mine) == 0 {

@@ -19,10 +19,11 @@ func TestJobFromCgroup(t *testing.T) {
 		{"a login session", "0::/user.slice/user-1234.slice/session-3.scope\n", ""},
 		{"job_ not a whole component", "0::/system.slice/notjob_12/x\n", ""},
 		{"no cgroups", "", ""},
+		{"job_ not followed by a job id", "0::/x/job_12abc/step_0\n0::/x/job_../y\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := JobFromCgroup(strings.NewReader(tt.file)); got != tt.want {
+			if got := JobFromCgroup(strings.NewReader(tt.file)).String(); got != tt.want {
 				t.Errorf("JobFromCgroup = %q, want %q", got, tt.want)
 			}
 		})
@@ -78,11 +79,11 @@ func TestSessionCgroupFirst(t *testing.T) {
 	testkit.Must(t, os.MkdirAll(filepath.Join(root, "proc", "self"), 0o755))
 	lc.NodeRoot = root
 	lc.LookupEnv = func(string) (string, bool) { return "", false }
-	if got, ok := lc.FindSession(); !ok || got.Job != "202" || len(got.Others) != 1 {
+	if got, ok := lc.FindSession(); !ok || got.Job.String() != "202" || len(got.Others) != 1 {
 		t.Errorf("without a cgroup: %+v %v, want the newest, 202, and 201 named", got, ok)
 	}
 	testkit.Must(t, os.WriteFile(filepath.Join(root, "proc", "self", "cgroup"), []byte("0::/system.slice/slurmstepd.scope/job_201/step_extern\n"), 0o644))
-	if got, ok := lc.FindSession(); !ok || got.Job != "201" || !strings.Contains(got.How, "cgroup") {
+	if got, ok := lc.FindSession(); !ok || got.Job.String() != "201" || !strings.Contains(got.How, "cgroup") {
 		t.Errorf("in job 201's cgroup: %+v %v", got, ok)
 	}
 }

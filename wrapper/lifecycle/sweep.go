@@ -57,7 +57,7 @@ type SweepReport struct {
 // is bounded by o.Budget. It reports only what it removed.
 func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	r := SweepReport{JobDirs: []string{}, Users: []int{}}
-	log := e.hookLog("sweep", "")
+	log := e.hookLog("sweep", slurm.JobID{})
 	if os.Geteuid() != 0 {
 		return r, errors.New("sweep runs as root (it cleans up after every user)")
 	}
@@ -68,7 +68,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Budget)
 	defer cancel()
-	running := map[string]bool{}
+	running := map[slurm.JobID]bool{}
 	if !o.All {
 		var err error
 		if err = fsx.CheckTrustedFile(e.Config.Slurm.Squeue); err != nil {
@@ -128,11 +128,11 @@ type sweep struct {
 	ctx     context.Context
 	budget  time.Duration
 	tree    *cache.Tree
-	running map[string]bool
+	running map[slurm.JobID]bool
 	log     interface{ Warnf(string, ...any) }
 
-	owners  map[int]cache.Owner // users with a cache directory or a leftover job directory
-	jobDirs map[int][]string    // leftover job directories, by owner
+	owners  map[int]cache.Owner   // users with a cache directory or a leftover job directory
+	jobDirs map[int][]slurm.JobID // leftover job directories, by owner
 
 	mu      sync.Mutex
 	removed []string
@@ -159,17 +159,18 @@ func (s *sweep) fail(err error) {
 // by owner, and the users whose caches to sweep. What is not a user's
 // directory (a link, a file, root's) is removed by root at once.
 func (s *sweep) plan() {
-	s.owners, s.jobDirs = map[int]cache.Owner{}, map[int][]string{}
+	s.owners, s.jobDirs = map[int]cache.Owner{}, map[int][]slurm.JobID{}
 	jobs, err := s.tree.Jobs()
 	s.fail(err)
-	for _, job := range jobs {
-		if slurm.ValidJobID(job) != nil || s.running[job] {
+	for _, name := range jobs {
+		job, err := slurm.ParseJobID(name)
+		if err != nil || s.running[job] {
 			continue
 		}
 		o, found, err := s.tree.JobDirOwner(job)
 		switch {
 		case err == nil && !found: // a link in its place was removed, not followed
-			s.removed = append(s.removed, job)
+			s.removed = append(s.removed, name)
 		case err == nil && o.UID != 0:
 			s.owners[o.UID] = o
 			s.jobDirs[o.UID] = append(s.jobDirs[o.UID], job)
@@ -177,7 +178,7 @@ func (s *sweep) plan() {
 			if rerr := s.tree.RemoveJobTree(job, s.deadline()); rerr != nil {
 				s.fail(fmt.Errorf("job %s: %w", job, errors.Join(err, rerr)))
 			} else {
-				s.removed = append(s.removed, job)
+				s.removed = append(s.removed, name)
 			}
 		}
 	}
@@ -234,7 +235,7 @@ func (s *sweep) user(uid int) {
 	// A quarter of the budget at most: a child the user stopped must leave
 	// root the time to remove what it was to remove.
 	timeout := min(sweepChildTimeout, s.budget/4, time.Until(s.deadline()))
-	childErr := s.e.asUser(s.ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, timeout, req, nil)
+	_, childErr := s.e.asUser(s.ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, timeout, req)
 	if childErr != nil {
 		s.fail(fmt.Errorf("uid %d: %w; root removes what is left", o.UID, childErr))
 		s.fail(s.tree.RemoveUserJobs(uid, s.running, s.deadline()))
@@ -249,7 +250,7 @@ func (s *sweep) user(uid int) {
 			s.fail(fmt.Errorf("job %s: %w", job, err))
 			continue
 		}
-		removed = append(removed, job)
+		removed = append(removed, job.String())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,13 +260,12 @@ func (s *sweep) user(uid int) {
 	}
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
+func sortedKeys(m map[slurm.JobID]bool) []slurm.JobID {
+	out := make([]slurm.JobID, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
-	sort.Strings(out)
-	return out
+	return sortedJobs(out)
 }
 
 // userOrNumeric looks a user up, falling back to bare ids for a user the
@@ -283,13 +283,13 @@ func (e *Env) userOrNumeric(uid, gid int) slurm.User {
 // directories of them, and remove copies left by stagers that died. Every
 // directory it cannot read is reported.
 func (e *Env) SweepUser(o UserSweepOptions) (cache.GCReport, error) {
-	running := map[string]bool{}
+	running := map[slurm.JobID]bool{}
 	for _, j := range o.Running {
 		running[j] = true
 	}
 	var errs []error
 	for _, job := range o.JobDirs {
-		if slurm.ValidJobID(job) == nil && !running[job] {
+		if !job.IsZero() && !running[job] {
 			errs = append(errs, e.emptyRootJobDir(job))
 		}
 	}
@@ -315,23 +315,23 @@ func (e *Env) SweepUser(o UserSweepOptions) (cache.GCReport, error) {
 		}
 		return names
 	}
-	gone := map[string]bool{}
+	gone := map[slurm.JobID]bool{}
 	for _, k := range readDir(filepath.Join(ch.Dir(), "refs")) {
-		for _, j := range readDir(filepath.Join(ch.Dir(), "refs", k)) {
-			if !running[j] {
+		for _, n := range readDir(filepath.Join(ch.Dir(), "refs", k)) {
+			if j, err := slurm.ParseJobID(n); err == nil && !running[j] {
 				gone[j] = true
 			}
 		}
 	}
-	var stale []string
+	var stale []slurm.JobID
 	for _, n := range readDir(filepath.Join(ch.Dir(), "jobs")) {
-		job := strings.TrimSuffix(n, ".lock")
-		if slurm.ValidJobID(job) == nil && !running[job] {
+		job, err := slurm.ParseJobID(strings.TrimSuffix(n, ".lock"))
+		if err == nil && !running[job] {
 			stale = append(stale, job)
 		}
 	}
 	errs = append(errs, removeJobFiles(ch.Dir(), stale...))
-	jobs := make([]string, 0, len(gone))
+	jobs := make([]slurm.JobID, 0, len(gone))
 	for j := range gone {
 		jobs = append(jobs, j)
 	}

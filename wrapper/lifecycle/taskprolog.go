@@ -57,7 +57,7 @@ func (e *Env) TaskProlog(ctx context.Context) error {
 
 // prepare finds the job directory a Prolog made, or makes the user's own and
 // runs the user part in it (once: concurrent tasks wait on a lock).
-func (e *Env) prepare(ctx context.Context, job, createdBy string, budget time.Duration) (Exports, error) {
+func (e *Env) prepare(ctx context.Context, job slurm.JobID, createdBy string, budget time.Duration) (Exports, error) {
 	if dir, ok := e.preparedJobDir(job); ok {
 		return e.exports(dir), nil
 	}

@@ -82,8 +82,12 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 	for _, uid := range uids {
 		u := e.userOrNumeric(uid, users[uid].GID)
 		var got Usage
-		err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 10*time.Second, ChildRequest{Usage: &UsageOptions{}}, &got)
+		reply, err := e.asUser(ctx, u, slurm.Context{UID: uid, GID: u.GID}, 10*time.Second, ChildRequest{Usage: &UsageOptions{}})
+		if err == nil && reply.Usage == nil {
+			err = errors.New("its child printed no usage")
+		}
 		if err == nil {
+			got = *reply.Usage
 			err = plausible(got, s.CacheSize)
 		}
 		if err != nil {

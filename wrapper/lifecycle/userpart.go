@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +30,7 @@ const versionCacheFile = "apptainer-version"
 
 // UserPartOptions say what the user part does for one job.
 type UserPartOptions struct {
-	Job       string        `json:"job"`
+	Job       slurm.JobID   `json:"job"`
 	JobDir    string        `json:"job_dir"` // exists, owned by the calling user
 	Home      string        `json:"home"`
 	Stage     bool          `json:"stage"`      // stage images (prolog.stage, prolog.partitions)
@@ -55,7 +57,7 @@ type KernelReport struct {
 
 // Report is the outcome of a user part, also written to node.json.
 type Report struct {
-	Job       string         `json:"job"`
+	Job       slurm.JobID    `json:"job"`
 	JobDir    string         `json:"job_dir"`
 	CreatedBy string         `json:"created_by"`
 	Node      string         `json:"node"`
@@ -234,7 +236,7 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 		Runtime: p.rt, Image: kr.Image, NotStaged: notStaged, GPU: p.gpu.Present, GPUReason: p.gpu.Reason,
 		GPUFlag: e.Config.Apptainer.GPUFlag, DefaultBinds: e.Config.Apptainer.DefaultBinds,
 		RuntimeDir: p.kenv.RuntimeDir(), Home: o.Home, NoUserSite: e.Config.Kernel.PythonNoUserSite,
-		Job: o.Job, Node: p.host, Version: e.Version,
+		Job: o.Job.String(), Node: p.host, Version: e.Version,
 	})
 	if err == nil {
 		err = writeOverlay(filepath.Join(p.kernelsDir, en.Name), en.Dir, spec)

@@ -5,6 +5,7 @@ package node
 
 import (
 	"fmt"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -86,7 +87,7 @@ func DetectGPU(e Env) GPU {
 	if part != "" {
 		record("SLURM_JOB_PARTITION", part)
 	}
-	g.Expected = gpuPartition(part, e.GPUPartitions)
+	g.Expected = slurm.MatchPartition(e.GPUPartitions, part)
 	dev := deviceFiles(e.Root)
 	if len(dev) > 0 {
 		record("/dev/nvidia[0-9]*", strings.Join(dev, ","))
@@ -133,22 +134,6 @@ func devices(v string) []string {
 		}
 	}
 	return out
-}
-
-func gpuPartition(part string, globs []string) bool {
-	if part == "" {
-		return false
-	}
-	// A job may name several partitions; Slurm reports the one it runs in,
-	// but accept a list too.
-	for _, p := range strings.Split(part, ",") {
-		for _, g := range globs {
-			if ok, _ := filepath.Match(g, p); ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func deviceFiles(root string) []string {

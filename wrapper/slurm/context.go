@@ -8,21 +8,38 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
-// Hook names, as SLURM_SCRIPT_CONTEXT gives them.
+// The hooks, by the names every log line and command gives them.
 const (
-	Prolog     = "prolog_slurmd"
-	Epilog     = "epilog_slurmd"
-	TaskProlog = "prolog_task"
+	Prolog     = "prolog"
+	Epilog     = "epilog"
+	TaskProlog = "taskprolog"
 )
+
+// hookOf maps SLURM_SCRIPT_CONTEXT to the hook sifkernel acts as there.
+var hookOf = map[string]string{
+	"prolog_slurmd": Prolog,
+	"epilog_slurmd": Epilog,
+	"prolog_task":   TaskProlog,
+}
+
+// Hook is the hook sifkernel acts as in the Slurm script context script
+// (SLURM_SCRIPT_CONTEXT): prolog, epilog or taskprolog; ok is false for a
+// context it has nothing to do in (epilog_task, prolog_srun, ...).
+func Hook(script string) (name string, ok bool) {
+	name, ok = hookOf[script]
+	return name, ok
+}
 
 // Context is a job as a hook sees it.
 type Context struct {
 	Script    string `json:"script,omitempty"` // SLURM_SCRIPT_CONTEXT
-	JobID     string `json:"job_id"`
+	JobID     JobID  `json:"job_id"`
 	UID       int    `json:"uid"`
 	GID       int    `json:"gid"`
 	User      string `json:"user,omitempty"`
@@ -30,18 +47,87 @@ type Context struct {
 	Node      string `json:"node,omitempty"`
 }
 
+// Hook is the hook this context calls for (see the function Hook).
+func (c Context) Hook() (string, bool) { return Hook(c.Script) }
+
 // jobID is a Slurm job id: digits only (an array task has its own numeric
 // id in SLURM_JOB_ID). Anything else (such as "../x") is refused.
 var jobID = regexp.MustCompile(`^[0-9]{1,20}$`)
 
-// ValidJobID reports why id is not a Slurm job id. It is the one rule for
-// job ids everywhere: hooks, --job flags, refs and job directories, so an
-// id is never a path.
-func ValidJobID(id string) error {
-	if !jobID.MatchString(id) {
-		return fmt.Errorf("job id %s is not a Slurm job id (digits only)", strconv.Quote(id))
+// JobID is a Slurm job id. Only ParseJobID (and decoding, which calls it)
+// makes one, so an id in hand is digits and never a path; the zero JobID
+// is "no job".
+type JobID struct{ s string }
+
+// ParseJobID is the one rule for job ids everywhere: hooks, --job flags,
+// refs and job directories.
+func ParseJobID(s string) (JobID, error) {
+	if !jobID.MatchString(s) {
+		return JobID{}, fmt.Errorf("job id %s is not a Slurm job id (digits only)", strconv.Quote(s))
 	}
+	return JobID{s}, nil
+}
+
+// ValidJobID reports why id is not a Slurm job id (nil if it is).
+func ValidJobID(id string) error {
+	_, err := ParseJobID(id)
+	return err
+}
+
+// String is the id's digits; "" for no job.
+func (j JobID) String() string { return j.s }
+
+// IsZero says there is no job.
+func (j JobID) IsZero() bool { return j.s == "" }
+
+// MarshalText writes the digits ("" for no job).
+func (j JobID) MarshalText() ([]byte, error) { return []byte(j.s), nil }
+
+// UnmarshalText parses the digits; "" is no job, anything else not digits
+// an error, so a request or reply cannot carry a path as a job id.
+func (j *JobID) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*j = JobID{}
+		return nil
+	}
+	id, err := ParseJobID(string(b))
+	if err != nil {
+		return err
+	}
+	*j = id
 	return nil
+}
+
+// NodeName is this node's name as Slurm knows it: SLURMD_NODENAME (which
+// differs from the host name where several slurmd share a host), else the
+// short host name, as slurm.conf's NodeName usually is; from says which.
+func NodeName(getenv func(string) string) (name, from string) {
+	if getenv != nil {
+		if n := getenv("SLURMD_NODENAME"); n != "" {
+			return n, "SLURMD_NODENAME"
+		}
+	}
+	h, _ := os.Hostname()
+	short, _, _ := strings.Cut(h, ".")
+	return short, "hostname"
+}
+
+// MatchPartition says whether the job's partition matches one of globs
+// (filepath.Match patterns). A job may name several partitions,
+// comma-separated; Slurm gives the one it runs in, but a list matches when
+// any of its members does. An empty partition matches nothing.
+func MatchPartition(globs []string, partition string) bool {
+	if partition == "" {
+		return false
+	}
+	for _, p := range strings.Split(partition, ",") {
+		for _, g := range globs {
+			if ok, _ := filepath.Match(g, strings.TrimSpace(p)); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // FromEnv reads the hook context. lookup nil means os.LookupEnv. Job id, uid
@@ -52,13 +138,13 @@ func FromEnv(lookup func(string) (string, bool)) (Context, error) {
 	}
 	get := func(k string) string { v, _ := lookup(k); return v }
 	c := Context{
-		Script: get("SLURM_SCRIPT_CONTEXT"), JobID: get("SLURM_JOB_ID"), User: get("SLURM_JOB_USER"),
+		Script: get("SLURM_SCRIPT_CONTEXT"), User: get("SLURM_JOB_USER"),
 		Partition: get("SLURM_JOB_PARTITION"), Node: get("SLURMD_NODENAME"),
 	}
-	if err := ValidJobID(c.JobID); err != nil {
+	var err error
+	if c.JobID, err = ParseJobID(get("SLURM_JOB_ID")); err != nil {
 		return c, err
 	}
-	var err error
 	if c.UID, err = id(get, "SLURM_JOB_UID"); err != nil {
 		return c, err
 	}

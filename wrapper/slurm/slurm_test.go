@@ -36,7 +36,7 @@ func TestFromEnv(t *testing.T) {
 			}
 			c, err := FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 			if tt.want == "" {
-				if err != nil || c.JobID != "4242" || c.UID != 1001 || c.Partition != "rtx-dev" || c.Node != "c001" {
+				if err != nil || c.JobID.String() != "4242" || c.UID != 1001 || c.Partition != "rtx-dev" || c.Node != "c001" {
 					t.Errorf("FromEnv = %+v, %v", c, err)
 				}
 				return
@@ -82,7 +82,7 @@ func TestRunningJobs(t *testing.T) {
 	fake := filepath.Join(dir, "squeue")
 	testkit.Must(t, os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" >"+dir+"/args\nprintf '101\\n202\\nbogus\\n'\n"), 0o755))
 	jobs, err := RunningJobs(context.Background(), fake, "c001", time.Second)
-	if err != nil || !jobs["101"] || !jobs["202"] || len(jobs) != 2 {
+	if err != nil || !jobs[JobID{"101"}] || !jobs[JobID{"202"}] || len(jobs) != 2 {
 		t.Errorf("RunningJobs = %v, %v", jobs, err)
 	}
 	args, _ := os.ReadFile(filepath.Join(dir, "args"))
@@ -99,5 +99,57 @@ func TestRunningJobs(t *testing.T) {
 	testkit.Must(t, os.WriteFile(failing, []byte("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"), 0o755))
 	if _, err := RunningJobs(context.Background(), failing, "", time.Second); err == nil || !strings.Contains(err.Error(), "Unable to contact") {
 		t.Errorf("a failing squeue: %v", err)
+	}
+}
+
+func TestJobIDText(t *testing.T) {
+	var j JobID
+	for _, bad := range []string{"../x", "1/../../etc", "..", "4242\n", "12345.batch", "c1", "123456789012345678901"} {
+		if err := j.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText(%q) accepted", bad)
+		}
+	}
+	testkit.Must(t, j.UnmarshalText([]byte("4242")))
+	if b, _ := j.MarshalText(); string(b) != "4242" || j.IsZero() {
+		t.Errorf("job 4242 reads back as %q", b)
+	}
+	testkit.Must(t, j.UnmarshalText(nil))
+	if !j.IsZero() {
+		t.Error("an empty id is not the zero job")
+	}
+}
+
+func TestHook(t *testing.T) {
+	for script, want := range map[string]string{"prolog_slurmd": Prolog, "epilog_slurmd": Epilog, "prolog_task": TaskProlog, "epilog_task": "", "": ""} {
+		got, ok := Hook(script)
+		if got != want || ok != (want != "") {
+			t.Errorf("Hook(%q) = %q, %v; want %q", script, got, ok, want)
+		}
+	}
+}
+
+func TestNodeName(t *testing.T) {
+	if n, from := NodeName(func(string) string { return "c001-2" }); n != "c001-2" || from != "SLURMD_NODENAME" {
+		t.Errorf("NodeName with SLURMD_NODENAME = %q from %s", n, from)
+	}
+	h, _ := os.Hostname()
+	short, _, _ := strings.Cut(h, ".")
+	if n, from := NodeName(func(string) string { return "" }); n != short || from != "hostname" || strings.Contains(n, ".") {
+		t.Errorf("NodeName without Slurm = %q from %s, want the short host name %q", n, from, short)
+	}
+}
+
+func TestMatchPartition(t *testing.T) {
+	globs := []string{"rtx*", "gpu-a100"}
+	for part, want := range map[string]bool{
+		"rtx-dev": true, "gpu-a100": true, "normal": false, "": false,
+		"normal,rtx-dev": true, "normal, gpu-a100": true, "normal,development": false, "[": false,
+	} {
+		if got := MatchPartition(globs, part); got != want {
+			t.Errorf("MatchPartition(%q) = %v, want %v", part, got, want)
+		}
+	}
+	if MatchPartition(nil, "rtx") || MatchPartition([]string{"["}, "rtx") {
+		t.Error("no glob, or a broken one, matched")
 	}
 }

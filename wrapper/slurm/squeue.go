@@ -13,7 +13,7 @@ import (
 // RunningJobs asks squeue (by absolute path) for the ids of the jobs that
 // are still on node: pending with a node, running, configuring, completing
 // or suspended. Only sweep calls it, never a Prolog or Epilog.
-func RunningJobs(ctx context.Context, squeue, node string, timeout time.Duration) (map[string]bool, error) {
+func RunningJobs(ctx context.Context, squeue, node string, timeout time.Duration) (map[JobID]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := []string{"--noheader", "--format=%A"}
@@ -31,10 +31,10 @@ func RunningJobs(ctx context.Context, squeue, node string, timeout time.Duration
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%s: %w: %s", squeue, err, strings.TrimSpace(errb.String()))
 	}
-	jobs := map[string]bool{}
+	jobs := map[JobID]bool{}
 	for _, f := range strings.Fields(out.String()) {
-		if ValidJobID(f) == nil {
-			jobs[f] = true
+		if id, err := ParseJobID(f); err == nil {
+			jobs[id] = true
 		}
 	}
 	return jobs, nil

@@ -32,13 +32,13 @@ const ForgedWrite = "FORGED-WRITE-THROUGH-AN-INHERITED-DESCRIPTOR"
 
 func forge(kind string) {
 	for fd := 3; fd < 256; fd++ {
-		syscall.Write(fd, []byte(ForgedWrite))
+		_, _ = syscall.Write(fd, []byte(ForgedWrite))
 	}
 	switch kind {
 	case "user-part":
-		os.Stdout.WriteString(forgedReport(1 << 20))
+		_, _ = os.Stdout.WriteString(`{"user_part":` + forgedReport(1<<20-16) + `}`)
 	case "user-usage":
-		fmt.Print(`{"entries":-2147483648,"bytes":9200000000000000000,"size":1,"free":1}`)
+		fmt.Print(`{"usage":{"entries":-2147483648,"bytes":9200000000000000000,"size":1,"free":1}}`)
 	}
 }
 
