@@ -82,6 +82,19 @@ func as(t *testing.T, u, script string, env ...string) (string, error) {
 	return string(out), err
 }
 
+// mustAs runs a setup or clean-up script as a test user and fails the test
+// if it fails.
+func mustAs(t *testing.T, u, script string) {
+	t.Helper()
+	if out, err := as(t, u, script); err != nil {
+		t.Fatalf("as %s: %s: %v\n%s", u, script, err, out)
+	}
+}
+
+// scancel cancels a job when a test is done with it; it may have ended
+// already, which scancel reports as an error, so none is taken.
+func scancel(id string) { _, _ = root("scancel", id) }
+
 func lookup(t *testing.T, u string) *user.User {
 	t.Helper()
 	usr, err := user.Lookup(u)
@@ -293,7 +306,9 @@ func apptainerCalls(t *testing.T, since int64) []apptainerCall {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	f.Seek(since, 0)
+	if _, err := f.Seek(since, 0); err != nil {
+		t.Fatal(err)
+	}
 	var calls []apptainerCall
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -325,11 +340,16 @@ func nodeState(t *testing.T, node string) string {
 func killSlurmd(t *testing.T, node string) {
 	t.Helper()
 	if vms {
-		onNode(t, node, "pkill", "-9", "-x", "slurmd")
+		if out, err := onNode(t, node, "pkill", "-9", "-x", "slurmd"); err != nil {
+			t.Fatalf("killing slurmd on %s: %v\n%s", node, err, out)
+		}
 		return
 	}
-	pid, _ := os.ReadFile(filepath.Join(skc, "run/slurmd-"+node+".pid"))
-	root("kill", "-9", strings.TrimSpace(string(pid)))
+	pid, err := os.ReadFile(filepath.Join(skc, "run/slurmd-"+node+".pid"))
+	testkit.Must(t, err)
+	if out, err := root("kill", "-9", strings.TrimSpace(string(pid))); err != nil {
+		t.Fatalf("killing slurmd of %s: %v\n%s", node, err, out)
+	}
 }
 
 // startSlurmd starts a node's slurmd again after killSlurmd.

@@ -94,7 +94,7 @@ source ./after.sh
 wait`
 	id := sbatch(t, "sktest1", strings.Join(strings.Fields(string(args)), " "), script)
 	defer func() {
-		root("scancel", id)
+		scancel(id)
 		waitDone(t, id)
 	}()
 	var port, token string

@@ -31,7 +31,7 @@ func TestRebootMidJob(t *testing.T) {
 	}
 	// A reset, as a crash or a power cycle gives (a graceful reboot with a job
 	// running waits 3 minutes on slurmstepd's scope, then on NFS, here).
-	onNode(t, "m1", "systemctl", "reboot", "--force", "--force") // ssh returns an error as the link goes
+	_, _ = onNode(t, "m1", "systemctl", "reboot", "--force", "--force") // ssh returns an error as the link goes
 	waitState(t, id, 5*time.Minute, "NODE_FAIL", "FAILED", "CANCELLED", "COMPLETED")
 	deadline := time.Now().Add(8 * time.Minute)
 	for {

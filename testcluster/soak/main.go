@@ -118,7 +118,7 @@ func main() {
 	code := report(all, crashed, time.Since(start))
 	for _, u := range users {
 		// Leave the homes as found: other tests stage every kernel there.
-		as(u, "cd ~/.local/share/jupyter/kernels && rm -rf bert bert2 "+strings.Join(badKernels, " ")+"; rm -rf ~/soak ~/soak-*.sh ~/soak-out-*.txt")
+		_, _ = as(u, "cd ~/.local/share/jupyter/kernels && rm -rf bert bert2 "+strings.Join(badKernels, " ")+"; rm -rf ~/soak ~/soak-*.sh ~/soak-out-*.txt")
 	}
 	os.Exit(code)
 }
@@ -195,15 +195,15 @@ func run(j *job, r float64) {
 	}
 	switch j.cancel {
 	case "pending":
-		sh("scancel " + j.id)
+		_, _ = sh("scancel " + j.id)
 	case "prolog":
 		waitFor(j.id, 2*time.Minute, "CONFIGURING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "NODE_FAIL")
 		time.Sleep(time.Duration(r * float64(300*time.Millisecond)))
-		sh("scancel " + j.id)
+		_, _ = sh("scancel " + j.id)
 	case "running":
 		waitFor(j.id, 2*time.Minute, "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "NODE_FAIL")
 		time.Sleep(time.Duration(r * float64(5*time.Second)))
-		sh("scancel " + j.id)
+		_, _ = sh("scancel " + j.id)
 	}
 	j.state = waitFor(j.id, 10*time.Minute, "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE")
 	usr, _ := user.Lookup(j.user)
@@ -258,9 +258,9 @@ func waitFor(id string, timeout time.Duration, states ...string) string {
 // fillDisk fills a node's cache disk for a while, as a runaway job would.
 func fillDisk(node string, d time.Duration) {
 	fmt.Printf("soak: filling %s's cache disk for %s\n", node, d)
-	onNode(node, fmt.Sprintf("fallocate -l $(( $(df --output=avail -B1 %s | tail -1) - 8*1024*1024 )) %s/.soak-fill", *nodeCache, *nodeCache))
+	must(onNode(node, fmt.Sprintf("fallocate -l $(( $(df --output=avail -B1 %s | tail -1) - 8*1024*1024 )) %s/.soak-fill", *nodeCache, *nodeCache)))
 	time.Sleep(d)
-	onNode(node, "rm -f "+*nodeCache+"/.soak-fill")
+	_, _ = onNode(node, "rm -f "+*nodeCache+"/.soak-fill")
 }
 
 // crash kills a node's slurmd and its jobs at once, runs the boot sweep and
@@ -275,13 +275,13 @@ func crash(node string) []string {
 	for _, id := range victims {
 		pids = append(pids, fmt.Sprintf("$(pgrep -f 'slurmstepd: \\[%s[.]')", id))
 	}
-	sh(`killtree() { local c; for c in $(pgrep -P "$1"); do killtree "$c"; done; kill -9 "$1" 2>/dev/null; }
-for p in ` + strings.Join(pids, " ") + `; do killtree "$p"; done; true`)
-	sh("scontrol update nodename=" + node + " state=down reason=soak-crash")
+	must(sh(`killtree() { local c; for c in $(pgrep -P "$1"); do killtree "$c"; done; kill -9 "$1" 2>/dev/null; }
+for p in ` + strings.Join(pids, " ") + `; do killtree "$p"; done; true`))
+	_, _ = sh("scontrol update nodename=" + node + " state=down reason=soak-crash")
 	must(onNode(node, filepath.Join(*skc, "bin/sifkernel")+" sweep --all"))
 	must(onNode(node, fmt.Sprintf("slurmd -N %s -f %s/etc/slurm.conf", node, *skc)))
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-		sh("scontrol update nodename=" + node + " state=resume")
+		_, _ = sh("scontrol update nodename=" + node + " state=resume")
 		if st, _ := sh("sinfo -h -N -n " + node + " -o %T"); strings.Contains(st, "idle") || strings.Contains(st, "mix") || strings.Contains(st, "alloc") {
 			break
 		}
@@ -309,7 +309,9 @@ func hookTimes() map[string][]float64 {
 		return out
 	}
 	defer f.Close()
-	f.Seek(logFrom, 0)
+	if _, err := f.Seek(logFrom, 0); err != nil {
+		return out
+	}
 	hook := regexp.MustCompile(`\bhook=(\w+)`)
 	took := regexp.MustCompile(`\btook_ms=([0-9]+)`)
 	sc := bufio.NewScanner(f)

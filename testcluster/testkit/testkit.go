@@ -73,7 +73,11 @@ func RunAs(t testing.TB, uid, gid int, env []string, args ...string) ([]byte, er
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("removing %s: %v", dir, err)
+		}
+	})
 	bin := filepath.Join(dir, filepath.Base(self))
 	data, err := os.ReadFile(self)
 	if err != nil {
@@ -99,7 +103,11 @@ func SharedDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("removing %s: %v", dir, err)
+		}
+	})
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -221,4 +229,14 @@ func GoldenSection(t testing.TB, file, name string, got string) {
 		return
 	}
 	t.Errorf("the %s section of %s is not what the code says (go test -update rewrites it):\n--- got\n%s\n--- have\n%s", name, file, got, have)
+}
+
+// ReadFile is os.ReadFile for a file a test's setup made or expects.
+func ReadFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	return b
 }

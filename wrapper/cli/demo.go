@@ -12,7 +12,8 @@ func (e *env) demoCommand() *cli.Command {
 		Usage: "show the whole lifecycle on a simulated GPU node, in a temporary directory (no root, no Slurm)",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "keep", Usage: "keep the temporary directory"}},
 		Action: func(c *cli.Context) error {
-			return demo.Run(c.Context, demo.Options{Stdout: e.Stdout, Log: e.log, Version: e.Version, Keep: c.Bool("keep")})
+			_, err := demo.Run(c.Context, demo.Options{Stdout: e.Stdout, Log: e.log, Version: e.Version, Keep: c.Bool("keep")})
+			return err
 		},
 	}
 }

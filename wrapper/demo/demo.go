@@ -32,16 +32,29 @@ type Options struct {
 	Keep    bool // keep the temporary directory
 }
 
+// Result is what the demo saw happen, as values (its tests read these,
+// not the text it prints).
+type Result struct {
+	Image          string           // the SIF image it built
+	UserKernel     string           // the kernel.json `kernel add`'s code wrote
+	JobKernel      *kernelspec.Spec // the job's copy of it
+	Report         lifecycle.Report // the user part's report for the job
+	Cached         []cache.Entry    // the node cache while the job ran
+	JobDirGone     bool             // the job directory after the cleanup
+	CachedAfter    int              // entries left after the cleanup
+	UserKernelSame bool             // the user's kernel.json after it all
+}
+
 // Run runs a job's lifecycle in a throwaway directory: a real SIF image, a
 // kernel made by `kernel add`'s code, the user part as a job on an rtx-dev
 // node with one GPU, the overlay next to the user's kernel, the cache, and
 // the cleanup an Epilog does.
-func Run(ctx context.Context, o Options) error {
+func Run(ctx context.Context, o Options) (Result, error) {
 	e := &o
 	keep := o.Keep
 	tmp, err := os.MkdirTemp("", "sifkernel-demo-")
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	if keep {
 		fmt.Fprintf(e.Stdout, "(keeping %s)\n", tmp)
@@ -52,11 +65,11 @@ func Run(ctx context.Context, o Options) error {
 	steps := []func(context.Context) error{d.buildImage, d.addKernel, d.job, d.showCache, d.epilog}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
-			return fmt.Errorf("demo: %w", err)
+			return d.res, fmt.Errorf("demo: %w", err)
 		}
 	}
 	fmt.Fprintln(e.Stdout, "\nThat was the lifecycle of one job. On a cluster, slurmd runs the same code as the\nProlog, TaskProlog and Epilog (see slurm/ and the README).")
-	return nil
+	return d.res, nil
 }
 
 type demoRun struct {
@@ -66,6 +79,7 @@ type demoRun struct {
 	userKernel string
 	lc         *lifecycle.Env
 	jobDir     string
+	res        Result
 }
 
 func (d *demoRun) say(format string, args ...any) {
@@ -77,6 +91,7 @@ func (d *demoRun) buildImage(context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(d.image), 0o755); err != nil {
 		return err
 	}
+	d.res.Image = d.image
 	d.say("a real SIF image on the \"shared filesystem\": %s", d.image)
 	return sifimage.Build(d.image, bytes.NewReader(sifimage.Minimal))
 }
@@ -101,9 +116,12 @@ func (d *demoRun) addKernel(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.userKernel = a.File
+	d.userKernel, d.res.UserKernel = a.File, a.File
 	fmt.Fprintln(d.e.Stdout, a.File)
-	b, _ := os.ReadFile(d.userKernel)
+	b, err := os.ReadFile(d.userKernel)
+	if err != nil {
+		return err
+	}
 	_, err = d.e.Stdout.Write(b)
 	return err
 }
@@ -135,7 +153,10 @@ func (d *demoRun) job(ctx context.Context) error {
 	fmt.Fprintf(d.e.Stdout, "the job's environment gets:\n  JUPYTER_PATH=%s\n  SIFKERNEL_JOB_DIR=%s\n", ex.JupyterPath, ex.JobDir)
 	overlay := filepath.Join(ex.JobDir, "jupyter", "kernels", "pytorch", kernelspec.FileName)
 	d.say("the job's copy of the kernel (Jupyter finds it first): %s", overlay)
-	a, _ := os.ReadFile(d.userKernel)
+	a, err := os.ReadFile(d.userKernel)
+	if err != nil {
+		return err
+	}
 	b, err := os.ReadFile(overlay)
 	if err != nil {
 		return err
@@ -147,6 +168,10 @@ func (d *demoRun) job(ctx context.Context) error {
 	fmt.Fprint(d.e.Stdout, diff)
 	r, err := lifecycle.ReadReport(ex.JobDir)
 	if err != nil {
+		return err
+	}
+	d.res.Report = r
+	if d.res.JobKernel, err = kernelspec.Parse(overlay, b); err != nil {
 		return err
 	}
 	fmt.Fprintln(d.e.Stdout, "why:")
@@ -167,6 +192,7 @@ func (d *demoRun) showCache(context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.res.Cached = es
 	d.say("the node cache (%s)", c.Dir())
 	for _, en := range es {
 		fmt.Fprintf(d.e.Stdout, "  %s  %s  used by job %s  (from %s)\n", en.Key, cache.HumanBytes(en.Size), strings.Join(en.Refs, ","), en.Source)
@@ -187,12 +213,17 @@ func (d *demoRun) epilog(context.Context) error {
 	if err != nil {
 		return err
 	}
-	es, _ := c.Entries()
+	es, err := c.Entries()
+	if err != nil {
+		return err
+	}
 	_, statErr := os.Stat(filepath.Join(d.jobDir, "node.json"))
+	d.res.JobDirGone, d.res.CachedAfter = os.IsNotExist(statErr), len(es)
 	fmt.Fprintf(d.e.Stdout, "  job directory: %s\n  cached images: %d\n", map[bool]string{true: "gone", false: "still there"}[os.IsNotExist(statErr)], len(es))
 	if b, err := os.ReadFile(d.userKernel); err != nil || !bytes.Contains(b, []byte(d.image)) {
 		return fmt.Errorf("the user's kernel changed")
 	}
+	d.res.UserKernelSame = true
 	fmt.Fprintln(d.e.Stdout, "  the user's own kernel.json: unchanged")
 	return nil
 }

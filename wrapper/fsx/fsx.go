@@ -267,7 +267,9 @@ func OpenTrustedDir(path string, create bool, mode fs.FileMode) (*os.Root, error
 	}
 	defer unix.Close(fd)
 	if created {
-		unix.Fchmod(fd, uint32(mode.Perm())) // Mkdirat applied the umask
+		if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil { // Mkdirat applied the umask
+			return nil, &fs.PathError{Op: "chmod", Path: path, Err: err}
+		}
 	}
 	if err := checkDirFd(fd, path, false); err != nil {
 		return nil, err
@@ -452,7 +454,7 @@ func WriteVolatile(path string, data []byte, mode os.FileMode) (err error) {
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name())
+			_ = os.Remove(f.Name())
 			err = fmt.Errorf("writing %s: %w", path, err)
 		}
 	}()

@@ -22,7 +22,7 @@ func TestOpenRegularRefusesWhatCouldBlock(t *testing.T) {
 	sock := filepath.Join(dir, "sock")
 	l, err := net.Listen("unix", sock)
 	testkit.Must(t, err)
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	file := filepath.Join(dir, "file")
 	testkit.Must(t, os.WriteFile(file, []byte("ok"), 0o644))
 	link := filepath.Join(dir, "link")

@@ -48,7 +48,7 @@ func TestRemoveTreeDeeperThanTheDescriptorLimit(t *testing.T) {
 	low := old
 	low.Cur = 64
 	testkit.Must(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low))
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	defer func() { testkit.Must(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)) }()
 	base := t.TempDir()
 	nest(t, filepath.Join(base), 3000) // base/d/d/.../last
 	if err := RemoveTree(openTestDir(t, base), "d", RemoveOptions{}); err != nil {
@@ -111,7 +111,7 @@ func TestRemoveTreeCrossesNoMount(t *testing.T) {
 	testkit.Must(t, os.MkdirAll(mnt, 0o755))
 	testkit.Must(t, os.WriteFile(filepath.Join(base, "job/sub/file"), nil, 0o644))
 	testkit.Must(t, unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"))
-	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	defer func() { testkit.Must(t, unix.Unmount(mnt, unix.MNT_DETACH)) }()
 	testkit.Must(t, os.WriteFile(filepath.Join(mnt, "theirs"), []byte("x"), 0o644))
 	err := RemoveTree(openTestDir(t, base), "job", RemoveOptions{})
 	if err == nil || !strings.Contains(err.Error(), "mount point") {

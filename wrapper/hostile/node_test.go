@@ -42,7 +42,9 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "removing %s: %v\n", dir, err)
+	}
 	writeTable()
 	os.Exit(code)
 }
@@ -136,7 +138,7 @@ func (n *node) setConfig(extra string) {
 
 func (n *node) asRootRemove(dir string, names ...string) {
 	for _, name := range names {
-		os.RemoveAll(filepath.Join(dir, name))
+		testkit.Must(n.t, os.RemoveAll(filepath.Join(dir, name)))
 	}
 }
 
@@ -256,7 +258,7 @@ func (n *node) run(cmd *exec.Cmd, name string, env []string) result {
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
-	go func() { <-ctx.Done(); cmd.Process.Kill() }()
+	go func() { <-ctx.Done(); _ = cmd.Process.Kill() }() // gone already when it ended in time
 	hwm := make(chan int64)
 	go func() { hwm <- sampleHWM(ctx, cmd.Process.Pid) }()
 	err := cmd.Wait()
@@ -334,7 +336,7 @@ func tail(s string, n int) string {
 func (n *node) snapshot() map[string]string {
 	out := map[string]string{}
 	for _, top := range []string{n.rootDir, n.victim.home, filepath.Join(n.base, "etc"), filepath.Join(n.base, "bin"), filepath.Join(n.base, "opt")} {
-		filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error { // the callback records every error
 			if err != nil {
 				out[p] = "error " + err.Error()
 				return nil

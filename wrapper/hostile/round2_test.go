@@ -2,7 +2,9 @@ package hostile
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +86,9 @@ var round2 = []attack{
 	}},
 	{"the site's log file made first by a user in a directory users may write: root appends every job's lines to it", func(t *testing.T, n *node) {
 		testkit.Must(t, os.Chmod(filepath.Dir(n.log), os.ModeSticky|0o777))
-		os.Remove(n.log)
+		if err := os.Remove(n.log); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
 		n.asMallory("touch " + n.log + " && chmod 644 " + n.log)
 		r := n.hook("prolog_slurmd", "205", n.victim)
 		n.expect0(r, hookLimit)
@@ -121,7 +125,7 @@ var round2 = []attack{
 	{"the cache file system filled (inodes) through the attacker's own directory: the victim's Prolog drains the node (fail_node_on set)", func(t *testing.T, n *node) {
 		testkit.Must(t, os.MkdirAll(n.cache, 0o755))
 		testkit.Must(t, unix.Mount("tmpfs", n.cache, "tmpfs", 0, "size=8m,nr_inodes=64,mode=0755"))
-		t.Cleanup(func() { unix.Unmount(n.cache, unix.MNT_DETACH) })
+		t.Cleanup(func() { testkit.Must(t, unix.Unmount(n.cache, unix.MNT_DETACH)) })
 		n.setConfig("[prolog]\nfail_node_on = [\"cache_root\"]\n")
 		n.before = n.snapshot()
 		n.expect0(n.hook("prolog_slurmd", "207", n.mallory), hookLimit)
@@ -200,10 +204,10 @@ mkdir -p ~/.config/sifkernel && echo 'this is [not toml' >~/.config/sifkernel/co
 		stop := filepath.Join(n.mallory.home, "files", "stop")
 		stopper := n.malloryCmd(fmt.Sprintf(`while [ ! -e %s ]; do pkill -STOP -u %d -f 'internal [u]ser-sweep' 2>/dev/null; sleep 0.01; done`, stop, n.mallory.uid))
 		testkit.Must(t, stopper.Start())
-		defer func() { os.WriteFile(stop, nil, 0o644); stopper.Wait() }()
+		defer func() { _ = os.WriteFile(stop, nil, 0o644); _ = stopper.Wait() }() // on a failed run: stop it whatever
 		r := n.command("sweep", "--all", "--budget", "20s")
 		testkit.Must(t, os.WriteFile(stop, nil, 0o644))
-		stopper.Wait()
+		testkit.Must(t, stopper.Wait())
 		n.expect0(r, 40*time.Second)
 		t.Logf("sweep --all over 3001 leftovers, the user's child stopped: %v", r.dur.Round(time.Millisecond))
 		if left, _ := os.ReadDir(jobs); len(left) != 0 {
@@ -294,13 +298,15 @@ func (n *node) fuseMountAsVictim(t *testing.T, job string) {
 	testkit.Must(t, os.WriteFile("/etc/fuse.conf", append(append([]byte{}, conf...), "\nuser_allow_other\n"...), 0o644))
 	mnt := filepath.Join(n.cache, "jobs", job)
 	t.Cleanup(func() {
-		exec.Command("pkill", "-CONT", "-u", strconv.Itoa(n.mallory.uid), "squashfuse").Run()
-		unix.Unmount(mnt, unix.MNT_DETACH)
-		exec.Command("pkill", "-KILL", "-u", strconv.Itoa(n.mallory.uid), "squashfuse").Run()
+		// Whatever the test left: a stopped squashfuse, its mount (or none:
+		// the Epilog may have gone round it), the process. Each may be gone.
+		_ = exec.Command("pkill", "-CONT", "-u", strconv.Itoa(n.mallory.uid), "squashfuse").Run()
+		_ = unix.Unmount(mnt, unix.MNT_DETACH)
+		_ = exec.Command("pkill", "-KILL", "-u", strconv.Itoa(n.mallory.uid), "squashfuse").Run()
 		if confErr == nil {
-			os.WriteFile("/etc/fuse.conf", conf, 0o644)
+			testkit.Must(t, os.WriteFile("/etc/fuse.conf", conf, 0o644))
 		} else {
-			os.Remove("/etc/fuse.conf")
+			testkit.Must(t, os.Remove("/etc/fuse.conf"))
 		}
 	})
 	n.asMallory(fmt.Sprintf("/usr/bin/squashfuse -o allow_other %s %s", img, mnt))

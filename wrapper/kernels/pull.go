@@ -54,7 +54,7 @@ func (u *User) Pull(ctx context.Context, rt apptainer.Runtime, ref string) (stri
 		return "", fmt.Errorf("creating pull directory: %w", err)
 	}
 	tmp := fmt.Sprintf("%s.tmp-%d", dest, os.Getpid())
-	defer os.Remove(tmp)
+	defer func() { _ = os.Remove(tmp) }() // gone once renamed into place
 	cmd := exec.CommandContext(ctx, rt.Path, "pull", tmp, ref)
 	// Apptainer's own output is shown live; its last FATAL line also goes
 	// into the error, so a failed pull says why in one line.

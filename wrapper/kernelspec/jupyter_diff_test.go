@@ -261,7 +261,7 @@ var layouts = []struct {
 	}},
 	{"a directory as kernel.json does not shadow", func(l *layout) {
 		l.env["JUPYTER_PATH"] = l.dir("a")
-		l.kernelWith(l.dir("a"), "k", func(f string) { os.Mkdir(f, 0o755) })
+		l.kernelWith(l.dir("a"), "k", func(f string) { testkit.Must(l.t, os.Mkdir(f, 0o755)) })
 		l.kernel(l.userData(), "k", good("user"))
 	}},
 	{"/dev/null as kernel.json does not shadow", func(l *layout) {
@@ -271,7 +271,7 @@ var layouts = []struct {
 	}},
 	{"a FIFO as kernel.json does not shadow and does not hang", func(l *layout) {
 		l.env["JUPYTER_PATH"] = l.dir("a")
-		l.kernelWith(l.dir("a"), "k", func(f string) { syscall.Mkfifo(f, 0o644) })
+		l.kernelWith(l.dir("a"), "k", func(f string) { testkit.Must(l.t, syscall.Mkfifo(f, 0o644)) })
 		l.kernel(l.userData(), "k", good("user"))
 	}},
 	{"a kernel directory that is a symlink counts", func(l *layout) {
@@ -570,7 +570,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		json.NewEncoder(os.Stdout).Encode(ourView(Env{Home: me.HomeDir}))
+		if err := json.NewEncoder(os.Stdout).Encode(ourView(Env{Home: me.HomeDir})); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -760,7 +763,7 @@ func removeEmptyDirs(dir string) {
 			removeEmptyDirs(filepath.Join(dir, en.Name()))
 		}
 	}
-	os.Remove(dir)
+	_ = os.Remove(dir) // only once empty: the point of the walk
 }
 
 // ourView is what sifkernel says, in jupyter_client's terms.

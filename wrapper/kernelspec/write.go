@@ -62,7 +62,7 @@ func publishNew(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	defer t.Cleanup()
+	defer func() { _ = t.Cleanup() }() // nothing to do once replaced
 	if _, err := t.Write(data); err != nil {
 		return err
 	}

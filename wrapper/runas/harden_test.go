@@ -27,7 +27,7 @@ func TestNoInheritedDescriptorReachesTheChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Close(fd)
+	defer func() { _ = syscall.Close(fd) }()
 	name := strconv.Itoa(fd)
 	has := func(fds []string) bool {
 		for _, f := range fds {

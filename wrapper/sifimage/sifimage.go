@@ -59,7 +59,7 @@ func Inspect(f *os.File) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("%w: reading header: %v", ErrCorrupt, err)
 	}
-	defer img.UnloadContainer()
+	defer func() { _ = img.UnloadContainer() }() // opened read-only
 	var bad error
 	img.WithDescriptors(func(d sif.Descriptor) bool {
 		if d.Offset() < 0 || d.Size() < 0 || d.Offset()+d.Size() > st.Size() {
@@ -100,11 +100,11 @@ func Build(path string, rootfs io.Reader) error {
 	img, err := sif.CreateContainerAtPath(tmp, sif.OptCreateWithDescriptors(di),
 		sif.OptCreateWithLaunchScript("#!/usr/bin/env run-singularity\n"))
 	if err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("building SIF %s: %w", path, err)
 	}
 	if err := img.UnloadContainer(); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("building SIF %s: %w", path, err)
 	}
 	return os.Rename(tmp, path)

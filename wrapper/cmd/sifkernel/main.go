@@ -51,11 +51,15 @@ func main() {
 // Neither can fail a hook: a failure is only less protection.
 func harden(args []string) {
 	if os.Geteuid() == 0 {
-		runas.CloseInherited()
+		if err := runas.CloseInherited(); err != nil {
+			fmt.Fprintf(os.Stderr, "sifkernel: inherited descriptors not closed (carrying on): %v\n", err)
+		}
 	}
 	for i, a := range args {
 		if i > 0 && i <= 3 && a == lifecycle.ChildCommand {
-			runas.NotDumpable()
+			if err := runas.NotDumpable(); err != nil {
+				fmt.Fprintf(os.Stderr, "sifkernel: not made non-dumpable (carrying on): %v\n", err)
+			}
 		}
 	}
 }
