@@ -125,6 +125,7 @@ install: build man
 	install -D -m 0644 slurm/tmpfiles.d/sifkernel.conf $(DESTDIR)$(TMPFILESDIR)/sifkernel.conf
 	sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' slurm/slurm.conf.snippet >$(DESTDIR)$(DOCDIR)/slurm.conf.snippet
 	install -m 0644 README.md slurm/package/copyright $(DESTDIR)$(DOCDIR)/
+	install -m 0644 slurm/README.md $(DESTDIR)$(DOCDIR)/ADMIN.md
 	install -m 0644 templates/modulefiles/sifkernel.lua $(DESTDIR)$(DOCDIR)/examples/sifkernel.lua
 	install -m 0644 examples/config.toml examples/jobs/*.sbatch templates/jobs/jupyter.sbatch $(DESTDIR)$(DOCDIR)/examples/
 	chmod 0644 $(DESTDIR)$(UNITDIR)/sifkernel-* $(DESTDIR)$(SYSCONFDIR)/profile.d/sifkernel.* $(DESTDIR)$(DOCDIR)/slurm.conf.snippet

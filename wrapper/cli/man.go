@@ -8,13 +8,16 @@ import (
 	"github.com/cpuguy83/go-md2man/v2/md2man"
 	"github.com/urfave/cli/v2"
 
+	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
-// A ManPage is one manual page, rendered as roff.
+// A ManPage is one manual page, rendered as roff, and the Markdown it is
+// rendered from (committed as doc/man/NAME.md, for readers on the web).
 type ManPage struct {
-	Name string // the file name: sifkernel-kernel.1
-	Roff []byte
+	Name     string // the file name: sifkernel-kernel.1
+	Roff     []byte
+	Markdown []byte
 }
 
 // manGroup is one page: the commands it documents and what it adds to
@@ -39,11 +42,11 @@ func ManPages(version string, exampleConfig []byte) ([]ManPage, error) {
 		byName[c.Name] = c
 	}
 	groups := []manGroup{
-		{name: "sifkernel", section: 1, usage: app.Usage, extra: manMain},
+		{name: "sifkernel", section: 1, usage: app.Usage, extra: manMain() + manJSON},
 		{name: "sifkernel-kernel", section: 1, usage: "create, list, check, repair and remove containerized kernelspecs",
 			commands: []string{"kernel"}, extra: manKernel + manCheckCodes()},
 		{name: "sifkernel-cache", section: 1, usage: "stage images into the node-local cache, look after it, report on it",
-			commands: []string{"stage", "cache", "node", "metrics"}, extra: manCache},
+			commands: []string{"stage", "cache", "node", "metrics"}, extra: manCache()},
 		{name: "sifkernel-job", section: 1, usage: "container kernels in job scripts and interactive sessions",
 			commands: []string{"activate", "run", "env", "idev"}, extra: manJob},
 		{name: "sifkernel-hooks", section: 8, usage: "sifkernel as Slurm Prolog, TaskProlog and Epilog, and its sweep",
@@ -78,7 +81,7 @@ func ManPages(version string, exampleConfig []byte) ([]ManPage, error) {
 		md = manEscape(md)
 		title := fmt.Sprintf("%% %s %d \"\" \"sifkernel %s\" \"sifkernel manual\"\n\n", strings.ToUpper(g.name), g.section, version)
 		text := title + md + "\n" + g.extra + manSeeAlso(g.name, groups)
-		pages = append(pages, ManPage{Name: fmt.Sprintf("%s.%d", g.name, g.section), Roff: md2man.Render([]byte(text))})
+		pages = append(pages, ManPage{Name: fmt.Sprintf("%s.%d", g.name, g.section), Roff: md2man.Render([]byte(text)), Markdown: []byte(text)})
 	}
 	return pages, nil
 }
@@ -114,7 +117,7 @@ func manSeeAlso(self string, groups []manGroup) string {
 	}
 	refs = append(refs, "**apptainer**(1)", "**slurm.conf**(5)", "**jupyter**(1)")
 	slices.Sort(refs[:len(refs)-3])
-	return "# SEE ALSO\n\n" + strings.Join(refs, ", ") + "\n\nThe README, with the threat model and the benchmarks: /usr/share/doc/sifkernel/README.md\n"
+	return "# SEE ALSO\n\n" + strings.Join(refs, ", ") + "\n\nThe administrator's guide (hooks, failure policy, security model, node cache, metrics): /usr/share/doc/sifkernel/ADMIN.md\n"
 }
 
 // manCheckCodes is the rule table of kernel check, as the man page's
@@ -137,9 +140,28 @@ func manCheckCodes() string {
 	return b.String()
 }
 
-const manMain = `# FILES
+// manDefault states a config key's default as the man pages write every
+// default, "**key** (default VALUE)", with the value from config.Default():
+// TestManDefaults holds every such statement to it.
+func manDefault(key string) string {
+	for _, st := range config.Defaults().Settings() {
+		if st.Key == key {
+			v := fmt.Sprint(st.Value)
+			if v == "" {
+				v = `""`
+			}
+			return fmt.Sprintf("**%s** (default %s)", manKey(key), v)
+		}
+	}
+	panic("man page names no config key " + key)
+}
 
-*/etc/sifkernel/config.toml*
+func manKey(key string) string { return strings.ReplaceAll(key, "_", `\_`) }
+
+func manMain() string {
+	return `# FILES
+
+*` + config.DefaultSiteFile + `*
 : the site config, root's alone (see **sifkernel.toml**(5)).
 
 *~/.config/sifkernel/config.toml*
@@ -148,8 +170,8 @@ const manMain = `# FILES
 *~/.local/share/jupyter/kernels/NAME/kernel.json*
 : the kernels **sifkernel kernel add** writes; never changed by a job.
 
-*/var/tmp/sifkernel*
-: the node cache (cache.dir): users/UID holds each user's staged images, jobs/JOB each job's kernels.
+*` + config.Default().Cache.Dir + `*
+: the node cache, ` + manDefault("cache.dir") + `: users/UID holds each user's staged images, jobs/JOB each job's kernels.
 
 # ENVIRONMENT
 
@@ -171,6 +193,62 @@ const manMain = `# FILES
 does not parse. As a Slurm hook sifkernel exits 0 for every problem a user can cause (see
 **sifkernel-hooks**(8)).
 `
+}
+
+// manJSON documents every --json output, in sifkernel(1).
+const manJSON = `
+# JSON OUTPUT
+
+Every **--json** output is one object with a "schema" field; a change that breaks readers bumps
+its version.
+
+` + "`sifkernel/kernel-list/v1`" + `
+: {"schema", "kernels": [{"name", "dir", "data_dir", "origin" (JUPYTER_PATH, user, python user
+base, sys.prefix, system, ipython), "display_name", "language", "container", "image",
+"shadowed_by", "jupyter_lists", "ignored"?, "load_error"?, "problems"}], "jupyter": JUPYTER,
+"search_path": [{"path", "origin"}]}. "problems" counts errors and warnings; "jupyter_lists" says
+whether Jupyter lists this directory under the name. JUPYTER is the model used: {"model" (4 or 5),
+"jupyter_core", "python" ("" when unknown), "sys_prefix"?, "sys_base_prefix"?, "no_user_site"?,
+"jedi"?, "found"?, "why"}.
+
+` + "`sifkernel/kernel-check/v1`" + `
+: {"schema", "kernels": [{"name", "file", "findings": [{"severity" (error, warning, info), "code",
+"file", "line"?, "column"?, "message", "hint"?, "fixable"}]}], "errors", "warnings", "jupyter":
+JUPYTER}. The codes: **sifkernel-kernel**(1), CHECK CODES.
+
+` + "`sifkernel/config/v1`" + `
+: {"schema", "settings": [{"key", "value", "source": {"kind" (default, site, user, env, flag),
+"file"?, "line"?, "name"?}}]}.
+
+` + "`sifkernel/version/v1`" + `
+: {"schema", "version", "go"}.
+
+` + "`sifkernel/stage/v1`" + `
+: {"schema", "cache", "images": [{"source", "path", "key"?, "staged", "copied", "bytes", "took_ns",
+"reason"?}]}. "path" is what to use; "staged" false means it is the source and "reason" says why.
+
+` + "`sifkernel/cache-list/v1`" + `
+: {"schema", "dir", "entries": [{"key", "source", "size", "mtime", "sif_id"?, "sha256"?,
+"staged_at", "path", "last_used", "refs"}], "usage": {"used", "quota", "free", "reserve",
+"total"}} (bytes).
+
+` + "`sifkernel/cache-gc/v1`" + `
+: {"schema", "dry_run", "entries", "temps", "orphans", "jobs", "freed"}.
+
+` + "`sifkernel/cache-verify/v1`" + `
+: {"schema", "images": [{"key", "path", "ok", "problem"?}], "bad"}.
+
+` + "`sifkernel/node/v1`" + `
+: {"schema", "apptainer": {"path", "rule", "version"} or null, "gpu": {"present", "expected",
+"devices", "facts": [{"source", "value"}], "reason", "warning"?}, "host": {"hostname", "os",
+"kernel", "cpus", "cpu_model", "mem_total", "mem_available", "cache_dir", "cache_free",
+"cache_total", "cache_fstype"}, "jupyter": JUPYTER}.
+
+A job directory's *node.json*
+: {"job", "job_dir", "created_by", "node" (Slurm's name for the node), "node_from"
+(SLURMD_NODENAME, or hostname outside Slurm), "gpu", "apptainer", "kernels": [{"name", "source",
+"image", "staged", "reason"?, "skipped", "changes"}], "warnings"?, "finished_at"}.
+`
 
 const manKernel = `# EXAMPLES
 
@@ -183,13 +261,17 @@ A kernel's kernel.json is written atomically; **--force** and **fix** keep the f
 kernel.json.bak-TIMESTAMP beside it.
 `
 
-const manCache = `# THE NODE CACHE
+func manCache() string {
+	return `# THE NODE CACHE
 
 Each user's images are copied once per node into cache.dir/users/UID, under a lock, verified
 (size, SIF header and id) and published by rename, so concurrent jobs never see half a copy. A
 job records that it uses an image; the Epilog releases it and evicts what no job uses and was not
-used for cache.keep\_warm. A copy that takes longer than cache.stage\_timeout is given up: the
-job then uses the image where it is.
+used for ` + manDefault("cache.keep_warm") + `; set an hour or more where users run job after job
+with one image. A copy that takes longer than ` + manDefault("cache.stage_timeout") + ` is given
+up: the job then uses the image where it is. Each user's images stay within
+` + manDefault("cache.user_quota") + `, and ` + manDefault("cache.reserve") + ` of the file
+system is always left free.
 
 # METRICS
 
@@ -201,8 +283,10 @@ counters the root hooks keep in metrics.dir: sifkernel\_cache\_hits\_total, \_mi
 sifkernel\_hook\_runs\_total (label hook) and sifkernel\_hook\_failures\_total (labels hook,
 reason). The sifkernel-metrics.timer unit writes them every minute for node\_exporter's textfile
 collector (/var/lib/prometheus/node-exporter); enable it with
-**systemctl enable --now sifkernel-metrics.timer**.
+**systemctl enable --now sifkernel-metrics.timer**. The counters live in
+` + manDefault("metrics.dir") + `.
 `
+}
 
 const manJob = `# EXAMPLES
 

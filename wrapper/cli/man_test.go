@@ -2,13 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 )
 
@@ -106,8 +110,63 @@ func TestCheckCodesDocumented(t *testing.T) {
 	}
 }
 
-// TestReadmeCheckCodes: the README's table of check codes is the rule
-// table's (go test -update rewrites it).
-func TestReadmeCheckCodes(t *testing.T) {
-	testkit.GoldenSection(t, filepath.Join(testkit.RepoRoot(), "README.md"), "check-codes", kernelspec.RulesMarkdown())
+// TestManDefaults: every default a man page states ("**key** (default
+// VALUE)", the one way the pages state one) is config.Default()'s, and no
+// page states a default any other way.
+func TestManDefaults(t *testing.T) {
+	example, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "examples", "config.toml"))
+	testkit.Must(t, err)
+	pages, err := ManPages("1.2.3", example)
+	testkit.Must(t, err)
+	want := map[string]string{}
+	for _, st := range config.Defaults().Settings() {
+		want[st.Key] = fmt.Sprint(st.Value)
+	}
+	stated := regexp.MustCompile(`\*\*([a-z\\_]+\.[a-z\\_]+)\*\* \(default ([^)]*)\)`)
+	n := 0
+	for _, p := range pages {
+		md := string(p.Markdown)
+		matches := stated.FindAllStringSubmatch(md, -1)
+		for _, m := range matches {
+			key := strings.ReplaceAll(m[1], `\_`, "_")
+			v, ok := want[key]
+			if !ok || (m[2] != v && !(v == "" && m[2] == `""`)) {
+				t.Errorf("%s states %s (default %s); config.Default() has %q", p.Name, key, m[2], v)
+			}
+		}
+		n += len(matches)
+		if all := strings.Count(md, "(default "); all != len(matches) {
+			t.Errorf("%s states %d defaults, %d of them not as **key** (default VALUE)", p.Name, all, all-len(matches))
+		}
+		if strings.Contains(md, "/var/tmp/sifkernel") && config.Default().Cache.Dir != "/var/tmp/sifkernel" {
+			t.Errorf("%s names /var/tmp/sifkernel, not the default cache %s", p.Name, config.Default().Cache.Dir)
+		}
+	}
+	if n < 6 {
+		t.Errorf("the pages state %d defaults; the test expects the cache's and metrics' (6)", n)
+	}
 }
+
+// TestManMarkdownCurrent: doc/man holds the pages' Markdown as the code
+// renders it now (go test -update rewrites it).
+func TestManMarkdownCurrent(t *testing.T) {
+	root := testkit.RepoRoot()
+	example, err := os.ReadFile(filepath.Join(root, "examples", "config.toml"))
+	testkit.Must(t, err)
+	pages, err := ManPages("main", example)
+	testkit.Must(t, err)
+	dir := filepath.Join(root, "doc", "man")
+	for _, p := range pages {
+		file := filepath.Join(dir, p.Name+".md")
+		if *updateDocs {
+			testkit.Must(t, os.MkdirAll(dir, 0o755))
+			testkit.Must(t, os.WriteFile(file, p.Markdown, 0o644))
+		}
+		have, err := os.ReadFile(file)
+		if err != nil || !bytes.Equal(have, p.Markdown) {
+			t.Errorf("%s is not what the commands render (go test ./wrapper/cli -run ManMarkdown -update-docs): %v", file, err)
+		}
+	}
+}
+
+var updateDocs = flag.Bool("update-docs", false, "rewrite doc/man from the commands")

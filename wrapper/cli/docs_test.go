@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
+)
+
+// docs are the files whose commands TestDocCommands holds to the code.
+var docs = []string{"README.md", "slurm/README.md", "testcluster/README.md", "doc/jupyter.md"}
+
+// TestDocCommands: every command the docs show, in a code block or a code
+// span, is one this tree has: a sifkernel command whose subcommands and
+// flags parse, a make target of the Makefile, a script of the tree that
+// can be run, a go test of a package whose -run pattern names tests that
+// exist. A renamed flag or target, a moved script or test, fails here.
+func TestDocCommands(t *testing.T) {
+	root := testkit.RepoRoot()
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	testkit.Must(t, err)
+	app := (&env{Options: Options{Version: "test"}}).app()
+	checked := 0
+	for _, doc := range docs {
+		for _, c := range docCommands(t, filepath.Join(root, doc)) {
+			checked++
+			words := shellWords(c.text)
+			if len(words) > 0 && words[0] == "sudo" {
+				words = words[1:]
+			}
+			if len(words) == 0 {
+				continue
+			}
+			var err string
+			switch w := words[0]; {
+			case w == "sifkernel":
+				err = checkSifkernel(app, words[1:])
+			case w == "make":
+				err = checkMake(string(makefile), words[1:])
+			case w == "go" && len(words) > 1 && words[1] == "test":
+				err = checkGoTest(root, words[2:])
+			case strings.Contains(w, "/"):
+				err = checkScript(root, w)
+			}
+			if err != "" {
+				t.Errorf("%s:%d: %s: %s", doc, c.line, c.text, err)
+			}
+		}
+	}
+	if checked < 50 {
+		t.Errorf("found %d commands in the docs; the extraction is broken", checked)
+	}
+}
+
+type docCommand struct {
+	text string
+	line int
+}
+
+var codeSpan = regexp.MustCompile("`([^`]+)`")
+
+// commandStart says which lines and spans are commands to check.
+var commandStart = regexp.MustCompile(`^(sudo )?(sifkernel |make |go test |(testcluster|examples)/[\w./-]+( |$))`)
+
+// docCommands finds the commands in a Markdown file: lines of fenced code
+// blocks, and code spans, that start like a command (eval "$(...)" is
+// unwrapped).
+func docCommands(t *testing.T, file string) []docCommand {
+	f, err := os.Open(file)
+	testkit.Must(t, err)
+	defer f.Close()
+	var out []docCommand
+	fenced := false
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+			continue
+		}
+		var candidates []string
+		if fenced {
+			candidates = []string{strings.TrimSpace(line)}
+		} else {
+			for _, m := range codeSpan.FindAllStringSubmatch(line, -1) {
+				candidates = append(candidates, m[1])
+			}
+		}
+		for _, c := range candidates {
+			c = strings.TrimPrefix(c, `eval "$(`)
+			if i := strings.Index(c, ` #`); i >= 0 {
+				c = c[:i]
+			}
+			for _, sep := range []string{" | ", " && ", "; ", `)"`} {
+				if i := strings.Index(c, sep); i >= 0 {
+					c = c[:i]
+				}
+			}
+			c = strings.TrimSpace(c)
+			if commandStart.MatchString(c) && !strings.Contains(c, "...") {
+				out = append(out, docCommand{c, n})
+			}
+		}
+	}
+	return out
+}
+
+// shellWords splits a command as sh would, near enough: quotes group,
+// and a word is kept with its quotes removed.
+func shellWords(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quote := rune(0)
+	in := false
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// checkSifkernel resolves the command path and each flag given to it.
+func checkSifkernel(app *cli.App, args []string) string {
+	cmds := app.Commands
+	var cmd *cli.Command
+	var path []string
+	flags := slices.Clone(app.Flags)
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		i := slices.IndexFunc(cmds, func(c *cli.Command) bool { return c.HasName(args[0]) })
+		if i < 0 {
+			if cmd == nil {
+				return "no command " + args[0]
+			}
+			break // a positional argument
+		}
+		cmd = cmds[i]
+		path = append(path, cmd.Name)
+		flags = append(flags, cmd.Flags...)
+		cmds = cmd.Subcommands
+		args = args[1:]
+	}
+	if cmd == nil || cmd.SkipFlagParsing {
+		return ""
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !slices.ContainsFunc(flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), name) }) && name != "help" && name != "h" {
+			return "sifkernel " + strings.Join(path, " ") + " has no flag " + a
+		}
+	}
+	return ""
+}
+
+func checkMake(makefile string, args []string) string {
+	for _, a := range args {
+		if strings.Contains(a, "=") || strings.HasPrefix(a, "-") {
+			continue // a variable or make's own flag
+		}
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(a) + `:`).MatchString(makefile) {
+			return "the Makefile has no target " + a
+		}
+	}
+	return ""
+}
+
+func checkScript(root, path string) string {
+	st, err := os.Stat(filepath.Join(root, path))
+	if err != nil {
+		return err.Error()
+	}
+	if st.Mode().IsRegular() && st.Mode()&0o111 == 0 && !strings.HasSuffix(path, ".md") {
+		return path + " is not executable"
+	}
+	return ""
+}
+
+// checkGoTest: the package exists, and a -run pattern matches a test in it.
+func checkGoTest(root string, args []string) string {
+	var pkgs []string
+	run := ""
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-run" && i+1 < len(args):
+			run = args[i+1]
+			i++
+		case strings.HasPrefix(a, "-run="):
+			run = strings.TrimPrefix(a, "-run=")
+		case strings.HasPrefix(a, "./"):
+			pkgs = append(pkgs, strings.TrimSuffix(a, "/..."))
+		case a == "-bench" && i+1 < len(args):
+			i++
+		}
+	}
+	for _, p := range pkgs {
+		dir := filepath.Join(root, p)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return "no package " + p
+		}
+		if run == "" || strings.HasSuffix(p, "...") {
+			continue
+		}
+		re, err := regexp.Compile(strings.Split(run, "/")[0])
+		if err != nil {
+			return "bad -run " + run
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
+		found := false
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			for _, m := range regexp.MustCompile(`(?m)^func (Test\w+)\(`).FindAllStringSubmatch(string(b), -1) {
+				found = found || re.MatchString(m[1])
+			}
+		}
+		if !found {
+			return "no test in " + p + " matches -run " + run
+		}
+	}
+	return ""
+}
