@@ -203,34 +203,6 @@ func CoverEnv() map[string]string {
 	return nil
 }
 
-// GoldenSection compares got with the part of a doc file between the lines
-// "<!-- BEGIN name -->" and "<!-- END name -->": docs generated from the
-// code they describe. go test -update rewrites that part.
-func GoldenSection(t testing.TB, file, name string, got string) {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	begin, end := "<!-- BEGIN "+name+" -->\n", "<!-- END "+name+" -->"
-	i, j := strings.Index(string(data), begin), strings.Index(string(data), end)
-	if i < 0 || j < i {
-		t.Fatalf("%s has no %q ... %q section", file, strings.TrimSpace(begin), end)
-	}
-	have := string(data[i+len(begin) : j])
-	if have == got {
-		return
-	}
-	if *update {
-		out := string(data[:i+len(begin)]) + got + string(data[j:])
-		if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("the %s section of %s is not what the code says (go test -update rewrites it):\n--- got\n%s\n--- have\n%s", name, file, got, have)
-}
-
 // ReadFile is os.ReadFile for a file a test's setup made or expects.
 func ReadFile(t testing.TB, path string) []byte {
 	t.Helper()

@@ -127,15 +127,7 @@ func manCheckCodes() string {
 	var b strings.Builder
 	b.WriteString("# CHECK CODES\n\nWhat **kernel check** reports (severity; whether **kernel fix** repairs it):\n\n")
 	for _, r := range kernelspec.Rules() {
-		sev := make([]string, len(r.Severities))
-		for i, v := range r.Severities {
-			sev[i] = string(v)
-		}
-		fix := ""
-		if r.Fixable() {
-			fix = ", fixable"
-		}
-		fmt.Fprintf(&b, "**%s** (%s%s)\n: %s\n\n", r.Code, strings.Join(sev, " / "), fix, esc.Replace(r.Meaning))
+		fmt.Fprintf(&b, "**%s** (%s)\n: %s\n\n", r.Code, r.Kind(), esc.Replace(r.Meaning))
 	}
 	return b.String()
 }

@@ -25,6 +25,20 @@ type Rule struct {
 // Fixable says whether `kernel fix` repairs what the rule finds.
 func (r Rule) Fixable() bool { return r.repair != nil || r.beforeParse }
 
+// Kind is how the docs head a rule: its severities, and whether fix
+// repairs it ("error / warning", "error, fixable").
+func (r Rule) Kind() string {
+	sev := make([]string, len(r.Severities))
+	for i, s := range r.Severities {
+		sev[i] = string(s)
+	}
+	k := strings.Join(sev, " / ")
+	if r.Fixable() {
+		k += ", fixable"
+	}
+	return k
+}
+
 var (
 	errSev  = []Severity{Error}
 	warnSev = []Severity{Warning}
@@ -94,15 +108,7 @@ func rule(code string) Rule {
 func RulesText() string {
 	var b strings.Builder
 	for _, r := range rules {
-		sev := make([]string, len(r.Severities))
-		for i, s := range r.Severities {
-			sev[i] = string(s)
-		}
-		fix := ""
-		if r.Fixable() {
-			fix = ", fixable"
-		}
-		fmt.Fprintf(&b, "%s (%s%s)\n", r.Code, strings.Join(sev, " / "), fix)
+		fmt.Fprintf(&b, "%s (%s)\n", r.Code, r.Kind())
 		line := "   "
 		for _, w := range strings.Fields(r.Meaning) {
 			if len(line)+1+len(w) > 76 {
@@ -125,22 +131,4 @@ func FixableCodes() []string {
 		}
 	}
 	return out
-}
-
-// RulesMarkdown is the table as a Markdown table, for the README.
-func RulesMarkdown() string {
-	var b strings.Builder
-	b.WriteString("| code | severity | fixable | meaning |\n|---|---|---|---|\n")
-	for _, r := range rules {
-		sev := make([]string, len(r.Severities))
-		for i, s := range r.Severities {
-			sev[i] = string(s)
-		}
-		fix := ""
-		if r.Fixable() {
-			fix = "yes"
-		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", r.Code, strings.Join(sev, " / "), fix, r.Meaning)
-	}
-	return b.String()
 }
