@@ -62,6 +62,14 @@ func Golden(t testing.TB, got []byte, replace ...string) {
 // It needs root: otherwise the test is skipped (or fails in CI).
 func RunAs(t testing.TB, uid, gid int, env []string, args ...string) ([]byte, error) {
 	t.Helper()
+	return AsUser(t, UserBinary(t), uid, gid, env, args...).CombinedOutput()
+}
+
+// UserBinary copies the test binary where any user can run it, once for
+// the calling test (several processes may then run it at once: a binary
+// being written cannot be run).
+func UserBinary(t testing.TB) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		Skip(t, "running as another user needs root")
 	}
@@ -89,10 +97,16 @@ func RunAs(t testing.TB, uid, gid int, env []string, args ...string) ([]byte, er
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return bin
+}
+
+// AsUser is the command that runs bin (see UserBinary) as uid:gid.
+func AsUser(t testing.TB, bin string, uid, gid int, env []string, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	return cmd.CombinedOutput()
+	return cmd
 }
 
 // SharedDir is a temporary directory other users can enter (t.TempDir's

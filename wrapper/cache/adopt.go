@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"os"
@@ -18,7 +19,10 @@ func (c *Cache) Adopt(ctx context.Context, image, copyPath string, job slurm.Job
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
 	defer cancel()
-	src, res, err := begin(image)
+	if c.opts.Site {
+		return Result{Source: image, Path: image}, errors.New("the site cache adopts no copy: it makes its own")
+	}
+	src, res, err := c.begin(image)
 	if err != nil {
 		return res, err
 	}

@@ -34,15 +34,22 @@ type Options struct {
 	// <FallbackDir>/sifkernel-<uid>. Empty means $TMPDIR, else /tmp.
 	FallbackDir string
 	Log         logrus.FieldLogger
+	// Site opens the site cache (<Root>/site) for the site user running
+	// this process, instead of a user's: only public images (fsx.OpenPublic)
+	// are staged, entries are 0444, and refs are root's to record.
+	Site bool
+	// SiteDirs, when set, are the only trees the site cache stages from.
+	SiteDirs []string
 }
 
 // Cache is one user's part of the node cache.
 type Cache struct {
-	opts  Options
-	seams seams
-	root  string // the cache root in use (the configured one, or the fallback)
-	dir   string // <root>/users/<uid>
-	log   logrus.FieldLogger
+	opts     Options
+	seams    seams
+	refsBase string // refs/<key>/<job>: <dir>/refs, or <root>/site-refs for the site cache
+	root     string // the cache root in use (the configured one, or the fallback)
+	dir      string // <root>/users/<uid>
+	log      logrus.FieldLogger
 }
 
 // ErrUnsafeRoot marks a cache directory sifkernel refuses to use.
@@ -66,13 +73,21 @@ func Open(opts Options) (*Cache, error) {
 	}
 	c := &Cache{opts: opts, seams: realSeams(), log: opts.Log}
 	var err error
-	if euid == 0 {
+	switch {
+	case opts.Site && euid == 0:
+		err = errors.New("the site cache is staged by the site user, never by root")
+	case opts.Site:
+		err = c.openSite(euid)
+	case euid == 0:
 		err = c.openAsRoot()
-	} else {
+	default:
 		err = c.openAsUser(euid)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if c.refsBase == "" {
+		c.refsBase = filepath.Join(c.dir, "refs")
 	}
 	return c, nil
 }

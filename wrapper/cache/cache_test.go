@@ -536,7 +536,8 @@ func TestMain(m *testing.M) {
 }
 
 func helper(mode string) int {
-	o := Options{Root: os.Getenv("SIFKERNEL_CACHE_ROOT"), FallbackDir: os.Getenv("SIFKERNEL_CACHE_FALLBACK"), StageTimeout: time.Minute, Log: quietLog()}
+	o := Options{Root: os.Getenv("SIFKERNEL_CACHE_ROOT"), FallbackDir: os.Getenv("SIFKERNEL_CACHE_FALLBACK"), StageTimeout: time.Minute, Log: quietLog(),
+		Site: os.Getenv("SIFKERNEL_CACHE_SITE") == "1"}
 	if u := os.Getenv("SIFKERNEL_CACHE_UID"); u != "" {
 		if _, err := fmt.Sscan(u, &o.UID); err != nil {
 			fmt.Println("ERROR", err)

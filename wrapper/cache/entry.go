@@ -56,7 +56,11 @@ func (c *Cache) writeMeta(m Meta) error {
 	if err != nil {
 		return err
 	}
-	return renameio.WriteFile(c.metaPath(m.Key), append(data, '\n'), 0o600)
+	mode := os.FileMode(0o600)
+	if c.opts.Site {
+		mode = 0o644 // every user may see what the site cache holds
+	}
+	return renameio.WriteFile(c.metaPath(m.Key), append(data, '\n'), mode)
 }
 
 // touch records a use of the entry.
@@ -115,5 +119,9 @@ func (c *Cache) entry(key string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	return Entry{Meta: m, Path: c.entryPath(key), LastUsed: st.ModTime(), Refs: refs}, nil
+	last := st.ModTime()
+	if c.opts.Site {
+		last = c.siteLastUse(key, last)
+	}
+	return Entry{Meta: m, Path: c.entryPath(key), LastUsed: last, Refs: refs}, nil
 }

@@ -11,18 +11,18 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
-func (c *Cache) refDir(key string) string { return filepath.Join(c.dir, "refs", key) }
+func (c *Cache) refDir(key string) string { return filepath.Join(c.refsBase, key) }
 
 // ref marks that job uses the entry key.
 func (c *Cache) ref(key string, job slurm.JobID) error {
-	if job.IsZero() {
+	if job.IsZero() || c.opts.Site { // root records the site cache's refs
 		return nil
 	}
 	var err error
 	// Release removes empty ref directories; if it takes this one between
 	// Mkdir and OpenFile, make it again.
 	for range 3 {
-		for _, d := range []string{filepath.Join(c.dir, "refs"), c.refDir(key)} {
+		for _, d := range []string{c.refsBase, c.refDir(key)} {
 			if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("recording ref: %w", err)
 			}
@@ -60,7 +60,7 @@ func (c *Cache) Release(job slurm.JobID) error {
 	if job.IsZero() {
 		return errors.New("release: no job")
 	}
-	keys, err := os.ReadDir(filepath.Join(c.dir, "refs"))
+	keys, err := os.ReadDir(c.refsBase)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,34 @@ func openSource(path string) (*source, error) {
 	f, err := fsx.OpenRegular(real, false) // a FIFO must not hang the stager
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, unwrapPath(err))
+	}
+	s := &source{path: path, real: real, f: f}
+	if err := s.identify(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openPublicSource opens an image for the site cache: only if every user
+// could read it (fsx.OpenPublic), and, with dirs, only from under one of
+// them. It runs as the site user, so nothing only a job user (or root) can
+// read is ever opened.
+func openPublicSource(path string, dirs []string) (*source, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	f, real, err := fsx.OpenPublic(abs)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	if len(dirs) > 0 && !slices.ContainsFunc(dirs, func(d string) bool {
+		rel, err := filepath.Rel(filepath.Clean(d), real)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}) {
+		f.Close()
+		return nil, fmt.Errorf("image %s: %w: not under cache.site_dirs", path, fsx.ErrNotPublic)
 	}
 	s := &source{path: path, real: real, f: f}
 	if err := s.identify(); err != nil {

@@ -24,6 +24,10 @@ type Result struct {
 	Bytes  int64         `json:"bytes"`
 	Took   time.Duration `json:"took_ns"`
 	Reason string        `json:"reason,omitempty"` // why it was not staged
+	// Site: Path is the site cache's copy, every user's; SiteNote says why
+	// an image was staged for the user alone instead.
+	Site     bool   `json:"site,omitempty"`
+	SiteNote string `json:"site_note,omitempty"`
 }
 
 // Progress is told how many bytes of total have been copied.
@@ -39,7 +43,7 @@ func (c *Cache) Stage(ctx context.Context, image string, job slurm.JobID, progre
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StageTimeout)
 	defer cancel()
-	src, res, err := begin(image)
+	src, res, err := c.begin(image)
 	if err != nil {
 		return res, err
 	}
@@ -52,11 +56,16 @@ func (c *Cache) Stage(ctx context.Context, image string, job slurm.JobID, progre
 	return res, nil
 }
 
-// begin opens the image; the result points at the
-// source until the image is staged.
-func begin(image string) (*source, Result, error) {
+// begin opens the image (for the site cache, only a public one: see
+// openPublicSource); the result points at the source until the image is
+// staged.
+func (c *Cache) begin(image string) (*source, Result, error) {
 	res := Result{Source: image, Path: image}
-	src, err := openSource(image)
+	open := openSource
+	if c.opts.Site {
+		open = func(p string) (*source, error) { return openPublicSource(p, c.opts.SiteDirs) }
+	}
+	src, err := open(image)
 	if err != nil {
 		return nil, res, err
 	}
@@ -140,7 +149,11 @@ func (c *Cache) publish(ctx context.Context, src *source, key string, progress P
 // metadata. sum is the copy's SHA-256 where it was computed while copying
 // ("" for an adopted copy). Staging and adopting both end here.
 func (c *Cache) install(f *os.File, src *source, key, sum string) error {
-	if err := f.Chmod(0o400); err != nil {
+	mode := os.FileMode(0o400)
+	if c.opts.Site {
+		mode = 0o444 // every user reads the site's copy
+	}
+	if err := f.Chmod(mode); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

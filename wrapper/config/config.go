@@ -80,6 +80,24 @@ type Cache struct {
 	KeepWarm     Duration `toml:"keep_warm" json:"keep_warm"`
 	StageTimeout Duration `toml:"stage_timeout" json:"stage_timeout"`
 	Verify       string   `toml:"verify" json:"verify"`
+	// Site turns on the site cache: one copy per node of an image every
+	// user could read, shared by every user's jobs (<dir>/site).
+	Site bool `toml:"site" json:"site"`
+	// SiteUser is the unprivileged identity that stages site images: a
+	// system user of its own (the package makes "sifkernel"), else nobody.
+	SiteUser string `toml:"site_user" json:"site_user"`
+	// SiteQuota bounds the site cache, as UserQuota bounds a user's.
+	SiteQuota Size `toml:"site_quota" json:"site_quota"`
+	// SiteKeepWarm is keep_warm for the site cache: how long a site image no
+	// job uses stays.
+	SiteKeepWarm Duration `toml:"site_keep_warm" json:"site_keep_warm"`
+	// SiteDirs, when set, are the only trees site images may come from.
+	SiteDirs []string `toml:"site_dirs" json:"site_dirs"`
+	// Prefetch names images (or directories of *.sif) `cache warm` and the
+	// boot unit stage into the site cache before the first job.
+	Prefetch []string `toml:"prefetch" json:"prefetch"`
+	// PrefetchBudget bounds one warm-up.
+	PrefetchBudget Duration `toml:"prefetch_budget" json:"prefetch_budget"`
 }
 
 // Prolog configures what the root Prolog does.
@@ -141,12 +159,19 @@ func Default() Config {
 		},
 		Node: Node{GPUPartitions: []string{"rtx", "rtx-dev"}},
 		Cache: Cache{
-			Dir:          "/tmp/sifkernel",
-			UserQuota:    must("50%"),
-			Reserve:      must("2GiB"),
-			KeepWarm:     dur("0s"),
-			StageTimeout: dur("120s"),
-			Verify:       "size",
+			Dir:            "/tmp/sifkernel",
+			UserQuota:      must("50%"),
+			Reserve:        must("2GiB"),
+			KeepWarm:       dur("0s"),
+			StageTimeout:   dur("120s"),
+			Verify:         "size",
+			Site:           true,
+			SiteUser:       "sifkernel",
+			SiteQuota:      must("25%"),
+			SiteKeepWarm:   dur("24h"),
+			SiteDirs:       []string{},
+			Prefetch:       []string{},
+			PrefetchBudget: dur("30m"),
 		},
 		Prolog:     Prolog{Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
 		TaskProlog: TaskProlog{Budget: dur("20s")},
@@ -185,6 +210,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.StageTimeout.Duration <= 0 {
 		bad("cache.stage_timeout", "must be above zero")
+	}
+	if c.Cache.Site && (c.Cache.SiteUser == "" || c.Cache.SiteUser == "root" || strings.ContainsAny(c.Cache.SiteUser, "/:\n")) {
+		bad("cache.site_user", "%q: want an unprivileged system user (such as sifkernel or nobody)", c.Cache.SiteUser)
+	}
+	for key, list := range map[string][]string{"cache.site_dirs": c.Cache.SiteDirs, "cache.prefetch": c.Cache.Prefetch} {
+		for _, p := range list {
+			if !filepath.IsAbs(p) {
+				bad(key, "%q is not an absolute path", p)
+			}
+		}
 	}
 	if c.Kernel.MaxPerJob < 1 || c.Kernel.MaxPerJob > 10000 {
 		bad("kernel.max_per_job", "%d: want 1 to 10000", c.Kernel.MaxPerJob)

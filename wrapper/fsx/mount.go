@@ -24,6 +24,7 @@ type Stat struct {
 	Mode     uint32 // type and permission bits, as in st_mode
 	UID, GID int
 	Nlink    uint32
+	Size     int64
 	// MountRoot says the entry is the root of a mount (a bind mount of the
 	// same device included), where the kernel can tell (Linux 5.8).
 	MountRoot bool
@@ -48,11 +49,11 @@ func statAt(dirfd int, name string) (Stat, error) {
 		flags |= unix.AT_EMPTY_PATH
 	}
 	var x unix.Statx_t
-	mask := unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_UID | unix.STATX_GID | unix.STATX_INO | unix.STATX_NLINK
+	mask := unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_UID | unix.STATX_GID | unix.STATX_INO | unix.STATX_NLINK | unix.STATX_SIZE
 	if err := unix.Statx(dirfd, name, flags, mask, &x); err != nil {
 		return Stat{}, err
 	}
-	s := Stat{Dev: unix.Mkdev(x.Dev_major, x.Dev_minor), Ino: x.Ino, Mode: uint32(x.Mode), UID: int(x.Uid), GID: int(x.Gid), Nlink: x.Nlink}
+	s := Stat{Dev: unix.Mkdev(x.Dev_major, x.Dev_minor), Ino: x.Ino, Mode: uint32(x.Mode), UID: int(x.Uid), GID: int(x.Gid), Nlink: x.Nlink, Size: int64(x.Size)}
 	s.MountRoot = x.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && x.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 	return s, nil
 }

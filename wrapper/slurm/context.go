@@ -194,3 +194,16 @@ func LookupUser(uid int) (User, error) {
 	}
 	return out, nil
 }
+
+// LookupUserName finds a user by name, as LookupUser by uid.
+func LookupUserName(name string) (User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return User{}, fmt.Errorf("%w: %s: %v", ErrUnknownUser, name, err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return User{}, err
+	}
+	return LookupUser(uid)
+}

@@ -1,0 +1,108 @@
+package cache
+
+import (
+	"encoding/json"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+)
+
+// siteRoot is a cache root with site/ made for nobody, as the Prolog makes it.
+func siteRoot(t *testing.T) (root string, uid, gid int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testkit.Skip(t, "the site cache is made by root for another user")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		testkit.Skip(t, "no user nobody to stage as")
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	root = filepath.Join(testkit.SharedDir(t), "cache")
+	tree, err := OpenTree(root, true)
+	testkit.Must(t, err)
+	defer tree.Close()
+	testkit.Must(t, tree.EnsureSite(uid, gid))
+	return root, uid, gid
+}
+
+// TestSiteConcurrentStagers: eight site stagers (as nobody) of one public
+// image at once make one copy, 0444, that a reader finds; a private image
+// is refused; root's refs pin it and release it.
+func TestSiteConcurrentStagers(t *testing.T) {
+	root, uid, gid := siteRoot(t)
+	dir := filepath.Join(filepath.Dir(root), "apps")
+	testkit.Must(t, os.MkdirAll(dir, 0o755))
+	src := image(t, dir, "torch.sif", 2<<20)
+	testkit.Must(t, os.Chmod(src, 0o644))
+	private := image(t, dir, "mine.sif", 4096)
+	testkit.Must(t, os.Chmod(private, 0o600))
+	bin := testkit.UserBinary(t)
+	var wg sync.WaitGroup
+	results := make([]Result, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := testkit.AsUser(t, bin, uid, gid, []string{"SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_SITE=1",
+				"SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + src}, "-test.run=^$").CombinedOutput()
+			_, line, ok := strings.Cut(string(out), "RESULT ")
+			if err != nil || !ok {
+				t.Errorf("site stager %d: %v\n%s", i, err, out)
+				return
+			}
+			if err := json.Unmarshal([]byte(line), &results[i]); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	copies := 0
+	for _, r := range results {
+		if r.Copied {
+			copies++
+		}
+	}
+	entries, _ := filepath.Glob(filepath.Join(root, "site", "*.sif"))
+	if copies != 1 || len(entries) != 1 {
+		t.Fatalf("%d stagers copied, %d entries; want one of each: %+v", copies, len(entries), results)
+	}
+	st, err := os.Stat(entries[0])
+	testkit.Must(t, err)
+	if st.Mode().Perm() != 0o444 || int(st.Sys().(*syscall.Stat_t).Uid) != uid {
+		t.Errorf("site entry %v, uid %d", st.Mode().Perm(), st.Sys().(*syscall.Stat_t).Uid)
+	}
+	hit, ok, err := LookupSite(root, uid, src)
+	if err != nil || !ok || hit.Path != entries[0] {
+		t.Errorf("LookupSite = %+v, %v, %v", hit, ok, err)
+	}
+	out, err := testkit.RunAs(t, uid, gid, []string{"SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_SITE=1",
+		"SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + private}, "-test.run=^$")
+	if err == nil || !strings.Contains(string(out), "others may not") {
+		t.Errorf("a private image staged into the site cache: %v\n%s", err, out)
+	}
+	tree, err := OpenTree(root, false)
+	testkit.Must(t, err)
+	defer tree.Close()
+	job, _ := slurm.ParseJobID("77")
+	testkit.Must(t, tree.AddSiteRef(hit.Key, job, uid))
+	if err := tree.AddSiteRef("../../etc", job, uid); err == nil {
+		t.Error("a ref for a key that is a path was recorded")
+	}
+	used, err := tree.ReleaseSiteRefs(job)
+	if err != nil || len(used) != 1 || used[0] != hit.Key {
+		t.Errorf("ReleaseSiteRefs = %v, %v", used, err)
+	}
+	if n, b, err := tree.SiteUsage(uid); err != nil || n != 1 || b != st.Size() {
+		t.Errorf("SiteUsage = %d, %d, %v", n, b, err)
+	}
+}
