@@ -84,6 +84,7 @@ bench: build
 	testcluster/bench/cache.sh
 	testcluster/bench/kernels.sh
 	@if [ "$$(id -u)" = 0 ]; then testcluster/bench/hooks.sh; else echo "hooks.sh needs root: skipped"; fi
+	@if [ "$$(id -u)" = 0 ]; then testcluster/bench/site.sh; else echo "site.sh needs root: skipped"; fi
 
 # Coverage of every package. The hooks' user part runs in a child binary as
 # the job user; the lifecycle tests build that child with -cover and it

@@ -22,7 +22,7 @@ else
 	SLURM_SNIPPET=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/slurm/slurm.conf.snippet
 	NODE_CACHE=/var/tmp/sifkernel-node-cache
 fi
-export SIFKERNEL_BIN NODE_CACHE   # for the Go tests (testcluster/e2e)
+export SIFKERNEL_BIN NODE_CACHE SITE_CONFIG  # for the Go tests (testcluster/e2e)
 # The profile.d snippet up writes for a build from source; down removes it.
 PROFILE_MARK="# written by testcluster/up"
 NODES=(m1 m2)

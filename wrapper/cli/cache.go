@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
@@ -17,6 +18,7 @@ const (
 	SchemaCacheList   = "sifkernel/cache-list/v1"
 	SchemaCacheGC     = "sifkernel/cache-gc/v1"
 	SchemaCacheVerify = "sifkernel/cache-verify/v1"
+	SchemaCacheWarm   = "sifkernel/cache-warm/v1"
 )
 
 func (e *env) cacheCommand() *cli.Command {
@@ -52,6 +54,16 @@ func (e *env) cacheCommand() *cli.Command {
 				},
 			},
 			{
+				Name:      "warm",
+				Usage:     "root: stage site images (IMAGE..., else cache.prefetch) into the site cache before any job needs them",
+				ArgsUsage: "[IMAGE|DIR...]",
+				Description: "Runs the site user's child (cache.site_user, never root) on each image or\n" +
+					"directory of *.sif, within cache.prefetch_budget. Only images every user of the\n" +
+					"node could read are taken. The sifkernel-cache-warm unit runs it at boot.",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: func(c *cli.Context) error { return e.cacheWarm(c, c.Args().Slice(), c.Bool("json")) },
+			},
+			{
 				Name: "verify", Usage: "re-check every staged image (size, SIF header, sha256 if recorded); exit 1 on damage",
 				Flags:  []cli.Flag{jsonFlag},
 				Action: func(c *cli.Context) error { return e.cacheVerify(c.Bool("json")) },
@@ -76,13 +88,24 @@ func (e *env) cacheList(asJSON bool) error {
 	if entries == nil {
 		entries = []cache.Entry{}
 	}
+	type siteList struct {
+		Dir     string        `json:"dir"`
+		Entries []cache.Entry `json:"entries"`
+	}
+	var site *siteList
+	if sv := e.lifecycle().SiteView(); sv != nil {
+		if es, err := sv.Entries(); err == nil {
+			site = &siteList{Dir: sv.Dir(), Entries: append([]cache.Entry{}, es...)}
+		}
+	}
 	if asJSON {
 		return writeJSON(e.Stdout, struct {
 			Schema  string        `json:"schema"`
 			Dir     string        `json:"dir"`
 			Entries []cache.Entry `json:"entries"`
 			Usage   cache.Usage   `json:"usage"`
-		}{SchemaCacheList, ch.Dir(), entries, u})
+			Site    *siteList     `json:"site,omitempty"`
+		}{SchemaCacheList, ch.Dir(), entries, u, site})
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tSIZE\tLAST USED\tREFS\tSOURCE")
@@ -95,6 +118,15 @@ func (e *env) cacheList(asJSON bool) error {
 	}
 	fmt.Fprintf(e.Stdout, "%d images in %s: %s used of a %s quota; %s free (%s kept in reserve)\n",
 		len(entries), ch.Dir(), cache.HumanBytes(u.Used), cache.HumanBytes(int64(u.Quota)), cache.HumanBytes(int64(u.Free)), cache.HumanBytes(int64(u.Reserve)))
+	if site != nil {
+		fmt.Fprintf(e.Stdout, "\nsite images in %s (one copy for every user of this node; public images only):\n", site.Dir)
+		tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY\tSIZE\tLAST USED\tJOBS\tSOURCE")
+		for _, en := range site.Entries {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", en.Key, cache.HumanBytes(en.Size), en.LastUsed.Local().Format("2006-01-02 15:04"), len(en.Refs), en.Source)
+		}
+		return tw.Flush()
+	}
 	return nil
 }
 
@@ -170,4 +202,40 @@ func (e *env) cacheVerify(asJSON bool) error {
 		return ErrProblemsFound
 	}
 	return err
+}
+
+func (e *env) cacheWarm(c *cli.Context, images []string, asJSON bool) error {
+	r, err := e.lifecycle().Warm(c.Context, images)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := writeJSON(e.Stdout, struct {
+			Schema string `json:"schema"`
+			lifecycle.SiteReport
+		}{SchemaCacheWarm, r}); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, res := range r.Results {
+		if !res.Staged {
+			failed++
+		}
+		if asJSON {
+			continue
+		}
+		switch {
+		case !res.Staged:
+			fmt.Fprintf(e.Stdout, "%s\t# not a site image: %s\n", res.Image, res.Reason)
+		case res.Copied:
+			fmt.Fprintf(e.Stdout, "%s\t# staged as %s (%s)\n", res.Image, res.Key, cache.HumanBytes(res.Bytes))
+		default:
+			fmt.Fprintf(e.Stdout, "%s\t# already in the site cache as %s\n", res.Image, res.Key)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d images not in the site cache", failed, len(r.Results))
+	}
+	return nil
 }

@@ -217,12 +217,17 @@ JUPYTER}. The codes: **sifkernel-kernel**(1), CHECK CODES.
 
 ` + "`sifkernel/stage/v1`" + `
 : {"schema", "cache", "images": [{"source", "path", "key"?, "staged", "copied", "bytes", "took_ns",
-"reason"?}]}. "path" is what to use; "staged" false means it is the source and "reason" says why.
+"reason"?, "site"?, "site_note"?}]}. "path" is what to use; "staged" false means it is the source
+and "reason" says why; "site" means "path" is the site cache's copy, and "site_note" says why an
+image was staged for you alone instead.
 
 ` + "`sifkernel/cache-list/v1`" + `
 : {"schema", "dir", "entries": [{"key", "source", "size", "mtime", "sif_id"?, "sha256"?,
 "staged_at", "path", "last_used", "refs"}], "usage": {"used", "quota", "free", "reserve",
-"total"}} (bytes).
+"total"}, "site"?: {"dir", "entries": [...]}} (bytes; "site" is the site cache, where there is one).
+
+` + "`sifkernel/cache-warm/v1`" + `
+: {"schema", "results": [{"image", "key"?, "staged", "copied"?, "bytes"?, "reason"?}], "evicted"?}.
 
 ` + "`sifkernel/cache-gc/v1`" + `
 : {"schema", "dry_run", "entries", "temps", "orphans", "jobs", "freed"}.
@@ -265,6 +270,15 @@ up: the job then uses the image where it is. Each user's images stay within
 ` + manDefault("cache.user_quota") + `, and ` + manDefault("cache.reserve") + ` of the file
 system is always left free.
 
+# THE SITE CACHE
+
+An image every user of the node could read (the file readable by others, every directory on
+the way searchable by others; under cache.site\_dirs if set) is copied once per node into
+cache.dir/site, by a child running as cache.site\_user (never root, never a job user), 0444, and
+shared by every user's jobs; ` + manDefault("cache.site") + `. It stays ` + manDefault("cache.site_keep_warm") + `
+after its last job and within ` + manDefault("cache.site_quota") + `. **sifkernel cache warm**
+(root) stages cache.prefetch before the first job, within ` + manDefault("cache.prefetch_budget") + `.
+
 # METRICS
 
 **sifkernel metrics** writes, in Prometheus' text format: sifkernel\_cache\_up,
@@ -272,6 +286,7 @@ sifkernel\_cache\_filesystem\_size\_bytes and \_free\_bytes, sifkernel\_cache\_e
 sifkernel\_cache\_bytes per user (labels uid, user), sifkernel\_cache\_user\_errors, and the
 counters the root hooks keep in metrics.dir: sifkernel\_cache\_hits\_total, \_misses\_total,
 \_staged\_bytes\_total, \_stage\_seconds\_total, \_stage\_timeouts\_total,
+sifkernel\_site\_cache\_entries, \_bytes, \_hits\_total and \_bytes\_saved\_total (the site cache),
 sifkernel\_hook\_runs\_total (label hook) and sifkernel\_hook\_failures\_total (labels hook,
 reason). The sifkernel-metrics.timer unit writes them every minute for node\_exporter's textfile
 collector (/var/lib/prometheus/node-exporter); enable it with

@@ -67,12 +67,23 @@ func (e *env) stage(c *cli.Context, images []string, job slurm.JobID, timeout ti
 	}
 	results := make([]cache.Result, 0, len(images))
 	var failed []error
+	lc := e.lifecycle()
 	for _, img := range images {
+		hit, ok, note := lc.SiteLookup(img)
+		if ok {
+			r := cache.Result{Source: img, Path: hit.Path, Key: hit.Key, Staged: true, Bytes: hit.Size, Site: true}
+			results = append(results, r)
+			if !asJSON {
+				e.printStaged(r)
+			}
+			continue
+		}
 		r, err := ch.Stage(c.Context, img, job, e.progress(img, asJSON))
 		if err != nil {
 			r.Reason = err.Error()
 			failed = append(failed, err)
 		}
+		r.SiteNote = note
 		results = append(results, r)
 		if !asJSON {
 			e.printStaged(r)
@@ -97,10 +108,15 @@ func (e *env) printStaged(r cache.Result) {
 	switch {
 	case !r.Staged:
 		fmt.Fprintf(e.Stdout, "%s\t# not staged (%s): use the source\n", r.Path, r.Reason)
+	case r.Site:
+		fmt.Fprintf(e.Stdout, "%s\t# the site cache's copy, shared by every user of this node\n", r.Path)
 	case r.Copied:
 		fmt.Fprintf(e.Stdout, "%s\t# copied %s in %s\n", r.Path, cache.HumanBytes(r.Bytes), r.Took.Round(time.Millisecond))
 	default:
 		fmt.Fprintf(e.Stdout, "%s\t# cached\n", r.Path)
+	}
+	if r.SiteNote != "" && !r.Site {
+		fmt.Fprintf(e.Stdout, "\t# %s\n", r.SiteNote)
 	}
 }
 

@@ -122,7 +122,10 @@ func newNode(t *testing.T) *node {
 	for _, job := range []string{"101", "001"} {
 		testkit.Must(t, os.WriteFile(filepath.Join(n.rootDir, job), []byte("root's "+job), 0o644))
 	}
-	n.configText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nstage_timeout = \"20s\"\n"+
+	// The site cache is off but for the site attacks (site_test.go): mallory's
+	// home, as useradd makes it, is readable by others, and the other attacks
+	// are of a user's own cache.
+	n.configText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nstage_timeout = \"20s\"\nsite = false\n"+
 		"[slurm]\nsqueue = %q\n[log]\nlevel = \"debug\"\nfile = %q\n[metrics]\ndir = %q\n",
 		filepath.Join(n.base, "opt/apptainer/bin/apptainer"), n.cache, filepath.Join(n.base, "bin", "squeue"), n.log, filepath.Join(n.base, "metrics"))
 	n.setConfig("")

@@ -30,6 +30,8 @@ type ChildRequest struct {
 	Cleanup  *CleanupOptions   `json:"cleanup,omitempty"`
 	Sweep    *UserSweepOptions `json:"sweep,omitempty"`
 	Usage    *UsageOptions     `json:"usage,omitempty"`
+	// SiteStage runs as the site user (cache.site_user), never a job user.
+	SiteStage *SiteStageOptions `json:"site_stage,omitempty"`
 }
 
 // UsageOptions ask for the user's part of the node cache (for metrics).
@@ -64,6 +66,8 @@ const (
 	kindCleanup  = "user-cleanup"
 	kindSweep    = "user-sweep"
 	kindUsage    = "user-usage"
+	// kindSiteStage runs as the site user (cache.site_user), not a job user.
+	kindSiteStage = "site-stage"
 )
 
 func (r ChildRequest) kind() (string, error) {
@@ -79,6 +83,9 @@ func (r ChildRequest) kind() (string, error) {
 	}
 	if r.Usage != nil {
 		kinds = append(kinds, kindUsage)
+	}
+	if r.SiteStage != nil {
+		kinds = append(kinds, kindSiteStage)
 	}
 	if len(kinds) != 1 {
 		return "", fmt.Errorf("a child request holds one request, not %d", len(kinds))
@@ -134,12 +141,13 @@ func ParseChildRequest(args []string) (ChildRequest, error) {
 // empty for cleanup and sweep. Root decodes it as strictly as the child
 // decodes the request (see decodeChildReply): it is the job user's word.
 type ChildReply struct {
-	UserPart *Report `json:"user_part,omitempty"`
-	Usage    *Usage  `json:"usage,omitempty"`
+	UserPart  *Report     `json:"user_part,omitempty"`
+	Usage     *Usage      `json:"usage,omitempty"`
+	SiteStage *SiteReport `json:"site_stage,omitempty"`
 }
 
 // Empty says the reply carries nothing (the child prints nothing).
-func (r ChildReply) Empty() bool { return r.UserPart == nil && r.Usage == nil }
+func (r ChildReply) Empty() bool { return r.UserPart == nil && r.Usage == nil && r.SiteStage == nil }
 
 // ServeChild carries out a request as the job user and gives the reply
 // the child prints for the hook.
@@ -157,6 +165,12 @@ func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (ChildReply, error
 			return ChildReply{}, err
 		}
 		return ChildReply{Usage: &u}, nil
+	case r.SiteStage != nil:
+		rep, err := e.SiteStage(ctx, *r.SiteStage)
+		if err != nil {
+			return ChildReply{}, err
+		}
+		return ChildReply{SiteStage: &rep}, nil
 	case r.Cleanup != nil:
 		return ChildReply{}, e.Cleanup(*r.Cleanup)
 	case r.Sweep != nil:
@@ -176,8 +190,9 @@ func decodeChildReply(data []byte, req ChildRequest) (ChildReply, error) {
 		return reply, nil
 	}
 	var raw struct {
-		UserPart json.RawMessage `json:"user_part"`
-		Usage    json.RawMessage `json:"usage"`
+		UserPart  json.RawMessage `json:"user_part"`
+		Usage     json.RawMessage `json:"usage"`
+		SiteStage json.RawMessage `json:"site_stage"`
 	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
@@ -188,14 +203,25 @@ func decodeChildReply(data []byte, req ChildRequest) (ChildReply, error) {
 		return reply, errors.New("data after the reply")
 	}
 	switch {
-	case raw.UserPart != nil && req.UserPart != nil && raw.Usage == nil:
+	case raw.UserPart != nil && req.UserPart != nil && raw.Usage == nil && raw.SiteStage == nil:
 		reply.UserPart = &Report{}
 		return reply, decodeReport(raw.UserPart, reply.UserPart)
-	case raw.Usage != nil && req.Usage != nil && raw.UserPart == nil:
+	case raw.Usage != nil && req.Usage != nil && raw.UserPart == nil && raw.SiteStage == nil:
 		reply.Usage = &Usage{}
 		u := json.NewDecoder(bytes.NewReader(raw.Usage))
 		u.DisallowUnknownFields()
 		return reply, u.Decode(reply.Usage)
+	case raw.SiteStage != nil && req.SiteStage != nil && raw.UserPart == nil && raw.Usage == nil:
+		reply.SiteStage = &SiteReport{}
+		u := json.NewDecoder(bytes.NewReader(raw.SiteStage))
+		u.DisallowUnknownFields()
+		if err := u.Decode(reply.SiteStage); err != nil {
+			return reply, err
+		}
+		if len(reply.SiteStage.Results) > maxSiteImages || len(reply.SiteStage.Evicted) > maxRefKeysLogged {
+			return reply, errors.New("a site report longer than a site child writes")
+		}
+		return reply, nil
 	}
 	kind, _ := req.kind()
 	return reply, fmt.Errorf("not the reply to a %s request", kind)
@@ -205,3 +231,6 @@ func sortedJobs(j []slurm.JobID) []slurm.JobID {
 	sort.Slice(j, func(a, b int) bool { return j[a].String() < j[b].String() })
 	return j
 }
+
+// maxRefKeysLogged bounds the evicted keys a site report may list.
+const maxRefKeysLogged = 10000

@@ -33,7 +33,7 @@ func (e *Env) count(log logrus.FieldLogger, run *metrics.Run) {
 // than the cache file system (fsSize, measured by root; 0: none counted),
 // no more bytes in all than that, and no more seconds than the Prolog's
 // staging budget (with its margin).
-func countStaging(run *metrics.Run, r Report, max int, fsSize int64, budget time.Duration) {
+func countStaging(run *metrics.Run, r Report, max int, fsSize int64, budget time.Duration, siteCopied map[string]bool) {
 	var bytes int64
 	var seconds float64
 	limit := (budget + 30*time.Second).Seconds()
@@ -42,6 +42,17 @@ func countStaging(run *metrics.Run, r Report, max int, fsSize int64, budget time
 			break
 		}
 		switch {
+		case k.Site && siteCopied[k.SiteKey]:
+			run.Misses++ // this job's Prolog had the site child copy it
+			if k.Bytes > 0 && k.Bytes <= fsSize-bytes {
+				bytes += k.Bytes
+			}
+		case k.Site:
+			run.Hits++
+			run.SiteHits++
+			if k.Bytes > 0 && uint64(k.Bytes) <= uint64(fsSize) {
+				run.SiteBytes += uint64(k.Bytes)
+			}
 		case k.Staged && k.Copied:
 			run.Misses++
 			if k.Bytes > 0 && k.Bytes <= fsSize-bytes {

@@ -59,6 +59,7 @@ func (e *Env) Epilog(ctx context.Context) error {
 	if found && !e.removeJobDir(tree, hc.JobID, log) {
 		run.Fail("job_dir")
 	}
+	e.releaseSite(ctx, log, tree, hc.JobID)
 	return nil
 }
 

@@ -63,6 +63,8 @@ type site struct {
 	user                                         slurm.User
 	userKnown                                    bool
 	cfgText                                      string
+	cfgCache                                     string             // [cache] keys after cfgText's
+	others                                       map[int]slurm.User // job users besides alice
 }
 
 func newSite(t *testing.T) *site {
@@ -85,10 +87,13 @@ func newSite(t *testing.T) *site {
 	}
 	testkit.Must(t, os.Chown(s.image, uid, gid))
 	// [cache] last: tests append cache keys (setConfig).
+	// The site cache is off here: these tests are of a user's own cache
+	// (site_test.go turns it on).
 	s.cfgText = fmt.Sprintf("[metrics]\ndir = %q\n[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\n",
 		s.metricsDir(), filepath.Join(s.base, "opt/apps/tacc-apptainer/*/bin/apptainer"), s.cacheDir)
+	s.cfgCache = "site = false\n"
 	s.config = filepath.Join(s.base, "config.toml")
-	testkit.Must(t, os.WriteFile(s.config, []byte(s.cfgText), 0o644))
+	testkit.Must(t, os.WriteFile(s.config, []byte(s.cfgText+s.cfgCache), 0o644))
 	s.user = slurm.User{Name: "alice", UID: uid, GID: gid, Home: s.home, Groups: []int{gid}}
 	s.env = map[string]string{
 		"SLURM_JOB_ID": "4242", "SLURM_JOB_UID": "1234", "SLURM_JOB_GID": "1234", "SLURM_JOB_USER": "alice",
@@ -131,7 +136,7 @@ func (s *site) chownHome(t testing.TB) {
 
 func (s *site) setConfig(t *testing.T, extra string) {
 	t.Helper()
-	testkit.Must(t, os.WriteFile(s.config, []byte(s.cfgText+extra), 0o644))
+	testkit.Must(t, os.WriteFile(s.config, []byte(s.cfgText+s.cfgCache+extra), 0o644))
 }
 
 // lc is the lifecycle as root sees it.
@@ -149,6 +154,9 @@ func (s *site) lc(t *testing.T) *Env {
 		LookupUser: func(u int) (slurm.User, error) {
 			if u == uid && s.userKnown {
 				return s.user, nil
+			}
+			if o, ok := s.others[u]; ok {
+				return o, nil
 			}
 			return slurm.User{}, slurm.ErrUnknownUser
 		},

@@ -71,20 +71,39 @@ func (e *Env) Prolog(ctx context.Context) error {
 		stage = false
 	}
 	budget := e.Config.Cache.StageTimeout.Duration
-	reply, err := e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
-		Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget}})
-	if err == nil && reply.UserPart == nil {
-		err = errors.New("it printed no report")
+	site := e.site()
+	if site != nil && stage {
+		if err := tree.EnsureSite(site.user.UID, site.user.GID); err != nil {
+			log.Warnf("site cache: %v; every user stages their own", err)
+			run.Fail("site_dir")
+			site = nil
+		}
 	}
+	userPart := func(siteStager bool) (Report, error) {
+		reply, err := e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
+			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget, SiteStager: siteStager}})
+		if err == nil && reply.UserPart == nil {
+			err = errors.New("it printed no report")
+		}
+		if err != nil {
+			return Report{}, err
+		}
+		return *reply.UserPart, nil
+	}
+	rep, err := userPart(site != nil && stage)
 	if err != nil {
 		log.Errorf("user part as %s failed: %v; the job's kernels use their images in place", u.Name, err)
 		run.Fail("user_part")
 		return nil
 	}
-	rep := *reply.UserPart
+	var siteCopied map[string]bool
+	if site != nil && stage {
+		rep, siteCopied = e.stageForJob(ctx, log, tree, site, rep, func() (Report, error) { return userPart(false) })
+		e.recordSiteRefs(log, tree, site, hc.JobID, rep)
+	}
 	e.logReport(log, rep)
 	fsSize, _, _ := tree.Filesystem()
-	countStaging(run, rep, e.Config.Kernel.MaxPerJob, fsSize, budget)
+	countStaging(run, rep, e.Config.Kernel.MaxPerJob, fsSize, budget, siteCopied)
 	return nil
 }
 
@@ -200,10 +219,12 @@ func (e *Env) logReport(log logrus.FieldLogger, r Report) {
 		switch {
 		case k.Skipped:
 			log.Warnf("kernel %s skipped: %s", q(k.Name), q(k.Reason))
+		case k.Site:
+			log.Infof("kernel %s uses the site cache's %s (one copy for every user of the node)", q(k.Name), q(k.Image))
 		case k.Staged && k.Copied:
-			log.WithField("copied_bytes", k.Bytes).Infof("kernel %s uses the staged %s (copied now)", q(k.Name), q(k.Image))
+			log.WithField("copied_bytes", k.Bytes).Infof("kernel %s uses the staged %s (copied now)%s", q(k.Name), q(k.Image), siteNote(k))
 		case k.Staged:
-			log.Infof("kernel %s uses the staged %s (already cached)", q(k.Name), q(k.Image))
+			log.Infof("kernel %s uses the staged %s (already cached)%s", q(k.Name), q(k.Image), siteNote(k))
 		default:
 			log.Warnf("kernel %s uses %s in place: %s", q(k.Name), q(k.Image), q(k.Reason))
 		}
@@ -216,4 +237,12 @@ func (e *Env) logReport(log logrus.FieldLogger, r Report) {
 		log.Warnf("the user part's report held %d more kernels and %d more warnings than a hook logs (a report past kernel.max_per_job is not sifkernel's: was the child traced?)", unlogged, w)
 	}
 	log.Infof("%d kernels ready in %s (GPUs: %v, %s)", min(len(r.Kernels), limit), q(r.JobDir), r.GPU.Present, q(r.GPU.Reason))
+}
+
+// siteNote is why a staged image is the user's own copy, for the log.
+func siteNote(k KernelReport) string {
+	if k.SiteNote == "" {
+		return ""
+	}
+	return "; " + untrusted.String(k.SiteNote) + ", so staged for this user alone"
 }

@@ -97,6 +97,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	sw := &sweep{e: e, ctx: ctx, budget: o.Budget, tree: tree, running: running, log: log}
 	sw.plan()
 	sw.runUsers()
+	e.sweepSite(ctx, log, tree, running)
 	r.JobDirs, r.Users, r.Left = sw.removed, sw.swept, sw.left
 	sort.Strings(r.JobDirs)
 	sort.Ints(r.Users)

@@ -72,6 +72,11 @@ func (e *Env) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 	if s.CacheSize, s.CacheFree, err = tree.Filesystem(); err != nil {
 		e.Log.Warnf("metrics: %v", err)
 	}
+	if site := e.site(); site != nil {
+		if s.SiteEntries, s.SiteBytes, err = tree.SiteUsage(site.user.UID); err != nil {
+			e.Log.Warnf("metrics: site cache: %v", err)
+		}
+	}
 	users, errs := tree.UserDirs()
 	s.UserErrors = len(errs)
 	uids := make([]int, 0, len(users))

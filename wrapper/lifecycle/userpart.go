@@ -36,6 +36,10 @@ type UserPartOptions struct {
 	Stage     bool          `json:"stage"`      // stage images (prolog.stage, prolog.partitions)
 	Budget    time.Duration `json:"budget"`     // for all staging together
 	CreatedBy string        `json:"created_by"` // prolog, taskprolog, activate or run
+	// SiteStager: root runs the site child after this user part, so a
+	// public image not yet in the site cache is left to it (SitePending)
+	// rather than copied for this user alone.
+	SiteStager bool `json:"site_stager,omitempty"`
 }
 
 // KernelReport says what became of one kernel.
@@ -45,6 +49,15 @@ type KernelReport struct {
 	Image  string `json:"image,omitempty"`  // the image the overlay uses
 	Staged bool   `json:"staged"`
 	Copied bool   `json:"copied,omitempty"` // this job copied it (a cache miss)
+	// Site: the image is the site cache's copy (SiteKey), every user's.
+	Site    bool   `json:"site,omitempty"`
+	SiteKey string `json:"site_key,omitempty"`
+	// SitePending: a public image the site child is to stage (Image is
+	// the source until then).
+	SitePending bool `json:"site_pending,omitempty"`
+	// SiteNote says why a staged image is the user's own copy, with the
+	// site cache on (not a public image).
+	SiteNote string `json:"site_note,omitempty"`
 	// StageSeconds is how long staging took, when this job copied it;
 	// TimedOut says it was not staged because cache.stage_timeout passed.
 	StageSeconds float64  `json:"stage_seconds,omitempty"`
@@ -105,7 +118,7 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%v; kernels keep the Apptainer they name", err))
 	}
 	p := &userPart{e: e, o: o, ch: ch, rt: rt, kenv: e.kernelEnv(o.Home), gpu: r.GPU, host: r.Node,
-		kernelsDir: filepath.Join(o.JobDir, "jupyter", "kernels")}
+		kernelsDir: filepath.Join(o.JobDir, "jupyter", "kernels"), site: e.site()}
 	if err := os.MkdirAll(p.kernelsDir, 0o755); err != nil {
 		return r, fmt.Errorf("creating %s: %w", p.kernelsDir, err)
 	}
@@ -163,7 +176,7 @@ func (r *Report) bound() {
 	cut := func(s *string) { *s = untrusted.Cut(*s, maxReportString) }
 	for i := range r.Kernels {
 		k := &r.Kernels[i]
-		for _, s := range []*string{&k.Name, &k.Source, &k.Image, &k.Reason} {
+		for _, s := range []*string{&k.Name, &k.Source, &k.Image, &k.Reason, &k.SiteNote} {
 			cut(s)
 		}
 		for j := range k.Changes {
@@ -201,6 +214,7 @@ type userPart struct {
 	gpu        node.GPU
 	host       string
 	kernelsDir string
+	site       *siteOn // nil: no site cache
 }
 
 func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelReport {
@@ -216,7 +230,16 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 	}
 	image := strings.ReplaceAll(cmd.Image, "{resource_dir}", en.Dir)
 	kr.Image, kr.Reason = image, e.stageable(en, image, o, ch)
-	if kr.Reason == "" {
+	if s := p.site; s != nil && o.Stage && wantsStaging(en) && (kr.Reason == "" || ch == nil) && filepath.IsAbs(image) && !strings.Contains(image, "://") {
+		if hit, ok := s.lookup(image); ok {
+			kr.Image, kr.Staged, kr.Site, kr.SiteKey, kr.Bytes, kr.Reason = hit.Path, true, true, hit.Key, hit.Size, ""
+		} else if public, why := s.public(image); public && o.SiteStager {
+			kr.SitePending, kr.Reason = true, "left to the site cache (every user may read it)"
+		} else if !public {
+			kr.SiteNote = "not a site image: " + why
+		}
+	}
+	if kr.Reason == "" && !kr.Staged {
 		res, err := ch.Stage(ctx, image, o.Job, nil)
 		if err != nil {
 			kr.Reason, kr.TimedOut = err.Error(), errors.Is(err, cache.ErrTimeout)
@@ -248,6 +271,12 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 	}
 	kr.Changes = changes
 	return kr
+}
+
+// wantsStaging says the kernel does not ask to be left unstaged.
+func wantsStaging(en kernelspec.Entry) bool {
+	meta, _, _ := en.Spec.Sifkernel()
+	return meta.Stage == nil || *meta.Stage
 }
 
 // stageable says why an image is not to be staged, or "" if it is.

@@ -39,6 +39,10 @@ type Counters struct {
 	BytesStaged   uint64                       `json:"bytes_staged"`
 	StageSeconds  float64                      `json:"stage_seconds"`
 	StageTimeouts uint64                       `json:"stage_timeouts"`
+	// SiteHits counts kernels that used the site cache's copy of an image
+	// another job had staged; SiteBytesSaved the bytes those did not copy.
+	SiteHits       uint64 `json:"site_hits"`
+	SiteBytesSaved uint64 `json:"site_bytes_saved"`
 }
 
 // Run is what one hook run adds to the counters.
@@ -49,6 +53,8 @@ type Run struct {
 	BytesStaged   uint64
 	StageSeconds  float64
 	StageTimeouts uint64
+	SiteHits      uint64
+	SiteBytes     uint64 // saved by site hits
 }
 
 // Fail records a reason the run failed at something (it still exits 0
@@ -158,6 +164,8 @@ func (c *Counters) add(r Run) {
 	c.BytesStaged += r.BytesStaged
 	c.StageSeconds += r.StageSeconds
 	c.StageTimeouts += r.StageTimeouts
+	c.SiteHits += r.SiteHits
+	c.SiteBytesSaved += r.SiteBytes
 }
 
 // UserUsage is one user's part of the node cache.
@@ -178,6 +186,9 @@ type Snapshot struct {
 	// CacheUp says the cache root was there and verified.
 	CacheFree, CacheSize int64
 	CacheUp              bool
+	// SiteEntries and SiteBytes are the site cache's.
+	SiteEntries int
+	SiteBytes   int64
 }
 
 // WriteText writes s in Prometheus' text exposition format (version 0.0.4),
@@ -233,12 +244,16 @@ func (s Snapshot) families() []*dto.MetricFamily {
 	perUser("sifkernel_cache_entries", "Images in a user's node cache.", func(u UserUsage) float64 { return float64(u.Entries) })
 	perUser("sifkernel_cache_bytes", "Bytes of the images in a user's node cache.", func(u UserUsage) float64 { return float64(u.Bytes) })
 	gauge("sifkernel_cache_user_errors", "Users whose node cache could not be read for this scrape.", float64(s.UserErrors))
+	gauge("sifkernel_site_cache_entries", "Images in the site cache (one copy for every user of the node).", float64(s.SiteEntries))
+	gauge("sifkernel_site_cache_bytes", "Bytes of the images in the site cache.", float64(s.SiteBytes))
 
 	counter("sifkernel_cache_hits_total", "Kernels whose image a Prolog found in the node cache.", float64(c.Hits))
 	counter("sifkernel_cache_misses_total", "Kernels whose image a Prolog copied into the node cache.", float64(c.Misses))
 	counter("sifkernel_cache_staged_bytes_total", "Bytes Prologs copied into the node cache.", float64(c.BytesStaged))
 	counter("sifkernel_cache_stage_seconds_total", "Seconds Prologs spent copying images into the node cache.", c.StageSeconds)
 	counter("sifkernel_cache_stage_timeouts_total", "Images not staged because cache.stage_timeout passed.", float64(c.StageTimeouts))
+	counter("sifkernel_site_cache_hits_total", "Kernels that used the site cache's copy another job had staged.", float64(c.SiteHits))
+	counter("sifkernel_site_cache_bytes_saved_total", "Bytes site cache hits did not copy (a copy per user would have).", float64(c.SiteBytesSaved))
 
 	runs := family("sifkernel_hook_runs_total", dto.MetricType_COUNTER, "Runs of each root hook.")
 	for _, h := range sortedKeys(c.HookRuns) {

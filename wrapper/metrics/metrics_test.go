@@ -62,12 +62,14 @@ func TestTextParsesAsPrometheus(t *testing.T) {
 			HookRuns:     map[string]uint64{"prolog": 3, "epilog": 2},
 			HookFailures: map[string]map[string]uint64{"prolog": {"user_part": 1, "cache_root": 2}},
 			Hits:         5, Misses: 2, BytesStaged: 3 << 30, StageSeconds: 1.25, StageTimeouts: 1,
+			SiteHits: 7, SiteBytesSaved: 7 << 30,
 		},
 		Users: []UserUsage{
 			{UID: 1002, User: "bob", Entries: 1, Bytes: 4096},
 			{UID: 1001, User: `al"i\ce` + "\n", Entries: 2, Bytes: 270553174016},
 		},
 		UserErrors: 1, CacheSize: 1 << 40, CacheFree: 1 << 39, CacheUp: true,
+		SiteEntries: 1, SiteBytes: 1 << 30,
 	}
 	var b bytes.Buffer
 	testkit.Must(t, s.WriteText(&b))
@@ -89,6 +91,10 @@ func TestTextParsesAsPrometheus(t *testing.T) {
 		{"sifkernel_cache_staged_bytes_total", nil, 3 << 30},
 		{"sifkernel_cache_stage_seconds_total", nil, 1.25},
 		{"sifkernel_cache_stage_timeouts_total", nil, 1},
+		{"sifkernel_site_cache_entries", nil, 1},
+		{"sifkernel_site_cache_bytes", nil, 1 << 30},
+		{"sifkernel_site_cache_hits_total", nil, 7},
+		{"sifkernel_site_cache_bytes_saved_total", nil, 7 << 30},
 		{"sifkernel_hook_runs_total", []string{"hook", "prolog"}, 3},
 		{"sifkernel_hook_runs_total", []string{"hook", "epilog"}, 2},
 		{"sifkernel_hook_failures_total", []string{"hook", "prolog", "reason", "cache_root"}, 2},

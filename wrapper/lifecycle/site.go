@@ -1,0 +1,330 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+	"github.com/sifkernel/sifkernel/wrapper/untrusted"
+)
+
+// The site cache (see cache.SiteDir): one copy per node of an image every
+// user could read, made by the site user in a child root starts and never
+// by root or a job user, shared by every user's jobs.
+
+// SiteStageOptions is the site child's request: the images to stage, as
+// job users named them (the child decides, as the site user, which of
+// them every user could read), within a budget.
+type SiteStageOptions struct {
+	Images []string      `json:"images"`
+	Budget time.Duration `json:"budget"`
+	GC     bool          `json:"gc,omitempty"` // evict what no job uses and keep_warm allows, first
+}
+
+// SiteResult is what became of one image in the site child.
+type SiteResult struct {
+	Image  string `json:"image"`
+	Key    string `json:"key,omitempty"`
+	Staged bool   `json:"staged"`
+	Copied bool   `json:"copied,omitempty"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	Reason string `json:"reason,omitempty"` // why not
+}
+
+// SiteReport is the site child's reply.
+type SiteReport struct {
+	Results []SiteResult `json:"results"`
+	Evicted []string     `json:"evicted,omitempty"`
+}
+
+// maxSiteImages bounds the images one site child takes.
+const maxSiteImages = 256
+
+// siteUser is the identity site images are staged as: cache.site_user, or
+// nobody where the configured "sifkernel" does not exist. Never root.
+func (e *Env) siteUser() (slurm.User, error) {
+	name := e.Config.Cache.SiteUser
+	u, err := slurm.LookupUserName(name)
+	if err != nil && name == "sifkernel" {
+		u, err = slurm.LookupUserName("nobody")
+	}
+	if err == nil && u.UID == 0 {
+		err = fmt.Errorf("cache.site_user %s is root", name)
+	}
+	return u, err
+}
+
+// siteOn is the site cache's place for this run, or nil when it is off or
+// has no user.
+type siteOn struct {
+	root string
+	user slurm.User
+	dirs []string
+}
+
+func (e *Env) site() *siteOn {
+	if !e.Config.Cache.Site {
+		return nil
+	}
+	u, err := e.siteUser()
+	if err != nil {
+		return nil
+	}
+	return &siteOn{root: e.Config.Cache.Dir, user: u, dirs: e.Config.Cache.SiteDirs}
+}
+
+// lookup finds image's site entry, as the calling user.
+func (s *siteOn) lookup(image string) (cache.SiteHit, bool) {
+	hit, ok, err := cache.LookupSite(s.root, s.user.UID, image)
+	return hit, ok && err == nil
+}
+
+// public says whether image is one the site cache would take: every user
+// could read it (and it is under cache.site_dirs, if set). Only a hint for
+// the job user's side: the site child decides again, as the site user.
+func (s *siteOn) public(image string) (bool, string) {
+	f, real, err := fsx.OpenPublic(image)
+	if err != nil {
+		return false, err.Error()
+	}
+	_ = f.Close()
+	if len(s.dirs) > 0 && !slices.ContainsFunc(s.dirs, func(d string) bool {
+		rel, err := filepath.Rel(filepath.Clean(d), real)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}) {
+		return false, "not under cache.site_dirs"
+	}
+	return true, ""
+}
+
+// SiteStage is the site child: as the site user, stage each image every
+// user could read into the site cache (cache.Options.Site), within the
+// budget, after evicting what keep_warm no longer keeps when asked.
+func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, error) {
+	r := SiteReport{Results: []SiteResult{}}
+	c := e.Config.Cache
+	ch, err := cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, Quota: c.SiteQuota, Reserve: c.Reserve,
+		KeepWarm: c.SiteKeepWarm.Duration, StageTimeout: c.StageTimeout.Duration, Verify: c.Verify, Log: e.Log})
+	if err != nil {
+		return r, err
+	}
+	if o.GC {
+		gc, err := ch.GC(cache.GCOptions{Now: e.Now()})
+		r.Evicted = gc.Entries
+		if err != nil {
+			return r, fmt.Errorf("site gc: %w", err)
+		}
+	}
+	ctx, cancel := withTimeout(ctx, o.Budget)
+	defer cancel()
+	for i, img := range o.Images {
+		if i >= maxSiteImages {
+			break
+		}
+		res := SiteResult{Image: untrusted.Cut(img, maxReportString)}
+		if ctx.Err() != nil {
+			res.Reason = "the budget ran out"
+			r.Results = append(r.Results, res)
+			continue
+		}
+		st, err := ch.Stage(ctx, img, slurm.JobID{}, nil)
+		res.Key, res.Bytes = st.Key, st.Bytes
+		if err != nil {
+			res.Reason = err.Error()
+		} else {
+			res.Staged, res.Copied = true, st.Copied
+		}
+		r.Results = append(r.Results, res)
+	}
+	return r, nil
+}
+
+// runSite runs the site child as the site user; root prepares site/ first.
+func (e *Env) runSite(ctx context.Context, tree *cache.Tree, s *siteOn, o SiteStageOptions, timeout time.Duration) (SiteReport, error) {
+	if err := tree.EnsureSite(s.user.UID, s.user.GID); err != nil {
+		return SiteReport{}, err
+	}
+	u := s.user
+	u.Groups = []int{u.GID} // its own group alone: it reads what others may
+	u.Home = "/"
+	reply, err := e.asUser(ctx, u, slurm.Context{UID: u.UID, GID: u.GID}, timeout, ChildRequest{SiteStage: &o})
+	if err == nil && reply.SiteStage == nil {
+		err = errors.New("it printed no report")
+	}
+	if err != nil {
+		return SiteReport{}, err
+	}
+	return *reply.SiteStage, nil
+}
+
+// stageForJob is the Prolog's site step: the images the user part left to
+// the site cache are staged by the site child, and the user part runs again
+// to use them. It returns the report the job ends with.
+func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, tree *cache.Tree, s *siteOn, rep Report, again func() (Report, error)) (Report, map[string]bool) {
+	copied := map[string]bool{}
+	var pending []string
+	for i, k := range rep.Kernels {
+		if i < e.Config.Kernel.MaxPerJob && k.SitePending && !slices.Contains(pending, k.Image) {
+			pending = append(pending, k.Image)
+		}
+	}
+	if len(pending) == 0 {
+		return rep, copied
+	}
+	budget := e.Config.Cache.StageTimeout.Duration
+	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget}, budget+30*time.Second)
+	if err != nil {
+		log.Errorf("site cache: the site user's child failed: %s; the images are used in place", untrusted.String(err.Error()))
+		return rep, copied
+	}
+	for _, r := range sr.Results {
+		if r.Copied && r.Key != "" {
+			copied[r.Key] = true
+			log.WithField("copied_bytes", r.Bytes).Infof("site cache: %s staged as %s for every user of the node", untrusted.String(r.Image), untrusted.String(r.Key))
+		}
+		if !r.Staged {
+			log.Warnf("site cache: %s not staged: %s", untrusted.String(r.Image), untrusted.String(r.Reason))
+		}
+	}
+	next, err := again()
+	if err != nil {
+		log.Errorf("the user part, after the site cache: %v; the job keeps its first kernels", err)
+		return rep, copied
+	}
+	return next, copied
+}
+
+// recordSiteRefs pins, as root, the site entries the job's kernels use.
+func (e *Env) recordSiteRefs(log logrus.FieldLogger, tree *cache.Tree, s *siteOn, job slurm.JobID, rep Report) {
+	for i, k := range rep.Kernels {
+		if i >= e.Config.Kernel.MaxPerJob {
+			break
+		}
+		if k.Site {
+			if err := tree.AddSiteRef(k.SiteKey, job, s.user.UID); err != nil {
+				log.Warnf("site cache: %s", untrusted.String(err.Error()))
+			}
+		}
+	}
+}
+
+// releaseSite drops the job's site refs, as root, and when it used any,
+// has the site child evict what no job uses and site_keep_warm lets go.
+func (e *Env) releaseSite(ctx context.Context, log logrus.FieldLogger, tree *cache.Tree, job slurm.JobID) {
+	s := e.site()
+	used, err := tree.ReleaseSiteRefs(job)
+	if err != nil {
+		log.Warnf("site cache refs: %v", err)
+	}
+	if len(used) == 0 || s == nil {
+		return
+	}
+	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, 30*time.Second)
+	if err != nil {
+		log.Warnf("site cache gc: %s", untrusted.String(err.Error()))
+		return
+	}
+	if len(sr.Evicted) > 0 {
+		log.Infof("site cache: evicted %s", strings.Join(sr.Evicted, ", "))
+	}
+	if err := tree.CleanSiteRefs(s.user.UID); err != nil {
+		log.Warnf("site cache refs: %v", err)
+	}
+}
+
+// SiteLookup is what `stage` and the TaskProlog ask: the site entry for
+// image, or why the site cache does not hold it ("" when it is off).
+func (e *Env) SiteLookup(image string) (cache.SiteHit, bool, string) {
+	s := e.site()
+	if s == nil {
+		return cache.SiteHit{}, false, ""
+	}
+	if _, err := os.Lstat(cache.SiteDir(s.root)); err != nil {
+		return cache.SiteHit{}, false, "" // no site cache on this node (no root hook made one)
+	}
+	if hit, ok := s.lookup(image); ok {
+		return hit, true, ""
+	}
+	if ok, why := s.public(image); !ok {
+		return cache.SiteHit{}, false, "not a site image (" + why + "): staged for you alone"
+	}
+	return cache.SiteHit{}, false, "a site image not yet in the site cache (a root Prolog or `sifkernel cache warm` puts it there): staged for you alone"
+}
+
+// SiteView is the site cache as any user may read it, for `cache ls`;
+// nil when it is off or not on this node.
+func (e *Env) SiteView() *cache.Cache {
+	s := e.site()
+	if s == nil {
+		return nil
+	}
+	c, err := cache.OpenSiteView(s.root, s.user.UID)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// Warm stages images (cache.prefetch when none are given; a directory
+// stands for its *.sif) into the site cache, as root through the site
+// child, within cache.prefetch_budget.
+func (e *Env) Warm(ctx context.Context, images []string) (SiteReport, error) {
+	if os.Geteuid() != 0 {
+		return SiteReport{}, errors.New("cache warm runs as root (it starts the site user's child)")
+	}
+	s := e.site()
+	if s == nil {
+		return SiteReport{}, errors.New("the site cache is off (cache.site) or cache.site_user does not exist")
+	}
+	if len(images) == 0 {
+		images = e.Config.Cache.Prefetch
+	}
+	var all []string
+	for _, p := range images {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			m, _ := filepath.Glob(filepath.Join(p, "*.sif"))
+			all = append(all, m...)
+			continue
+		}
+		all = append(all, p)
+	}
+	if len(all) == 0 {
+		return SiteReport{Results: []SiteResult{}}, nil
+	}
+	tree, err := cache.OpenTree(e.Config.Cache.Dir, true)
+	if err != nil {
+		return SiteReport{}, err
+	}
+	defer tree.Close()
+	budget := e.Config.Cache.PrefetchBudget.Duration
+	return e.runSite(ctx, tree, s, SiteStageOptions{Images: all, Budget: budget}, budget+30*time.Second)
+}
+
+// sweepSite drops the site refs of jobs that no longer run, as root, and
+// has the site child evict what is then unused past site_keep_warm.
+func (e *Env) sweepSite(ctx context.Context, log logrus.FieldLogger, tree *cache.Tree, running map[slurm.JobID]bool) {
+	s := e.site()
+	touched, err := tree.ReleaseStaleSiteRefs(running)
+	if err != nil {
+		log.Warnf("site cache refs: %v", err)
+	}
+	if s == nil || len(touched) == 0 {
+		return
+	}
+	if _, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, 30*time.Second); err != nil {
+		log.Warnf("site cache gc: %s", untrusted.String(err.Error()))
+	}
+	if err := tree.CleanSiteRefs(s.user.UID); err != nil {
+		log.Warnf("site cache refs: %v", err)
+	}
+}

@@ -1,0 +1,159 @@
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
+)
+
+const bobUID = 1235
+
+// siteNode is a node with the site cache on (staged as nobody) and two job
+// users, alice and bob, whose kernels name one public image.
+func siteNode(t *testing.T) *site {
+	t.Helper()
+	s := newSite(t)
+	if _, err := slurm.LookupUserName("nobody"); err != nil {
+		testkit.Skip(t, "the site cache tests stage as nobody, which this machine lacks")
+	}
+	s.cfgCache = "site = true\nsite_user = \"nobody\"\n"
+	s.setConfig(t, "")
+	bobHome := filepath.Join(s.base, "home/bob")
+	s.others = map[int]slurm.User{bobUID: {Name: "bob", UID: bobUID, GID: bobUID, Home: bobHome, Groups: []int{bobUID}}}
+	dir := filepath.Join(bobHome, ".local/share/jupyter/kernels/bert")
+	testkit.Must(t, os.MkdirAll(dir, 0o755))
+	kj := testkit.ReadFile(t, filepath.Join(s.kernels, "bert/kernel.json"))
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, "kernel.json"), kj, 0o644))
+	testkit.Must(t, filepath.WalkDir(bobHome, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, bobUID, bobUID)
+	}))
+	testkit.Must(t, os.Chmod(bobHome, 0o700))
+	return s
+}
+
+// as makes the next hook run for job id of uid.
+func (s *site) as(job string, uid int) {
+	s.env["SLURM_JOB_ID"] = job
+	s.env["SLURM_JOB_UID"] = itoa(uid)
+	s.env["SLURM_JOB_GID"] = itoa(uid)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSiteCacheTwoUsers: alice's job stages the public image into the site
+// cache, as nobody, 0444; bob's job on the node uses that copy and copies
+// nothing; both jobs pin it; each Epilog drops its own pin and the image
+// stays for site_keep_warm; neither user's own cache holds a copy.
+func TestSiteCacheTwoUsers(t *testing.T) {
+	s := siteNode(t)
+	s.as("4242", uid)
+	testkit.Must(t, s.lc(t).Prolog(context.Background()))
+	a := s.overlay(t, "4242", "bert")
+	entries, _ := filepath.Glob(filepath.Join(s.cacheDir, "site/*.sif"))
+	if len(entries) != 1 || !slices.Contains(a.Argv, entries[0]) {
+		t.Fatalf("alice's kernel %q; site entries %v\n%s", a.Argv, entries, s.log.String())
+	}
+	entry := entries[0]
+	st, err := os.Stat(entry)
+	testkit.Must(t, err)
+	nobody, _ := slurm.LookupUserName("nobody")
+	if sys := st.Sys().(*syscall.Stat_t); int(sys.Uid) != nobody.UID || st.Mode().Perm() != 0o444 {
+		t.Errorf("site entry uid %d mode %v, want nobody's, 0444", sys.Uid, st.Mode().Perm())
+	}
+	ino := st.Sys().(*syscall.Stat_t).Ino
+
+	s.as("4343", bobUID)
+	before, _ := metrics.Read(s.metricsDir())
+	testkit.Must(t, s.lc(t).Prolog(context.Background()))
+	b := s.overlay(t, "4343", "bert")
+	if !slices.Contains(b.Argv, entry) {
+		t.Fatalf("bob's kernel %q does not use the site entry %s\n%s", b.Argv, entry, s.log.String())
+	}
+	if st, err := os.Stat(entry); err != nil || st.Sys().(*syscall.Stat_t).Ino != ino {
+		t.Error("bob's job replaced the site entry: it should have used alice's copy")
+	}
+	after, _ := metrics.Read(s.metricsDir())
+	if after.SiteHits != before.SiteHits+1 || after.SiteBytesSaved != before.SiteBytesSaved+uint64(st.Size()) || after.BytesStaged != before.BytesStaged {
+		t.Errorf("bob's Prolog counted %+v -> %+v: want one site hit, %d bytes saved, nothing copied", before, after, st.Size())
+	}
+	for _, u := range []int{uid, bobUID} {
+		if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", itoa(u), "*.sif")); len(m) != 0 {
+			t.Errorf("uid %d has its own copy too: %v", u, m)
+		}
+	}
+	key := strings.TrimSuffix(filepath.Base(entry), ".sif")
+	refs, _ := filepath.Glob(filepath.Join(s.cacheDir, "site-refs", key, "*"))
+	if len(refs) != 2 {
+		t.Errorf("site refs %v, want jobs 4242 and 4343", refs)
+	}
+
+	s.as("4242", uid)
+	testkit.Must(t, s.lc(t).Epilog(context.Background()))
+	s.as("4343", bobUID)
+	testkit.Must(t, s.lc(t).Epilog(context.Background()))
+	if refs, _ := filepath.Glob(filepath.Join(s.cacheDir, "site-refs", key, "*")); len(refs) != 0 {
+		t.Errorf("refs left after both Epilogs: %v", refs)
+	}
+	if _, err := os.Stat(entry); err != nil {
+		t.Errorf("the site entry went with its last job, within site_keep_warm: %v", err)
+	}
+}
+
+// TestSiteCacheTakesOnlyPublicImages: an image only alice may read is
+// staged for alice alone, and the site cache stays empty.
+func TestSiteCacheTakesOnlyPublicImages(t *testing.T) {
+	s := siteNode(t)
+	private := filepath.Join(s.home, "private.sif")
+	testkit.Must(t, sifimage.Build(private, bytes.NewReader(sifimage.Minimal)))
+	testkit.Must(t, os.Chmod(private, 0o600))
+	testkit.Must(t, os.Chown(private, uid, gid))
+	s.addKernel(t, "bert", private, "")
+	s.as("4242", uid)
+	testkit.Must(t, s.lc(t).Prolog(context.Background()))
+	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "site/*.sif")); len(m) != 0 {
+		t.Errorf("a private image went into the site cache: %v", m)
+	}
+	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", itoa(uid), "*.sif")); len(m) != 1 {
+		t.Errorf("alice's private image not staged for her: %v\n%s", m, s.log.String())
+	}
+	if !strings.Contains(s.log.String(), "not a site image") || !strings.Contains(s.log.String(), "others may not") {
+		t.Errorf("the Prolog's log does not say why the image is staged for alice alone:\n%s", s.log.String())
+	}
+}
+
+// TestCacheWarm: root's warm-up stages the public image before any job, and
+// the first job copies nothing.
+func TestCacheWarm(t *testing.T) {
+	s := siteNode(t)
+	lc := s.lc(t)
+	r, err := lc.Warm(context.Background(), []string{filepath.Dir(s.image)})
+	testkit.Must(t, err)
+	if len(r.Results) != 1 || !r.Results[0].Staged || !r.Results[0].Copied {
+		t.Fatalf("warm = %+v", r)
+	}
+	s.as("4242", uid)
+	before, _ := metrics.Read(s.metricsDir())
+	testkit.Must(t, s.lc(t).Prolog(context.Background()))
+	after, _ := metrics.Read(s.metricsDir())
+	if after.BytesStaged != before.BytesStaged || after.SiteHits != before.SiteHits+1 {
+		t.Errorf("the first job after the warm-up: %+v -> %+v, want a site hit and nothing copied", before, after)
+	}
+	if _, err := cache.OpenSiteView(s.cacheDir, 65534); err != nil {
+		t.Errorf("the site cache does not verify for a reader: %v", err)
+	}
+}
