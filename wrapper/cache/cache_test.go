@@ -551,6 +551,15 @@ func helper(mode string) int {
 		return 1
 	}
 	fmt.Println("DIR", c.Dir())
+	if mode == "gc" {
+		r, err := c.GC(GCOptions{})
+		if err != nil {
+			fmt.Println("ERROR", err)
+			return 1
+		}
+		fmt.Println("TEMPS", len(r.Temps))
+		return 0
+	}
 	if mode != "stage" {
 		return 0
 	}

@@ -193,20 +193,11 @@ func (t *Tree) ReleaseSiteRefs(job slurm.JobID) ([]string, error) {
 	if job.IsZero() {
 		return nil, nil
 	}
-	refs, err := t.root.OpenRoot(siteRefsDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	refs, keys, err := t.siteRefKeys()
+	if refs == nil {
 		return nil, err
 	}
 	defer refs.Close()
-	d, err := refs.Open(".")
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	keys, err := d.Readdirnames(maxRefKeys)
 	var used []string
 	errs := []error{ignoreEOF(err)}
 	for _, k := range keys {
@@ -221,23 +212,34 @@ func (t *Tree) ReleaseSiteRefs(job slurm.JobID) ([]string, error) {
 	return used, errors.Join(errs...)
 }
 
-// CleanSiteRefs removes, as root, the empty ref directories of entries that
-// are gone (evicted).
-func (t *Tree) CleanSiteRefs(siteUID int) error {
+// siteRefKeys opens site-refs/ (nil, and no error, when there is none)
+// and reads at most maxRefKeys of its keys; err is what reading them said.
+func (t *Tree) siteRefKeys() (*os.Root, []string, error) {
 	refs, err := t.root.OpenRoot(siteRefsDir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer refs.Close()
 	d, err := refs.Open(".")
 	if err != nil {
-		return err
+		_ = refs.Close()
+		return nil, nil, err
 	}
 	defer d.Close()
 	keys, err := d.Readdirnames(maxRefKeys)
+	return refs, keys, err
+}
+
+// CleanSiteRefs removes, as root, the empty ref directories of entries that
+// are gone (evicted).
+func (t *Tree) CleanSiteRefs(siteUID int) error {
+	refs, keys, err := t.siteRefKeys()
+	if refs == nil {
+		return err
+	}
+	defer refs.Close()
 	errs := []error{ignoreEOF(err)}
 	for _, k := range keys {
 		if _, ok, _ := t.siteEntry(k, siteUID); !ok {
@@ -290,20 +292,11 @@ func (c *Cache) siteLastUse(key string, meta time.Time) time.Time {
 // running does not list (sweep: jobs that ended without an Epilog), and
 // says which entries lost one.
 func (t *Tree) ReleaseStaleSiteRefs(running map[slurm.JobID]bool) ([]string, error) {
-	refs, err := t.root.OpenRoot(siteRefsDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	refs, keys, err := t.siteRefKeys()
+	if refs == nil {
 		return nil, err
 	}
 	defer refs.Close()
-	d, err := refs.Open(".")
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	keys, err := d.Readdirnames(maxRefKeys)
 	errs := []error{ignoreEOF(err)}
 	var touched []string
 	for _, k := range keys {

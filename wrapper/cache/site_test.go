@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/user"
@@ -104,5 +105,44 @@ func TestSiteConcurrentStagers(t *testing.T) {
 	}
 	if n, b, err := tree.SiteUsage(uid); err != nil || n != 1 || b != st.Size() {
 		t.Errorf("SiteUsage = %d, %d, %v", n, b, err)
+	}
+}
+
+// TestSiteStagerKilledMidCopy: a site stager killed while it copies leaves
+// no entry, only its copy in progress, which the site's gc removes; the
+// next stager publishes a good entry.
+func TestSiteStagerKilledMidCopy(t *testing.T) {
+	root, uid, gid := siteRoot(t)
+	dir := filepath.Join(filepath.Dir(root), "apps")
+	testkit.Must(t, os.MkdirAll(dir, 0o755))
+	src := image(t, dir, "big.sif", 4<<20)
+	testkit.Must(t, os.Chmod(src, 0o644))
+	bin := testkit.UserBinary(t)
+	env := []string{"SIFKERNEL_CACHE_SITE=1", "SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + src}
+	cmd := testkit.AsUser(t, bin, uid, gid, append(env, "SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_GATE="+filepath.Join(dir, "never")), "-test.run=^$")
+	out, err := cmd.StdoutPipe()
+	testkit.Must(t, err)
+	testkit.Must(t, cmd.Start())
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "COPYING" {
+	}
+	testkit.Must(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait() // killed: its error is the signal
+	if m, _ := filepath.Glob(filepath.Join(root, "site", "*.sif")); len(m) != 0 {
+		t.Fatalf("a killed site stager published %v", m)
+	}
+	if m, _ := filepath.Glob(filepath.Join(root, "site", ".tmp-*")); len(m) != 1 {
+		t.Fatalf("want the killed stager's copy in progress, found %v", m)
+	}
+	gc, err := testkit.AsUser(t, bin, uid, gid, append(env, "SIFKERNEL_CACHE_HELPER=gc"), "-test.run=^$").CombinedOutput()
+	if err != nil || !strings.Contains(string(gc), "TEMPS 1") {
+		t.Fatalf("site gc: %v\n%s", err, gc)
+	}
+	again, err := testkit.AsUser(t, bin, uid, gid, append(env, "SIFKERNEL_CACHE_HELPER=stage"), "-test.run=^$").CombinedOutput()
+	if err != nil || !strings.Contains(string(again), `"copied":true`) {
+		t.Fatalf("the next site stager: %v\n%s", err, again)
+	}
+	if m, _ := filepath.Glob(filepath.Join(root, "site", ".tmp-*")); len(m) != 0 {
+		t.Errorf("copies in progress left: %v", m)
 	}
 }
