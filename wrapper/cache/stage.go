@@ -34,7 +34,7 @@ type Result struct {
 type Progress func(done, total int64)
 
 // lockRetry is how often a waiting stager retries the entry lock.
-var lockRetry = 20 * time.Millisecond
+const lockRetry = 20 * time.Millisecond
 
 // Stage makes a node-local copy of image (or finds one) and records that job
 // uses it. It gives up when ctx ends or the stage timeout passes; the copy
