@@ -223,8 +223,8 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 		if big.rootRSSKiB > small.rootRSSKiB+8<<10 || big.rootRSSKiB > 48<<10 {
 			t.Errorf("root's peak RSS %d KiB with 1,000 kernels, %d KiB with 10: not small and flat", big.rootRSSKiB, small.rootRSSKiB)
 		}
-		if big.maxRSSKiB > 160<<10 {
-			t.Errorf("the user part's peak RSS is %d KiB with 1,000 kernels, want at most 160 MiB", big.maxRSSKiB)
+		if big.maxRSSKiB > 160<<10 || big.maxRSSKiB == 0 {
+			t.Errorf("the user part's peak RSS is %d KiB with 1,000 kernels, want at most 160 MiB (0: it was not seen)", big.maxRSSKiB)
 		}
 		n.logSays("more container kernels skipped: kernel.max_per_job is 64")
 		t.Logf("10 kernels: root %d KiB, with child %d KiB, %d log bytes; 1,000 kernels: root %d KiB, with child %d KiB, %d log bytes",

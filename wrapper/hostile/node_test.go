@@ -207,10 +207,13 @@ type result struct {
 	attack, hook string
 	code         int
 	dur          time.Duration
-	maxRSSKiB    int64 // the hook and its children, from wait4
-	rootRSSKiB   int64 // the hook alone (VmHWM, sampled while it runs)
-	logBytes     int64
-	out          string
+	// maxRSSKiB is the hook's children's peak (VmHWM, sampled while they
+	// run): wait4's ru_maxrss would count the test process itself, whose
+	// peak an exec of a vfork'ed child records as the child's.
+	maxRSSKiB  int64
+	rootRSSKiB int64 // the hook alone (VmHWM, sampled while it runs)
+	logBytes   int64
+	out        string
 }
 
 var (
@@ -262,16 +265,14 @@ func (n *node) run(cmd *exec.Cmd, name string, env []string) result {
 		n.t.Fatal(err)
 	}
 	go func() { <-ctx.Done(); _ = cmd.Process.Kill() }() // gone already when it ended in time
-	hwm := make(chan int64)
+	hwm := make(chan [2]int64)
 	go func() { hwm <- sampleHWM(ctx, cmd.Process.Pid) }()
 	err := cmd.Wait()
 	cancel()
-	r := result{attack: n.goal, hook: name, dur: time.Since(start), out: out.String(), code: cmd.ProcessState.ExitCode(), rootRSSKiB: <-hwm}
+	peaks := <-hwm
+	r := result{attack: n.goal, hook: name, dur: time.Since(start), out: out.String(), code: cmd.ProcessState.ExitCode(), rootRSSKiB: peaks[0], maxRSSKiB: peaks[1]}
 	if err != nil && r.code == 0 {
 		r.code = -1
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSSKiB = ru.Maxrss
 	}
 	r.logBytes = fileSize(n.log) - logBefore
 	tableMu.Lock()
@@ -281,22 +282,46 @@ func (n *node) run(cmd *exec.Cmd, name string, env []string) result {
 }
 
 // sampleHWM reads the peak RSS (VmHWM) of a running process until it ends.
-func sampleHWM(ctx context.Context, pid int) int64 {
-	var peak int64
+// sampleHWM samples the peak RSS (VmHWM) of pid and of its children while
+// pid runs: [pid's, its children's largest].
+func sampleHWM(ctx context.Context, pid int) [2]int64 {
+	var peak [2]int64
 	for ctx.Err() == nil {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
+		root, ok := vmHWM(pid)
+		if !ok {
 			break
 		}
-		for _, l := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-				kib, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				peak = max(peak, kib)
+		peak[0] = max(peak[0], root)
+		// Each thread lists the children it started (Go starts them from any).
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		for _, task := range tasks {
+			kids, _ := os.ReadFile(task)
+			for _, f := range strings.Fields(string(kids)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					if kib, ok := vmHWM(c); ok {
+						peak[1] = max(peak[1], kib)
+					}
+				}
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	return peak
+}
+
+// vmHWM reads a process's peak RSS in KiB.
+func vmHWM(pid int) (int64, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kib, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kib, true
+		}
+	}
+	return 0, true
 }
 
 func fileSize(p string) int64 {
