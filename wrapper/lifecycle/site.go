@@ -184,8 +184,9 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, tree *cac
 	budget := e.Config.Cache.StageTimeout.Duration
 	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget}, budget+30*time.Second)
 	if err != nil {
-		log.Errorf("site cache: the site user's child failed: %s; the images are used in place", untrusted.String(err.Error()))
-		return rep, copied
+		// The user part runs again all the same: it stages per user what the
+		// site cache does not hold, and writes node.json.
+		log.Errorf("site cache: the site user's child failed: %s; the images are staged per user", untrusted.String(err.Error()))
 	}
 	for _, r := range sr.Results {
 		if r.Copied && r.Key != "" {
@@ -198,7 +199,7 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, tree *cac
 	}
 	next, err := again()
 	if err != nil {
-		log.Errorf("the user part, after the site cache: %v; the job keeps its first kernels", err)
+		log.Errorf("the user part, after the site cache: %v; the job's kernels use their images in place", err)
 		return rep, copied
 	}
 	return next, copied

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
+	"slices"
 
 	"context"
 	"encoding/json"
@@ -129,6 +130,12 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	}
 	r.bound()
 	r.FinishedAt = e.Now().UTC()
+	if o.SiteStager && slices.ContainsFunc(r.Kernels, func(k KernelReport) bool { return k.SitePending }) {
+		// Root stages the pending images and runs the user part again, which
+		// writes node.json: its presence says the kernels are final (the
+		// TaskProlog and `sifkernel env` take it to mean the Prolog is done).
+		return r, nil
+	}
 	return r, writeJSON(filepath.Join(o.JobDir, "node.json"), r)
 }
 
