@@ -146,3 +146,18 @@ func TestSiteStagerKilledMidCopy(t *testing.T) {
 		t.Errorf("copies in progress left: %v", m)
 	}
 }
+
+func TestInSiteDirs(t *testing.T) {
+	dirs := []string{"/work/apps/containers/", "/opt/sif"}
+	for path, want := range map[string]bool{
+		"/work/apps/containers/torch.sif": true, "/work/apps/containers/v2/tf.sif": true, "/opt/sif/a.sif": true,
+		"/work/apps/containers2/x.sif": false, "/work/apps/x.sif": false, "/opt/sifx/a.sif": false, "/scratch/a.sif": false,
+	} {
+		if got := InSiteDirs(path, dirs); got != want {
+			t.Errorf("InSiteDirs(%s) = %v, want %v", path, got, want)
+		}
+	}
+	if !InSiteDirs("/anywhere/a.sif", nil) {
+		t.Error("no site_dirs should mean anywhere")
+	}
+}

@@ -65,10 +65,7 @@ func openPublicSource(path string, dirs []string) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
-	if len(dirs) > 0 && !slices.ContainsFunc(dirs, func(d string) bool {
-		rel, err := filepath.Rel(filepath.Clean(d), real)
-		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
-	}) {
+	if !InSiteDirs(real, dirs) {
 		f.Close()
 		return nil, fmt.Errorf("image %s: %w: not under cache.site_dirs", path, fsx.ErrNotPublic)
 	}
@@ -78,6 +75,15 @@ func openPublicSource(path string, dirs []string) (*source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// InSiteDirs says whether the resolved path real lies under one of dirs
+// (cache.site_dirs); no dirs means anywhere.
+func InSiteDirs(real string, dirs []string) bool {
+	return len(dirs) == 0 || slices.ContainsFunc(dirs, func(d string) bool {
+		rel, err := filepath.Rel(filepath.Clean(d), real)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	})
 }
 
 func (s *source) identify() error {

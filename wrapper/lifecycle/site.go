@@ -98,10 +98,7 @@ func (s *siteOn) public(image string) (bool, string) {
 		return false, err.Error()
 	}
 	_ = f.Close()
-	if len(s.dirs) > 0 && !slices.ContainsFunc(s.dirs, func(d string) bool {
-		rel, err := filepath.Rel(filepath.Clean(d), real)
-		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
-	}) {
+	if !cache.InSiteDirs(real, s.dirs) {
 		return false, "not under cache.site_dirs"
 	}
 	return true, ""
