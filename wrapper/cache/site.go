@@ -105,49 +105,40 @@ type SiteHit struct {
 }
 
 // LookupSite finds the site entry for image, as the calling user (any
-// user): the image is opened as the caller and keyed as a stager keys it,
-// and the entry must be a regular file of siteUID that no one may write,
-// of the source's size, in a verified site cache. ok is false for no entry.
+// user): the site cache is verified first (no site cache on the node: no
+// entry, and the image is not read), then the image is opened as the
+// caller and keyed as a stager keys it, and the entry must be a regular
+// file of siteUID that no one may write, of the source's size. ok is false
+// for no entry.
 func LookupSite(root string, siteUID int, image string) (hit SiteHit, ok bool, err error) {
+	t, err := OpenTree(root, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return hit, false, nil
+	}
+	if err != nil {
+		return hit, false, err
+	}
+	defer t.Close()
+	if err := t.checkSiteDir(siteUID); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return hit, false, nil
+		}
+		return hit, false, err
+	}
 	src, err := openSource(image)
 	if err != nil {
 		return hit, false, err
 	}
 	defer src.f.Close()
-	return lookupSite(root, siteUID, src.key(), src.size)
-}
-
-func lookupSite(root string, siteUID int, key string, size int64) (SiteHit, bool, error) {
-	t, err := OpenTree(root, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return SiteHit{}, false, nil
+	key := src.key()
+	st, ok, err := t.siteEntry(key, siteUID)
+	if err != nil || !ok {
+		return hit, false, err
 	}
-	if err != nil {
-		return SiteHit{}, false, err
+	if st.Mode&0o222 != 0 || st.Size != src.size {
+		return hit, false, fmt.Errorf("%w: site entry %s is not a read-only file of the site user of the source's size", ErrUnsafeRoot, key)
 	}
-	defer t.Close()
-	if err := t.checkSiteDir(siteUID); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return SiteHit{}, false, nil
-		}
-		return SiteHit{}, false, err
-	}
-	d, err := t.root.Open(siteDir)
-	if err != nil {
-		return SiteHit{}, false, err
-	}
-	defer d.Close()
-	st, err := fsx.LstatAt(d, key+".sif")
-	if errors.Is(err, fs.ErrNotExist) {
-		return SiteHit{}, false, nil
-	}
-	if err != nil {
-		return SiteHit{}, false, err
-	}
-	if !st.IsRegular() || st.UID != siteUID || st.Mode&0o222 != 0 || st.Size != size {
-		return SiteHit{}, false, fmt.Errorf("%w: site entry %s is not a read-only file of the site user of the source's size", ErrUnsafeRoot, key)
-	}
-	return SiteHit{Key: key, Path: filepath.Join(SiteDir(root), key+".sif"), Size: size}, true, nil
+	return SiteHit{Key: key, Path: filepath.Join(SiteDir(root), key+".sif"), Size: src.size}, true, nil
 }
 
 // AddSiteRef records, as root, that job uses the site entry key; the entry
