@@ -36,15 +36,23 @@ func siteRoot(t *testing.T) (root string, uid, gid int) {
 	return root, uid, gid
 }
 
+// publicImage is an image of size bytes every user may read, in apps/
+// beside the cache root.
+func publicImage(t *testing.T, root, name string, size int) (dir, path string) {
+	t.Helper()
+	dir = filepath.Join(filepath.Dir(root), "apps")
+	testkit.Must(t, os.MkdirAll(dir, 0o755))
+	path = image(t, dir, name, size)
+	testkit.Must(t, os.Chmod(path, 0o644))
+	return dir, path
+}
+
 // TestSiteConcurrentStagers: eight site stagers (as nobody) of one public
 // image at once make one copy, 0444, that a reader finds; a private image
 // is refused; root's refs pin it and release it.
 func TestSiteConcurrentStagers(t *testing.T) {
 	root, uid, gid := siteRoot(t)
-	dir := filepath.Join(filepath.Dir(root), "apps")
-	testkit.Must(t, os.MkdirAll(dir, 0o755))
-	src := image(t, dir, "torch.sif", 2<<20)
-	testkit.Must(t, os.Chmod(src, 0o644))
+	dir, src := publicImage(t, root, "torch.sif", 2<<20)
 	private := image(t, dir, "mine.sif", 4096)
 	testkit.Must(t, os.Chmod(private, 0o600))
 	bin := testkit.UserBinary(t)
@@ -113,10 +121,7 @@ func TestSiteConcurrentStagers(t *testing.T) {
 // next stager publishes a good entry.
 func TestSiteStagerKilledMidCopy(t *testing.T) {
 	root, uid, gid := siteRoot(t)
-	dir := filepath.Join(filepath.Dir(root), "apps")
-	testkit.Must(t, os.MkdirAll(dir, 0o755))
-	src := image(t, dir, "big.sif", 4<<20)
-	testkit.Must(t, os.Chmod(src, 0o644))
+	dir, src := publicImage(t, root, "big.sif", 4<<20)
 	bin := testkit.UserBinary(t)
 	env := []string{"SIFKERNEL_CACHE_SITE=1", "SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + src}
 	cmd := testkit.AsUser(t, bin, uid, gid, append(env, "SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_GATE="+filepath.Join(dir, "never")), "-test.run=^$")

@@ -232,8 +232,12 @@ func (e *Env) releaseSite(ctx context.Context, log logrus.FieldLogger, tree *cac
 		log.Warnf("site cache gc: %s", untrusted.String(err.Error()))
 		return
 	}
-	if len(sr.Evicted) > 0 {
-		log.Infof("site cache: evicted %s", strings.Join(sr.Evicted, ", "))
+	if n := len(sr.Evicted); n > 0 { // the child's words: a count and the first few
+		shown := sr.Evicted[:min(n, 5)]
+		for i, k := range shown {
+			shown[i] = untrusted.String(k)
+		}
+		log.Infof("site cache: evicted %d: %s", n, strings.Join(shown, ", "))
 	}
 	if err := tree.CleanSiteRefs(s.user.UID); err != nil {
 		log.Warnf("site cache refs: %v", err)

@@ -49,11 +49,9 @@ func siteNode(t *testing.T) *site {
 // as makes the next hook run for job id of uid.
 func (s *site) as(job string, uid int) {
 	s.env["SLURM_JOB_ID"] = job
-	s.env["SLURM_JOB_UID"] = itoa(uid)
-	s.env["SLURM_JOB_GID"] = itoa(uid)
+	s.env["SLURM_JOB_UID"] = strconv.Itoa(uid)
+	s.env["SLURM_JOB_GID"] = strconv.Itoa(uid)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestSiteCacheTwoUsers: alice's job stages the public image into the site
 // cache, as nobody, 0444; bob's job on the node uses that copy and copies
@@ -92,7 +90,7 @@ func TestSiteCacheTwoUsers(t *testing.T) {
 		t.Errorf("bob's Prolog counted %+v -> %+v: want one site hit, %d bytes saved, nothing copied", before, after, st.Size())
 	}
 	for _, u := range []int{uid, bobUID} {
-		if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", itoa(u), "*.sif")); len(m) != 0 {
+		if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", strconv.Itoa(u), "*.sif")); len(m) != 0 {
 			t.Errorf("uid %d has its own copy too: %v", u, m)
 		}
 	}
@@ -128,7 +126,7 @@ func TestSiteCacheTakesOnlyPublicImages(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "site/*.sif")); len(m) != 0 {
 		t.Errorf("a private image went into the site cache: %v", m)
 	}
-	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", itoa(uid), "*.sif")); len(m) != 1 {
+	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", strconv.Itoa(uid), "*.sif")); len(m) != 1 {
 		t.Errorf("alice's private image not staged for her: %v\n%s", m, s.log.String())
 	}
 	if !strings.Contains(s.log.String(), "not a site image") || !strings.Contains(s.log.String(), "others may not") {
