@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -257,7 +259,169 @@ func TestTimeout(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) || r.Path != src {
 		t.Fatalf("Stage = %+v, %v; want ErrTimeout and the source", r, err)
 	}
+	if m, _ := filepath.Glob(filepath.Join(c.Dir(), "*.sif")); len(m) != 0 {
+		t.Errorf("a cut-off copy was published: %v", m)
+	}
+}
+
+// cutOff stages src with a copy that stops (its context ends) after `steps`
+// steps of 64 KiB, and returns the cut-off copy it left.
+func cutOff(t *testing.T, c *Cache, src string, steps int) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	withCopy(c, func(_ context.Context, n int, dst *os.File, r io.Reader) (int64, error) {
+		if n == steps {
+			cancel()
+		}
+		return dst.ReadFrom(r)
+	})
+	if _, err := c.Stage(ctx, src, jid("1"), nil); !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "resumes it") {
+		t.Fatalf("Stage = %v; want ErrTimeout, the copy kept", err)
+	}
+	parts, _ := filepath.Glob(filepath.Join(c.Dir(), ".tmp-*-part*"))
+	all, _ := filepath.Glob(filepath.Join(c.Dir(), ".tmp-*"))
+	if len(parts) != 1 || len(all) != 1 {
+		t.Fatalf("after a cut-off copy the cache holds %v; want one cut-off copy", all)
+	}
+	return parts[0]
+}
+
+// TestResume: a copy cut off by its deadline is kept, synced, under a name
+// that says which file it is a copy of; the next Stage of the same image
+// copies only the rest, then checks the whole as always (sha256 too).
+func TestResume(t *testing.T) {
+	for _, verify := range []string{"size", "sha256"} {
+		t.Run(verify, func(t *testing.T) {
+			c := open(t, func(o *Options) { o.Verify = verify })
+			src := image(t, t.TempDir(), "big.sif", 1<<20)
+			part := cutOff(t, c, src, 3)
+			have := fileSize(part)
+			if have != 3*64<<10 {
+				t.Errorf("the cut-off copy holds %d bytes, want the 3 steps copied (%d)", have, 3*64<<10)
+			}
+			var copied int64
+			withCopy(c, func(_ context.Context, _ int, dst *os.File, r io.Reader) (int64, error) {
+				n, err := dst.ReadFrom(r)
+				copied += n
+				return n, err
+			})
+			r, err := c.Stage(context.Background(), src, jid("2"), nil)
+			testkit.Must(t, err)
+			want := testkit.ReadFile(t, src)
+			if r.Resumed != have || copied != int64(len(want))-have || !r.Copied {
+				t.Errorf("resumed %d, copied %d now; want %d resumed and the other %d bytes copied", r.Resumed, copied, have, int64(len(want))-have)
+			}
+			if got := testkit.ReadFile(t, r.Path); !bytes.Equal(got, want) {
+				t.Error("the resumed entry differs from the image")
+			}
+			if m, _ := filepath.Glob(filepath.Join(c.Dir(), ".tmp-*")); len(m) != 0 {
+				t.Errorf("left after the resumed copy: %v", m)
+			}
+			if verify == "sha256" {
+				e, err := c.Entries()
+				testkit.Must(t, err)
+				if sum := sha256.Sum256(want); len(e) != 1 || e[0].SHA256 != hex.EncodeToString(sum[:]) {
+					t.Errorf("the resumed entry's recorded sha256 is not the image's: %+v", e)
+				}
+			}
+		})
+	}
+}
+
+// TestResumeRefusesAnotherFile: a cut-off copy is resumed only for the file
+// it was copied from as it was then. A source rewritten in place with its
+// size and mtime put back (as `touch -r` does) has a new ctime: the copy
+// starts afresh, and the old bytes go.
+func TestResumeRefusesAnotherFile(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "big.sif", 1<<20)
+	cutOff(t, c, src, 2)
+	st, err := os.Stat(src)
+	testkit.Must(t, err)
+	f, err := os.OpenFile(src, os.O_WRONLY, 0)
+	testkit.Must(t, err)
+	_, err = f.WriteAt([]byte("rewritten"), 200<<10)
+	testkit.Must(t, errors.Join(err, f.Close()))
+	testkit.Must(t, os.Chtimes(src, st.ModTime(), st.ModTime()))
+	withCopy(c, func(_ context.Context, _ int, dst *os.File, r io.Reader) (int64, error) { return dst.ReadFrom(r) })
+	r, err := c.Stage(context.Background(), src, jid("2"), nil)
+	testkit.Must(t, err)
+	if r.Resumed != 0 {
+		t.Errorf("resumed %d bytes of a copy of the file as it was before", r.Resumed)
+	}
+	if !bytes.Equal(testkit.ReadFile(t, r.Path), testkit.ReadFile(t, src)) {
+		t.Error("the entry is not the rewritten image")
+	}
+	if m, _ := filepath.Glob(filepath.Join(c.Dir(), ".tmp-*")); len(m) != 0 {
+		t.Errorf("left: %v", m)
+	}
+}
+
+// TestGCKeepsFreshPartials: gc leaves a cut-off copy for PartialKeep, then
+// removes it; gc --all removes it at once.
+func TestGCKeepsFreshPartials(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "big.sif", 1<<20)
+	part := cutOff(t, c, src, 2)
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		o    GCOptions
+		gone bool
+	}{
+		{"fresh", GCOptions{Now: now}, false},
+		{"fresh, dry run of --all", GCOptions{Now: now, All: true, DryRun: true}, false},
+		{"past PartialKeep", GCOptions{Now: now.Add(PartialKeep + time.Minute)}, true},
+	} {
+		r, err := c.GC(tc.o)
+		testkit.Must(t, err)
+		if _, err := os.Stat(part); (err != nil) != tc.gone || (len(r.Temps) == 1) != (tc.gone || tc.o.DryRun) {
+			t.Errorf("%s: gc reported %v, the cut-off copy is there: %v; want gone: %v", tc.name, r.Temps, err == nil, tc.gone)
+		}
+	}
+	cutOff(t, c, src, 2)
+	_, err := c.GC(GCOptions{Now: now, All: true})
+	testkit.Must(t, err)
 	assertClean(t, c)
+}
+
+// TestStepsSizedByTime: on a source that gives 8 MiB/s, no copy step asks
+// for more than twice what stepTarget moves, so a copy notices its deadline
+// within about a step; on a fast one the steps grow to the largest.
+func TestStepsSizedByTime(t *testing.T) {
+	const rate = 8 << 20 // bytes a second
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "big.sif", 6<<20)
+	var steps []int64
+	c.seams.copyChunk = func(_ context.Context, dst *os.File, r io.Reader) (int64, error) {
+		lr := r.(*io.LimitedReader)
+		steps = append(steps, lr.N)
+		time.Sleep(time.Duration(float64(lr.N) / rate * float64(time.Second)))
+		return dst.ReadFrom(r)
+	}
+	_, err := c.Stage(context.Background(), src, jid("1"), nil)
+	testkit.Must(t, err)
+	for i, n := range steps {
+		if n > 2*int64(stepTarget.Seconds()*rate) {
+			t.Errorf("step %d asked for %d bytes: %v at the source's rate", i, n, time.Duration(float64(n)/rate*float64(time.Second)))
+		}
+	}
+	for _, tc := range []struct {
+		last, n int64
+		took    time.Duration
+		want    int64
+	}{
+		{4 << 20, 4 << 20, time.Millisecond, 8 << 20},     // fast: at most doubles
+		{512 << 20, 512 << 20, time.Millisecond, maxStep}, // up to the largest
+		{4 << 20, 4 << 20, 4 * time.Second, minStep},      // 1 MiB/s: a quarter, at least minStep
+		{64 << 20, 64 << 20, time.Second, 16 << 20},       // 64 MiB/s: 16 MiB in 250 ms
+		{4 << 20, 1 << 20, 0, 8 << 20},                    // no time measured: doubles
+	} {
+		if got := nextStep(tc.last, tc.n, tc.took, maxStep); got != tc.want {
+			t.Errorf("nextStep(%d, %d, %v) = %d, want %d", tc.last, tc.n, tc.took, got, tc.want)
+		}
+	}
 }
 
 func TestWaitsForAnotherStager(t *testing.T) {

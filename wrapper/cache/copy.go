@@ -10,56 +10,80 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/shirou/gopsutil/v3/disk"
 	"golang.org/x/sys/unix"
 )
 
-// defaultChunk is how much is copied between checks of the context and
-// progress reports. *os.File.ReadFrom of an io.LimitedReader over an
-// *os.File still uses copy_file_range (and so reflinks where the filesystem
-// can). It is 1 GiB, the most Go asks copy_file_range for in one call
-// anyway: smaller steps measured 10-25% slower on 4 GiB images (ext4, cold
-// cache), and a stage timeout may overrun by one step (about a second on
-// local disks).
-const defaultChunk int64 = 1 << 30
+// Copy steps are sized by time, not bytes: each step (one copy_file_range
+// call, through *os.File.ReadFrom of an io.LimitedReader over an *os.File,
+// which still reflinks where the file system can) asks for what the rate
+// measured so far moves in stepTarget, starting at firstStep and at most
+// doubling from one step to the next, up to maxStep (1 GiB, the most Go asks
+// copy_file_range for in one call anyway). The context is checked between
+// steps, so a copy stops within about stepTarget of its deadline on a slow
+// shared file system as on a fast local disk, where the steps grow to a few
+// hundred megabytes and cost nothing measurable (testcluster/bench/cache.sh
+// compares with cp in the same run). A source that slows down sharply in
+// the middle of a step can still make that one step overrun; root's kill at
+// the hook's deadline bounds it (see lifecycle's deadline).
+const (
+	stepTarget       = 250 * time.Millisecond
+	firstStep  int64 = 4 << 20
+	minStep    int64 = 256 << 10
+	maxStep    int64 = 1 << 30
+)
 
 // seams are the parts of one Cache a test replaces to play faults, slow
 // copies and small or full disks; Open sets the real ones. They are fields,
 // not package variables: nothing in the binary root runs can change them.
 type seams struct {
-	chunk     int64
+	chunk     int64 // the largest step
 	copyChunk func(ctx context.Context, dst *os.File, src io.Reader) (int64, error)
 	diskUsage func(path string) (*disk.UsageStat, error)
 }
 
 func realSeams() seams {
 	return seams{
-		chunk:     defaultChunk,
-		copyChunk: func(_ context.Context, dst *os.File, src io.Reader) (int64, error) { return dst.ReadFrom(src) },
+		chunk: maxStep,
+		copyChunk: func(_ context.Context, dst *os.File, src io.Reader) (int64, error) {
+			if _, plain := src.(*io.LimitedReader); plain {
+				return dst.ReadFrom(src) // copy_file_range, or a reflink
+			}
+			return io.CopyBuffer(struct{ io.Writer }{dst}, src, make([]byte, 1<<20)) // hashed on the way
+		},
 		diskUsage: disk.Usage,
 	}
 }
 
-// copy copies src into dst in chunks, hashing when verify is sha256, and
-// stops at a chunk boundary when ctx ends. It returns the hex digest, if any.
-func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, progress Progress) (string, error) {
-	if _, err := src.f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	// As cp does: the source is read once, front to back, so the kernel
-	// may read ahead further. Only a hint; an error changes nothing.
-	_ = unix.Fadvise(int(src.f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+// copy copies src into dst from offset from (what a copy cut off earlier
+// left; dst holds those bytes), in steps sized by time (see stepTarget),
+// hashing when verify is sha256, and stops between steps when ctx ends. It
+// returns the hex digest of the whole image, if any.
+func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, from int64, progress Progress) (string, error) {
 	var h hash.Hash
 	if c.opts.Verify == "sha256" {
 		h = sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(dst, 0, from)); err != nil {
+			return "", fmt.Errorf("staging %s: reading back the %d bytes copied before: %w", src.path, from, err)
+		}
 	}
-	var done int64
+	for _, f := range []*os.File{src.f, dst} {
+		if _, err := f.Seek(from, io.SeekStart); err != nil {
+			return "", err
+		}
+	}
+	// As cp does: the source is read once, front to back, so the kernel
+	// may read ahead further. Only a hint; an error changes nothing.
+	_ = unix.Fadvise(int(src.f.Fd()), from, 0, unix.FADV_SEQUENTIAL)
+	done, step := from, min(firstStep, c.seams.chunk)
 	for done < src.size {
 		if err := ctx.Err(); err != nil {
 			return "", fmt.Errorf("%w: staging %s stopped after %d of %d bytes", ErrTimeout, src.path, done, src.size)
 		}
-		n, err := c.copyOne(ctx, dst, src, h)
+		start := time.Now()
+		n, err := c.copyOne(ctx, dst, src, h, step)
 		done += n
 		if progress != nil {
 			progress(done, src.size)
@@ -70,6 +94,7 @@ func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, progress Pr
 		if n == 0 {
 			break // the source is shorter than it was: check reports it
 		}
+		step = nextStep(step, n, time.Since(start), c.seams.chunk)
 	}
 	if h == nil {
 		return "", nil
@@ -77,12 +102,23 @@ func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, progress Pr
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (c *Cache) copyOne(ctx context.Context, dst *os.File, src *source, h hash.Hash) (int64, error) {
-	lr := &io.LimitedReader{R: src.f, N: c.seams.chunk}
-	if h == nil {
-		return c.seams.copyChunk(ctx, dst, lr)
+// nextStep sizes the step after one that moved n bytes in took: what that
+// rate moves in stepTarget, at most twice the last step and within
+// [minStep, largest].
+func nextStep(last, n int64, took time.Duration, largest int64) int64 {
+	want := 2 * last
+	if took > 0 {
+		want = min(want, int64(float64(n)/took.Seconds()*stepTarget.Seconds()))
 	}
-	return io.CopyBuffer(io.MultiWriter(dst, h), lr, make([]byte, 1<<20))
+	return max(min(want, largest), min(minStep, largest))
+}
+
+func (c *Cache) copyOne(ctx context.Context, dst *os.File, src *source, h hash.Hash, step int64) (int64, error) {
+	var r io.Reader = &io.LimitedReader{R: src.f, N: step}
+	if h != nil {
+		r = io.TeeReader(r, h) // a plain read and write, then: no copy_file_range
+	}
+	return c.seams.copyChunk(ctx, dst, r)
 }
 
 func copyError(path string, err error) error {

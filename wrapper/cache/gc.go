@@ -44,7 +44,7 @@ func (c *Cache) GC(o GCOptions) (GCReport, error) {
 		}
 		r.Jobs = append(r.Jobs, j)
 	}
-	errs = append(errs, c.gcTemps(&r, o.DryRun), c.gcOrphans(&r, o.DryRun), c.gcEntries(&r, o))
+	errs = append(errs, c.gcTemps(&r, o), c.gcOrphans(&r, o.DryRun), c.gcEntries(&r, o))
 	return r, errors.Join(errs...)
 }
 
@@ -89,8 +89,15 @@ func refsReleased(refs []string, jobs []slurm.JobID) bool {
 	return true
 }
 
-// gcTemps removes copies in progress whose stager is gone: their lock is free.
-func (c *Cache) gcTemps(r *GCReport, dryRun bool) error {
+// PartialKeep is how long a copy cut off by a deadline waits for the next
+// stager of its image on the node to resume it (see Cache.partialPath):
+// past it, or at gc --all, gc removes it, as it removes copies whose
+// stager died.
+const PartialKeep = 72 * time.Hour
+
+// gcTemps removes copies whose stager is gone (their lock is free), but
+// a cut-off copy touched within PartialKeep.
+func (c *Cache) gcTemps(r *GCReport, o GCOptions) error {
 	names, err := filepath.Glob(filepath.Join(c.dir, ".tmp-*"))
 	if err != nil {
 		return err
@@ -100,6 +107,9 @@ func (c *Cache) gcTemps(r *GCReport, dryRun bool) error {
 		if !ok {
 			continue
 		}
+		if !o.All && isPartial(n) && o.Now.Sub(modTime(n)) < PartialKeep {
+			continue
+		}
 		lock := NewLock(c.lockPath(key))
 		got, err := lock.TryLock()
 		if err != nil || !got {
@@ -107,7 +117,7 @@ func (c *Cache) gcTemps(r *GCReport, dryRun bool) error {
 			continue
 		}
 		size := fileSize(n)
-		if dryRun || os.Remove(n) == nil {
+		if o.DryRun || os.Remove(n) == nil {
 			r.Temps = append(r.Temps, filepath.Base(n))
 			r.Freed += size
 		}
@@ -147,6 +157,19 @@ func (c *Cache) orphanGone(key string, dryRun bool) (bool, error) {
 		return true, nil
 	}
 	return true, os.Remove(c.metaPath(key))
+}
+
+// isPartial says a temporary copy's name is a cut-off copy's (partialPath).
+func isPartial(name string) bool {
+	return strings.Contains(filepath.Base(name), "-part")
+}
+
+func modTime(p string) time.Time {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
 }
 
 func fileSize(p string) int64 {

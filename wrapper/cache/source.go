@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
@@ -24,6 +25,10 @@ type source struct {
 	size  int64
 	mtime time.Time
 	sifID string // empty for images that are not SIF files
+	// dev, ino and ctime say which file this is, as no user can fake: a
+	// write or chmod sets ctime to now, whatever mtime is made to say.
+	dev, ino uint64
+	ctime    time.Time
 }
 
 // openSource opens and identifies an image. A directory (a sandbox) cannot be
@@ -95,6 +100,9 @@ func (s *source) identify() error {
 		return fmt.Errorf("image %s is not a regular file (a sandbox directory cannot be staged)", s.path)
 	}
 	s.size, s.mtime = st.Size(), st.ModTime()
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		s.dev, s.ino, s.ctime = sys.Dev, sys.Ino, time.Unix(sys.Ctim.Unix())
+	}
 	if sifimage.HasMagic(s.f) {
 		info, err := sifimage.Inspect(s.f)
 		if err != nil {
@@ -108,7 +116,21 @@ func (s *source) identify() error {
 // changed reports whether the open file was modified since identify.
 func (s *source) changed() bool {
 	st, err := s.f.Stat()
-	return err != nil || st.Size() != s.size || !st.ModTime().Equal(s.mtime)
+	if err != nil || st.Size() != s.size || !st.ModTime().Equal(s.mtime) {
+		return true
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && !time.Unix(sys.Ctim.Unix()).Equal(s.ctime)
+}
+
+// stamp names this very file, as it is now: a copy of it cut off by a
+// deadline is resumed only by a stager that finds the same stamp (see
+// partialPath). A source written to since, even with its size and mtime
+// put back, has another ctime and so another stamp.
+func (s *source) stamp() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\x00%d\x00%d\x00%d\x00%d\x00%s", s.dev, s.ino, s.ctime.UnixNano(), s.size, s.mtime.UnixNano(), s.sifID)
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

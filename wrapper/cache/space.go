@@ -80,7 +80,7 @@ func (c *Cache) makeRoom(size int64, keep string) error {
 		if err != nil {
 			return err
 		}
-		if !evicted {
+		if !evicted && !c.dropPartial(keep) {
 			return fmt.Errorf("%w: %s", ErrNoSpace, why)
 		}
 	}
@@ -106,6 +106,29 @@ func (c *Cache) evictOne(keep string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// dropPartial removes the oldest copy another image's stager cut off
+// (see PartialKeep), when no entry is left to evict: an image that fits
+// now goes before one that might be finished later.
+func (c *Cache) dropPartial(keep string) bool {
+	names, _ := filepath.Glob(filepath.Join(c.dir, ".tmp-*-part*"))
+	sort.Slice(names, func(i, j int) bool { return modTime(names[i]).Before(modTime(names[j])) })
+	for _, n := range names {
+		key, ok := tempKey(n)
+		if !ok || key == keep {
+			continue
+		}
+		lock := NewLock(c.lockPath(key))
+		got, err := lock.TryLock()
+		if err == nil && got && os.Remove(n) == nil {
+			lock.Close()
+			c.log.Infof("removed %s, a cut-off copy, to make room", filepath.Base(n))
+			return true
+		}
+		lock.Close()
+	}
+	return false
 }
 
 // evict removes an entry if nobody holds its lock and no job refers to it.

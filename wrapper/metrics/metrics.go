@@ -43,6 +43,9 @@ type Counters struct {
 	// another job had staged; SiteBytesSaved the bytes those did not copy.
 	SiteHits       uint64 `json:"site_hits"`
 	SiteBytesSaved uint64 `json:"site_bytes_saved"`
+	// CopiesResumed counts copies that finished what an earlier one, cut
+	// off by its deadline, had begun.
+	CopiesResumed uint64 `json:"copies_resumed"`
 }
 
 // Run is what one hook run adds to the counters.
@@ -55,6 +58,7 @@ type Run struct {
 	StageTimeouts uint64
 	SiteHits      uint64
 	SiteBytes     uint64 // saved by site hits
+	Resumed       uint64 // copies that finished a cut-off one
 }
 
 // Fail records a reason the run failed at something (it still exits 0
@@ -166,6 +170,7 @@ func (c *Counters) add(r Run) {
 	c.StageTimeouts += r.StageTimeouts
 	c.SiteHits += r.SiteHits
 	c.SiteBytesSaved += r.SiteBytes
+	c.CopiesResumed += r.Resumed
 }
 
 // UserUsage is one user's part of the node cache.
@@ -251,7 +256,8 @@ func (s Snapshot) families() []*dto.MetricFamily {
 	counter("sifkernel_cache_misses_total", "Kernels whose image a Prolog copied into the node cache.", float64(c.Misses))
 	counter("sifkernel_cache_staged_bytes_total", "Bytes Prologs copied into the node cache.", float64(c.BytesStaged))
 	counter("sifkernel_cache_stage_seconds_total", "Seconds Prologs spent copying images into the node cache.", c.StageSeconds)
-	counter("sifkernel_cache_stage_timeouts_total", "Images not staged because cache.stage_timeout passed.", float64(c.StageTimeouts))
+	counter("sifkernel_cache_stage_timeouts_total", "Images not staged because the hook's deadline or cache.stage_timeout came first (what was copied is kept and resumed).", float64(c.StageTimeouts))
+	counter("sifkernel_cache_copies_resumed_total", "Copies that finished what an earlier one, cut off by its deadline, had begun.", float64(c.CopiesResumed))
 	counter("sifkernel_site_cache_hits_total", "Kernels that used the site cache's copy another job had staged.", float64(c.SiteHits))
 	counter("sifkernel_site_cache_bytes_saved_total", "Bytes site cache hits did not copy (a copy per user would have).", float64(c.SiteBytesSaved))
 
