@@ -29,7 +29,7 @@ var (
 	seed        = flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, to replay a run)")
 	skc         = flag.String("cluster", "/var/tmp/sifkernel-cluster", "the test cluster's directory")
 	nodeCache   = flag.String("node-cache", "/var/tmp/sifkernel-node-cache", "cache.dir on the nodes")
-	hookBudget  = flag.Duration("hook-budget", 90*time.Second, "the longest a Prolog or Epilog may take (stage_timeout + 30 s)")
+	hookBudget  = flag.Duration("hook-budget", 90*time.Second, "the longest a Prolog or Epilog may take (the test cluster's prolog.timeout, 88 s, + 2 s)")
 )
 
 var users = []string{"sktest1", "sktest2"}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/config"
 )
 
 // docs are the files whose commands TestDocCommands holds to the code.
@@ -247,4 +249,30 @@ func checkGoTest(root string, args []string) string {
 		}
 	}
 	return ""
+}
+
+// TestPrologEpilogTimeoutRule: every PrologEpilogTimeout= the tree gives a
+// site is what the one rule asks of the default prolog.timeout, and the
+// admin guide, snippet and man page state the rule with the margin in
+// config.SlurmMargin.
+func TestPrologEpilogTimeoutRule(t *testing.T) {
+	c := config.Default()
+	want := fmt.Sprintf("PrologEpilogTimeout=%d", int(c.PrologEpilogTimeout().Seconds()))
+	rule := fmt.Sprintf("prolog.timeout + %d s", int(config.SlurmMargin.Seconds()))
+	set := regexp.MustCompile(`PrologEpilogTimeout=[0-9]+`)
+	for _, f := range []string{"slurm/slurm.conf.snippet", "slurm/README.md", "doc/man/sifkernel-hooks.8.md"} {
+		data := string(testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(), f)))
+		found := set.FindAllString(data, -1)
+		if len(found) == 0 {
+			t.Errorf("%s sets no PrologEpilogTimeout", f)
+		}
+		for _, got := range found {
+			if got != want {
+				t.Errorf("%s: %s, but prolog.timeout %s + %s asks %s", f, got, c.Prolog.Timeout.Duration, config.SlurmMargin, want)
+			}
+		}
+		if !strings.Contains(data, rule) {
+			t.Errorf("%s does not state the rule %q", f, rule)
+		}
+	}
 }

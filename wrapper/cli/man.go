@@ -50,7 +50,7 @@ func ManPages(version string, exampleConfig []byte) ([]ManPage, error) {
 		{name: "sifkernel-job", section: 1, usage: "container kernels in job scripts and interactive sessions",
 			commands: []string{"activate", "run", "env", "idev"}, extra: manJob},
 		{name: "sifkernel-hooks", section: 8, usage: "sifkernel as Slurm Prolog, TaskProlog and Epilog, and its sweep",
-			commands: []string{"prolog", "taskprolog", "epilog", "sweep"}, extra: manHooks},
+			commands: []string{"prolog", "taskprolog", "epilog", "sweep"}, extra: manHooks()},
 		{name: "sifkernel.toml", section: 5, usage: "sifkernel's configuration files",
 			commands: []string{"config"}, extra: manConfig(exampleConfig)},
 	}
@@ -265,8 +265,11 @@ Each user's images are copied once per node into cache.dir/users/UID, under a lo
 (size, SIF header and id) and published by rename, so concurrent jobs never see half a copy. A
 job records that it uses an image; the Epilog releases it and evicts what no job uses and was not
 used for ` + manDefault("cache.keep_warm") + `; set an hour or more where users run job after job
-with one image. A copy that takes longer than ` + manDefault("cache.stage_timeout") + ` is given
-up: the job then uses the image where it is. Each user's images stay within
+with one image. Copying stops at the hook's deadline (` + manDefault("prolog.timeout") + `) or after
+` + manDefault("cache.stage_timeout") + `, within about a second: the job then uses the image where
+it is, and what was copied is kept (.tmp-KEY-partSTAMP, synced) for the next job on the node,
+which resumes it, so an image larger than one Prolog can copy lands after a few jobs. gc removes
+a cut-off copy untouched for 72 hours. Each user's images stay within
 ` + manDefault("cache.user_quota") + `, and ` + manDefault("cache.reserve") + ` of the file
 system is always left free.
 
@@ -285,7 +288,7 @@ after its last job and within ` + manDefault("cache.site_quota") + `. **sifkerne
 sifkernel\_cache\_filesystem\_size\_bytes and \_free\_bytes, sifkernel\_cache\_entries and
 sifkernel\_cache\_bytes per user (labels uid, user), sifkernel\_cache\_user\_errors, and the
 counters the root hooks keep in metrics.dir: sifkernel\_cache\_hits\_total, \_misses\_total,
-\_staged\_bytes\_total, \_stage\_seconds\_total, \_stage\_timeouts\_total,
+\_staged\_bytes\_total, \_stage\_seconds\_total, \_stage\_timeouts\_total, \_copies\_resumed\_total,
 sifkernel\_site\_cache\_entries, \_bytes, \_hits\_total and \_bytes\_saved\_total (the site cache),
 sifkernel\_hook\_runs\_total (label hook) and sifkernel\_hook\_failures\_total (labels hook,
 reason). The sifkernel-metrics.timer unit writes them every minute for node\_exporter's textfile
@@ -307,7 +310,12 @@ or, removing what it made when Jupyter ends:
     sifkernel run -- jupyter lab --no-browser --ip=127.0.0.1
 `
 
-const manHooks = `# SLURM CONFIGURATION
+func manHooks() string {
+	c := config.Default()
+	return strings.Replace(manHooksText, "PrologEpilogTimeout=RULE", fmt.Sprintf("PrologEpilogTimeout=%d", int(c.PrologEpilogTimeout().Seconds())), 1)
+}
+
+const manHooksText = `# SLURM CONFIGURATION
 
 The one binary acts as Prolog, TaskProlog and Epilog; with no command it reads
 SLURM\_SCRIPT\_CONTEXT. In slurm.conf (the package ships these lines as
@@ -317,7 +325,12 @@ SLURM\_SCRIPT\_CONTEXT. In slurm.conf (the package ships these lines as
     Epilog=/usr/bin/sifkernel
     TaskProlog=/usr/bin/sifkernel
     PrologFlags=Alloc
-    PrologEpilogTimeout=180
+    PrologEpilogTimeout=RULE
+
+PrologEpilogTimeout must be at least prolog.timeout + 10 s: every Prolog and Epilog run ends within
+its one deadline, prolog.timeout, and 2 s, whatever users do to their own processes (root kills
+a child that runs past it); the rest is slurmd's start of the hook. **sifkernel node** reads
+**scontrol show config** and says when PrologEpilogTimeout is lower.
 
 The systemd units sifkernel-sweep-boot.service and sifkernel-sweep.timer run **sifkernel sweep**
 at boot and every hour; a tmpfiles.d line creates the cache root at boot.

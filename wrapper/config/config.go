@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -102,6 +103,11 @@ type Cache struct {
 
 // Prolog configures what the root Prolog does.
 type Prolog struct {
+	// Timeout is the one deadline of every Prolog and Epilog run: every
+	// child it starts and every copy gets only what is left of it, and
+	// root kills what runs past it. Slurm's PrologEpilogTimeout must be at
+	// least Timeout + SlurmMargin (see PrologEpilogTimeout).
+	Timeout    Duration `toml:"timeout" json:"timeout"`
 	Stage      bool     `toml:"stage" json:"stage"`
 	Partitions []string `toml:"partitions" json:"partitions"`
 	FailNodeOn []string `toml:"fail_node_on" json:"fail_node_on"`
@@ -140,6 +146,25 @@ type Log struct {
 	File   string `toml:"file" json:"file"`
 }
 
+// SlurmMargin is what Slurm's PrologEpilogTimeout must leave above
+// prolog.timeout: a hook ends within its deadline and 2 s (root's last
+// steps, reaping what it killed); the rest is slurmd's own start of the
+// hook and the binary's start, with room to spare on a loaded node.
+const SlurmMargin = 10 * time.Second
+
+// The range of prolog.timeout: below MinHookTimeout a Prolog cannot run a
+// child at all; MaxHookTimeout keeps PrologEpilogTimeout within Slurm's
+// 16-bit field (65534 s; 65535 is INFINITE).
+const (
+	MinHookTimeout = 5 * time.Second
+	MaxHookTimeout = 65534*time.Second - SlurmMargin
+)
+
+// PrologEpilogTimeout is the least slurm.conf's PrologEpilogTimeout may be
+// for this configuration: the one rule between the two, which the admin
+// guide, the slurm.conf snippet and `sifkernel node` state.
+func (c *Config) PrologEpilogTimeout() time.Duration { return c.Prolog.Timeout.Duration + SlurmMargin }
+
 // NodeFaults are the node-level faults a site may opt in to failing the Prolog on.
 var NodeFaults = []string{"cache_root"}
 
@@ -173,7 +198,7 @@ func Default() Config {
 			Prefetch:       []string{},
 			PrefetchBudget: dur("30m"),
 		},
-		Prolog:     Prolog{Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
+		Prolog:     Prolog{Timeout: dur("170s"), Stage: true, Partitions: []string{}, FailNodeOn: []string{}},
 		TaskProlog: TaskProlog{Budget: dur("20s")},
 		Slurm:      Slurm{Squeue: "/usr/bin/squeue", Sbcast: "/usr/bin/sbcast", Srun: "/usr/bin/srun"},
 		Kernel:     Kernel{PythonNoUserSite: true, MaxPerJob: 64},
@@ -207,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.Cache.Dir) || filepath.Clean(c.Cache.Dir) == "/" {
 		bad("cache.dir", "%q must be an absolute path other than /", c.Cache.Dir)
+	}
+	if t := c.Prolog.Timeout.Duration; t < MinHookTimeout || t > MaxHookTimeout {
+		bad("prolog.timeout", "%s: want %s to %s (Slurm's PrologEpilogTimeout less %s)", t, MinHookTimeout, MaxHookTimeout, SlurmMargin)
 	}
 	if c.Cache.StageTimeout.Duration <= 0 {
 		bad("cache.stage_timeout", "must be above zero")

@@ -32,11 +32,11 @@ func (e *Env) count(log logrus.FieldLogger, run *metrics.Run) {
 // more than one Prolog can have done: at most max kernels, no image larger
 // than the cache file system (fsSize, measured by root; 0: none counted),
 // no more bytes in all than that, and no more seconds than the Prolog's
-// staging budget (with its margin).
-func countStaging(run *metrics.Run, r Report, max int, fsSize int64, budget time.Duration, siteCopied map[string]bool) {
+// deadline (prolog.timeout).
+func countStaging(run *metrics.Run, r Report, max int, fsSize int64, timeout time.Duration, siteCopied map[string]bool) {
 	var bytes int64
 	var seconds float64
-	limit := (budget + 30*time.Second).Seconds()
+	limit := timeout.Seconds()
 	for i, k := range r.Kernels {
 		if i >= max {
 			break
@@ -55,6 +55,9 @@ func countStaging(run *metrics.Run, r Report, max int, fsSize int64, budget time
 			}
 		case k.Staged && k.Copied:
 			run.Misses++
+			if k.Resumed {
+				run.Resumed++
+			}
 			if k.Bytes > 0 && k.Bytes <= fsSize-bytes {
 				bytes += k.Bytes
 			}

@@ -19,6 +19,9 @@ import (
 // fails the check is not touched. Running it twice does nothing the second
 // time. It fails only for a node fault the site opted in to.
 func (e *Env) Epilog(ctx context.Context) error {
+	dl := newDeadline(e.Now, e.Config.Prolog.Timeout.Duration)
+	ctx, cancel := dl.context(ctx)
+	defer cancel()
 	hc, err := slurm.FromEnv(e.LookupEnv)
 	log := e.hookLog("epilog", hc.JobID)
 	run := e.startRun("epilog")
@@ -52,14 +55,15 @@ func (e *Env) Epilog(ctx context.Context) error {
 		u = slurm.User{Name: strings.TrimSpace(hc.User), UID: hc.UID, GID: hc.GID, Home: "/"}
 	}
 	req := ChildRequest{Cleanup: &CleanupOptions{Job: hc.JobID, RootJobDir: found, GC: true}}
-	if _, err := e.asUser(ctx, u, hc, cleanupBudget+10*time.Second, req); err != nil {
-		log.Errorf("cleanup as uid %d failed: %v; root removes the job directory itself", hc.UID, err)
-		run.Fail("cleanup")
+	// The child removes within cleanupBudget; phaseReserve is its start and reply.
+	if _, err := e.asUser(ctx, u, hc, dl.child(cleanupBudget+phaseReserve), req); err != nil {
+		log.Errorf("cleanup as uid %d failed: %s; root removes the job directory itself", hc.UID, deadlineNote(err, dl))
+		run.Fail(failReason(err, "cleanup"))
 	}
-	if found && !e.removeJobDir(tree, hc.JobID, log) {
+	if found && !e.removeJobDir(tree, hc.JobID, log, dl) {
 		run.Fail("job_dir")
 	}
-	e.releaseSite(ctx, log, tree, hc.JobID)
+	e.releaseSite(ctx, log, dl, tree, hc.JobID)
 	return nil
 }
 
@@ -67,11 +71,11 @@ func (e *Env) Epilog(ctx context.Context) error {
 // the user's side left (it failed, was killed, or the job made what its
 // user cannot remove), root removes through descriptors, without following
 // a link or crossing a mount (see cache.Tree.RemoveJobTree).
-func (e *Env) removeJobDir(t *cache.Tree, job slurm.JobID, log interface{ Warnf(string, ...any) }) bool {
+func (e *Env) removeJobDir(t *cache.Tree, job slurm.JobID, log interface{ Warnf(string, ...any) }, dl deadline) bool {
 	if t.RemoveJobDir(job) == nil {
 		return true
 	}
-	err := t.RemoveJobTree(job, time.Now().Add(rootRemoveBudget))
+	err := t.RemoveJobTree(job, dl.now().Add(min(rootRemoveBudget, dl.child(0))))
 	if err != nil {
 		log.Warnf("%s; sweep will retry", untrusted.String(err.Error()))
 	}

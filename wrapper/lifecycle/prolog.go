@@ -28,6 +28,9 @@ var ErrNodeFault = errors.New("node fault")
 // user part as that user. It returns an error only for a node fault the
 // site opted in to.
 func (e *Env) Prolog(ctx context.Context) error {
+	dl := newDeadline(e.Now, e.Config.Prolog.Timeout.Duration)
+	ctx, cancel := dl.context(ctx)
+	defer cancel()
 	hc, err := slurm.FromEnv(e.LookupEnv)
 	log := e.hookLog("prolog", hc.JobID)
 	run := e.startRun("prolog")
@@ -70,7 +73,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 		run.Fail("user_dir")
 		stage = false
 	}
-	budget := e.Config.Cache.StageTimeout.Duration
+	limit := e.Config.Cache.StageTimeout.Duration
 	site := e.site()
 	if site != nil && stage {
 		if err := tree.EnsureSite(site.user.UID, site.user.GID); err != nil {
@@ -79,9 +82,13 @@ func (e *Env) Prolog(ctx context.Context) error {
 			site = nil
 		}
 	}
-	userPart := func(siteStager bool) (Report, error) {
-		reply, err := e.asUser(ctx, u, hc, budget+30*time.Second, ChildRequest{UserPart: &UserPartOptions{
-			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: budget, SiteStager: siteStager}})
+	userPart := func(siteStager bool, siteCopying []string) (Report, error) {
+		later := 0
+		if siteStager {
+			later = 2 // the site child, then this user part again
+		}
+		reply, err := e.asUser(ctx, u, hc, dl.child(0), ChildRequest{UserPart: &UserPartOptions{
+			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: dl.stage(limit, later), SiteStager: siteStager, SiteCopying: siteCopying}})
 		if err == nil && reply.UserPart == nil {
 			err = errors.New("it printed no report")
 		}
@@ -90,21 +97,40 @@ func (e *Env) Prolog(ctx context.Context) error {
 		}
 		return *reply.UserPart, nil
 	}
-	rep, err := userPart(site != nil && stage)
+	rep, err := userPart(site != nil && stage, nil)
 	if err != nil {
-		log.Errorf("user part as %s failed: %v; the job's kernels use their images in place", u.Name, err)
-		run.Fail("user_part")
+		log.Errorf("user part as %s failed: %s; the job's kernels use their images in place", u.Name, deadlineNote(err, dl))
+		run.Fail(failReason(err, "user_part"))
 		return nil
 	}
 	var siteCopied map[string]bool
 	if site != nil && stage {
-		rep, siteCopied = e.stageForJob(ctx, log, tree, site, rep, func() (Report, error) { return userPart(false) })
+		rep, siteCopied = e.stageForJob(ctx, log, run, dl, tree, site, rep, func(copying []string) (Report, error) { return userPart(false, copying) })
 		e.recordSiteRefs(log, tree, site, hc.JobID, rep)
 	}
 	e.logReport(log, rep)
 	fsSize, _, _ := tree.Filesystem()
-	countStaging(run, rep, e.Config.Kernel.MaxPerJob, fsSize, budget, siteCopied)
+	countStaging(run, rep, e.Config.Kernel.MaxPerJob, fsSize, e.Config.Prolog.Timeout.Duration, siteCopied)
 	return nil
+}
+
+// deadlineNote is a child's failure for the log, saying so when it was
+// killed (or never started) for the hook's deadline.
+func deadlineNote(err error, dl deadline) string {
+	msg := untrusted.String(err.Error())
+	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
+		msg += fmt.Sprintf(" (the hook's deadline, prolog.timeout: %s left)", max(dl.left(), 0).Round(time.Millisecond))
+	}
+	return msg
+}
+
+// failReason is the metrics reason for a child's failure: "deadline" when
+// root killed it (or could not start it) for the hook's deadline.
+func failReason(err error, otherwise string) string {
+	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
+		return "deadline"
+	}
+	return otherwise
 }
 
 // nodeLevel says an error making a job directory is the node's own fault:
@@ -173,6 +199,9 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 	groups := u.Groups
 	if len(groups) == 0 {
 		groups = []int{gid}
+	}
+	if timeout <= 0 {
+		return ChildReply{}, runas.ErrNoTime
 	}
 	res, err := runas.Run(ctx, runas.Cmd{Path: e.Self, Args: full, UID: hc.UID, GID: gid, Groups: groups, Env: env, Timeout: timeout})
 	if err != nil {

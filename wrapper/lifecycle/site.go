@@ -14,6 +14,8 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
+	"github.com/sifkernel/sifkernel/wrapper/runas"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
@@ -37,8 +39,12 @@ type SiteResult struct {
 	Key    string `json:"key,omitempty"`
 	Staged bool   `json:"staged"`
 	Copied bool   `json:"copied,omitempty"`
-	Bytes  int64  `json:"bytes,omitempty"`
-	Reason string `json:"reason,omitempty"` // why not
+	// Resumed: the copy finished what an earlier, cut-off one began.
+	Resumed bool   `json:"resumed,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	Reason  string `json:"reason,omitempty"` // why not
+	// TimedOut: not staged for the budget; what was copied is kept.
+	TimedOut bool `json:"timed_out,omitempty"`
 }
 
 // SiteReport is the site child's reply.
@@ -46,6 +52,9 @@ type SiteReport struct {
 	Results []SiteResult `json:"results"`
 	Evicted []string     `json:"evicted,omitempty"`
 }
+
+// siteGCTimeout bounds the site child's eviction run, within a hook's deadline.
+const siteGCTimeout = 30 * time.Second
 
 // maxSiteImages bounds the images one site child takes.
 const maxSiteImages = 256
@@ -122,7 +131,7 @@ func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, er
 			return r, fmt.Errorf("site gc: %w", err)
 		}
 	}
-	ctx, cancel := withTimeout(ctx, o.Budget)
+	ctx, cancel := budgetContext(ctx, o.Budget)
 	defer cancel()
 	for i, img := range o.Images {
 		if i >= maxSiteImages {
@@ -130,16 +139,16 @@ func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, er
 		}
 		res := SiteResult{Image: untrusted.Cut(img, maxReportString)}
 		if ctx.Err() != nil {
-			res.Reason = "the budget ran out"
+			res.Reason, res.TimedOut = "the budget ran out", true
 			r.Results = append(r.Results, res)
 			continue
 		}
 		st, err := ch.Stage(ctx, img, slurm.JobID{}, nil)
 		res.Key, res.Bytes = st.Key, st.Bytes
 		if err != nil {
-			res.Reason = err.Error()
+			res.Reason, res.TimedOut = err.Error(), errors.Is(err, cache.ErrTimeout)
 		} else {
-			res.Staged, res.Copied = true, st.Copied
+			res.Staged, res.Copied, res.Resumed = true, st.Copied, st.Resumed > 0
 		}
 		r.Results = append(r.Results, res)
 	}
@@ -167,7 +176,7 @@ func (e *Env) runSite(ctx context.Context, tree *cache.Tree, s *siteOn, o SiteSt
 // stageForJob is the Prolog's site step: the images the user part left to
 // the site cache are staged by the site child, and the user part runs again
 // to use them. It returns the report the job ends with.
-func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, tree *cache.Tree, s *siteOn, rep Report, again func() (Report, error)) (Report, map[string]bool) {
+func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metrics.Run, dl deadline, tree *cache.Tree, s *siteOn, rep Report, again func(siteCopying []string) (Report, error)) (Report, map[string]bool) {
 	copied := map[string]bool{}
 	var pending []string
 	for i, k := range rep.Kernels {
@@ -178,28 +187,58 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, tree *cac
 	if len(pending) == 0 {
 		return rep, copied
 	}
-	budget := e.Config.Cache.StageTimeout.Duration
-	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget}, budget+30*time.Second)
+	// One phase after the site child: the user part again.
+	budget := dl.stage(e.Config.Cache.StageTimeout.Duration, 1)
+	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget}, dl.child(0))
 	if err != nil {
 		// The user part runs again all the same: it stages per user what the
 		// site cache does not hold, and writes node.json.
-		log.Errorf("site cache: the site user's child failed: %s; the images are staged per user", untrusted.String(err.Error()))
+		log.Errorf("site cache: the site user's child failed: %s; the images are staged per user", deadlineNote(err, dl))
+		run.Fail(failReason(err, "site_child"))
+	}
+	var copying []string // what the site child ran out of time on
+	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
+		copying = pending
 	}
 	for _, r := range sr.Results {
 		if r.Copied && r.Key != "" {
 			copied[r.Key] = true
+			if r.Resumed {
+				run.Resumed++
+			}
 			log.WithField("copied_bytes", r.Bytes).Infof("site cache: %s staged as %s for every user of the node", untrusted.String(r.Image), untrusted.String(r.Key))
 		}
 		if !r.Staged {
 			log.Warnf("site cache: %s not staged: %s", untrusted.String(r.Image), untrusted.String(r.Reason))
 		}
+		if r.TimedOut && slices.Contains(pending, r.Image) {
+			copying = append(copying, r.Image)
+		}
 	}
-	next, err := again()
+	next, err := again(copying)
 	if err != nil {
-		log.Errorf("the user part, after the site cache: %v; the job's kernels use their images in place", err)
+		log.Errorf("the user part, after the site cache: %s; the job's kernels use their images in place", deadlineNote(err, dl))
+		run.Fail(failReason(err, "user_part"))
 		return rep, copied
 	}
-	return next, copied
+	return carryCopies(rep, next), copied
+}
+
+// carryCopies gives the second user part's report what the first one's
+// copies were: the second finds in the cache what the first copied (a
+// hit), but the job's Prolog made that copy, and the counters and log
+// say so.
+func carryCopies(first, second Report) Report {
+	for i, k := range second.Kernels {
+		j := slices.IndexFunc(first.Kernels, func(f KernelReport) bool { return f.Name == k.Name })
+		if j < 0 || !k.Staged || k.Copied || k.Site {
+			continue
+		}
+		if f := first.Kernels[j]; f.Copied && f.Image == k.Image {
+			second.Kernels[i].Copied, second.Kernels[i].Resumed, second.Kernels[i].StageSeconds = true, f.Resumed, f.StageSeconds
+		}
+	}
+	return second
 }
 
 // recordSiteRefs pins, as root, the site entries the job's kernels use.
@@ -218,7 +257,7 @@ func (e *Env) recordSiteRefs(log logrus.FieldLogger, tree *cache.Tree, s *siteOn
 
 // releaseSite drops the job's site refs, as root, and when it used any,
 // has the site child evict what no job uses and site_keep_warm lets go.
-func (e *Env) releaseSite(ctx context.Context, log logrus.FieldLogger, tree *cache.Tree, job slurm.JobID) {
+func (e *Env) releaseSite(ctx context.Context, log logrus.FieldLogger, dl deadline, tree *cache.Tree, job slurm.JobID) {
 	s := e.site()
 	used, err := tree.ReleaseSiteRefs(job)
 	if err != nil {
@@ -227,9 +266,9 @@ func (e *Env) releaseSite(ctx context.Context, log logrus.FieldLogger, tree *cac
 	if len(used) == 0 || s == nil {
 		return
 	}
-	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, 30*time.Second)
+	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, dl.child(siteGCTimeout))
 	if err != nil {
-		log.Warnf("site cache gc: %s", untrusted.String(err.Error()))
+		log.Warnf("site cache gc: %s", deadlineNote(err, dl))
 		return
 	}
 	if n := len(sr.Evicted); n > 0 { // the child's words: a count and the first few
@@ -308,13 +347,17 @@ func (e *Env) Warm(ctx context.Context, images []string) (SiteReport, error) {
 		return SiteReport{}, err
 	}
 	defer tree.Close()
-	budget := e.Config.Cache.PrefetchBudget.Duration
-	return e.runSite(ctx, tree, s, SiteStageOptions{Images: all, Budget: budget}, budget+30*time.Second)
+	// cache.prefetch_budget is the warm-up's deadline, as prolog.timeout is
+	// a Prolog's: the child and its copies get what is left of it.
+	dl := newDeadline(e.Now, e.Config.Cache.PrefetchBudget.Duration)
+	ctx, cancel := dl.context(ctx)
+	defer cancel()
+	return e.runSite(ctx, tree, s, SiteStageOptions{Images: all, Budget: dl.stage(0, 0)}, dl.child(0))
 }
 
 // sweepSite drops the site refs of jobs that no longer run, as root, and
 // has the site child evict what is then unused past site_keep_warm.
-func (e *Env) sweepSite(ctx context.Context, log logrus.FieldLogger, tree *cache.Tree, running map[slurm.JobID]bool) {
+func (e *Env) sweepSite(ctx context.Context, log logrus.FieldLogger, dl deadline, tree *cache.Tree, running map[slurm.JobID]bool) {
 	s := e.site()
 	touched, err := tree.ReleaseStaleSiteRefs(running)
 	if err != nil {
@@ -323,8 +366,8 @@ func (e *Env) sweepSite(ctx context.Context, log logrus.FieldLogger, tree *cache
 	if s == nil || len(touched) == 0 {
 		return
 	}
-	if _, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, 30*time.Second); err != nil {
-		log.Warnf("site cache gc: %s", untrusted.String(err.Error()))
+	if _, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, dl.child(siteGCTimeout)); err != nil {
+		log.Warnf("site cache gc: %s", deadlineNote(err, dl))
 	}
 	if err := tree.CleanSiteRefs(s.user.UID); err != nil {
 		log.Warnf("site cache refs: %v", err)

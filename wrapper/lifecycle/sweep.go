@@ -36,6 +36,7 @@ const DefaultSweepBudget = 2 * time.Minute
 const (
 	sweepParallel     = 4
 	sweepChildTimeout = 30 * time.Second
+	squeueTimeout     = 30 * time.Second
 )
 
 // SweepReport lists what sweep removed.
@@ -66,7 +67,8 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	if o.Budget <= 0 {
 		o.Budget = DefaultSweepBudget
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Budget)
+	dl := newDeadline(e.Now, o.Budget)
+	ctx, cancel := dl.context(ctx)
 	defer cancel()
 	running := map[slurm.JobID]bool{}
 	if !o.All {
@@ -75,7 +77,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 			run.Fail("squeue")
 			return r, fmt.Errorf("not running slurm.squeue as root, so nothing was removed: %w", err)
 		}
-		if running, err = slurm.RunningJobs(ctx, e.Config.Slurm.Squeue, o.Node, 30*time.Second); err != nil {
+		if running, err = slurm.RunningJobs(ctx, e.Config.Slurm.Squeue, o.Node, dl.child(squeueTimeout)); err != nil {
 			run.Fail("squeue")
 			return r, fmt.Errorf("cannot tell which jobs still run, so nothing was removed: %w", err)
 		}
@@ -94,10 +96,10 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		return r, nil
 	}
 	defer tree.Close()
-	sw := &sweep{e: e, ctx: ctx, budget: o.Budget, tree: tree, running: running, log: log}
+	sw := &sweep{e: e, ctx: ctx, dl: dl, budget: o.Budget, tree: tree, running: running, log: log}
 	sw.plan()
 	sw.runUsers()
-	e.sweepSite(ctx, log, tree, running)
+	e.sweepSite(ctx, log, dl, tree, running)
 	r.JobDirs, r.Users, r.Left = sw.removed, sw.swept, sw.left
 	sort.Strings(r.JobDirs)
 	sort.Ints(r.Users)
@@ -127,6 +129,7 @@ const maxSweepErrors = 50
 type sweep struct {
 	e       *Env
 	ctx     context.Context
+	dl      deadline
 	budget  time.Duration
 	tree    *cache.Tree
 	running map[slurm.JobID]bool
@@ -235,7 +238,7 @@ func (s *sweep) user(uid int) {
 	req := ChildRequest{Sweep: &UserSweepOptions{Running: sortedKeys(s.running), JobDirs: jobs}}
 	// A quarter of the budget at most: a child the user stopped must leave
 	// root the time to remove what it was to remove.
-	timeout := min(sweepChildTimeout, s.budget/4, time.Until(s.deadline()))
+	timeout := s.dl.child(min(sweepChildTimeout, s.budget/4))
 	_, childErr := s.e.asUser(s.ctx, u, slurm.Context{UID: o.UID, GID: u.GID}, timeout, req)
 	if childErr != nil {
 		s.fail(fmt.Errorf("uid %d: %w; root removes what is left", o.UID, childErr))

@@ -41,6 +41,9 @@ type UserPartOptions struct {
 	// public image not yet in the site cache is left to it (SitePending)
 	// rather than copied for this user alone.
 	SiteStager bool `json:"site_stager,omitempty"`
+	// SiteCopying are the images the site child ran out of time on (after
+	// SiteStager's user part): used in place, not copied for this user.
+	SiteCopying []string `json:"site_copying,omitempty"`
 }
 
 // KernelReport says what became of one kernel.
@@ -61,12 +64,14 @@ type KernelReport struct {
 	SiteNote string `json:"site_note,omitempty"`
 	// StageSeconds is how long staging took, when this job copied it;
 	// TimedOut says it was not staged because cache.stage_timeout passed.
-	StageSeconds float64  `json:"stage_seconds,omitempty"`
-	TimedOut     bool     `json:"timed_out,omitempty"`
-	Bytes        int64    `json:"bytes,omitempty"`  // the image's size, when staged
-	Reason       string   `json:"reason,omitempty"` // why it was not staged, or skipped
-	Skipped      bool     `json:"skipped"`          // no overlay was written
-	Changes      []string `json:"changes,omitempty"`
+	StageSeconds float64 `json:"stage_seconds,omitempty"`
+	TimedOut     bool    `json:"timed_out,omitempty"`
+	// Resumed: this job's copy finished what an earlier, cut-off one began.
+	Resumed bool     `json:"resumed,omitempty"`
+	Bytes   int64    `json:"bytes,omitempty"`  // the image's size, when staged
+	Reason  string   `json:"reason,omitempty"` // why it was not staged, or skipped
+	Skipped bool     `json:"skipped"`          // no overlay was written
+	Changes []string `json:"changes,omitempty"`
 }
 
 // Report is the outcome of a user part, also written to node.json.
@@ -100,6 +105,11 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 		r.Warnings = append(r.Warnings, r.GPU.Warning)
 	}
 	var ch *cache.Cache
+	if o.Stage && o.Budget <= 0 {
+		// A hook's deadline left no time to copy: the kernels still get
+		// written, with their images in place or already cached.
+		r.Warnings = append(r.Warnings, "no time left to stage before the hook's deadline (prolog.timeout)")
+	}
 	if o.Stage {
 		var err error
 		if ch, err = e.OpenUserCache(0); err != nil {
@@ -123,7 +133,7 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	if err := os.MkdirAll(p.kernelsDir, 0o755); err != nil {
 		return r, fmt.Errorf("creating %s: %w", p.kernelsDir, err)
 	}
-	stageCtx, cancel := withTimeout(ctx, o.Budget)
+	stageCtx, cancel := budgetContext(ctx, o.Budget)
 	defer cancel()
 	for _, en := range containerKernels(p.kenv, &r, e.Config.Kernel.MaxPerJob) {
 		r.Kernels = append(r.Kernels, p.overlayOne(stageCtx, en))
@@ -242,6 +252,11 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 			kr.Image, kr.Staged, kr.Site, kr.SiteKey, kr.Bytes, kr.Reason = hit.Path, true, true, hit.Key, hit.Size, ""
 		} else if public, why := s.public(image); public && o.SiteStager {
 			kr.SitePending, kr.Reason = true, "left to the site cache (every user may read it)"
+		} else if public && slices.Contains(o.SiteCopying, image) {
+			// The site child ran out of time on it: its copy is kept, and
+			// the next job's Prolog resumes it. A copy for this user alone
+			// would be a second one, in her quota.
+			kr.Reason = "the site cache's copy was cut off by the Prolog's deadline; the next job on this node resumes it"
 		} else if !public {
 			kr.SiteNote = "not a site image: " + why
 		}
@@ -252,7 +267,7 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 			kr.Reason, kr.TimedOut = err.Error(), errors.Is(err, cache.ErrTimeout)
 			log.Warnf("image %s of kernel %s not staged, the kernel uses it in place: %s", q(image), q(en.Name), q(err.Error()))
 		} else {
-			kr.Image, kr.Staged, kr.Copied, kr.Bytes = res.Path, true, res.Copied, res.Bytes
+			kr.Image, kr.Staged, kr.Copied, kr.Bytes, kr.Resumed = res.Path, true, res.Copied, res.Bytes, res.Resumed > 0
 			if res.Copied {
 				kr.StageSeconds = res.Took.Seconds()
 			}

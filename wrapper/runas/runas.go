@@ -32,6 +32,17 @@ type Cmd struct {
 	Timeout time.Duration
 }
 
+// WaitDelay is the longest Run waits for a killed child's output to close
+// (a grandchild that holds it open) before it returns: a hook's deadline
+// keeps this much after the last child's kill (see lifecycle's deadline).
+const WaitDelay = 2 * time.Second
+
+// ErrNoTime is a child Run did not start: its timeout was used up already.
+var ErrNoTime = errors.New("no time left to start it")
+
+// ErrKilled marks a child Run killed at its timeout or ctx's deadline.
+var ErrKilled = errors.New("killed at its deadline")
+
 // Limits on what Run keeps of a child's output: the child may be steered
 // by a user (a kernel.json a megabyte long, a million kernels) and root
 // must not hold or log without bound what it prints.
@@ -69,7 +80,13 @@ func (e *Error) Unwrap() error { return e.Err }
 // Run runs c and waits, at most c.Timeout. As root it switches to c's user;
 // as that user already it runs the program directly; any other user cannot
 // run something as someone else.
+//
+// A Timeout of 0 means none of its own (ctx's deadline still holds); a
+// negative one, or a ctx that has ended, starts nothing (ErrNoTime).
 func Run(ctx context.Context, c Cmd) (Result, error) {
+	if c.Timeout < 0 || ctx.Err() != nil {
+		return Result{}, fmt.Errorf("%s: %w", c.Path, ErrNoTime)
+	}
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
@@ -94,7 +111,7 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 	// Kill the whole process group, not only the child, on timeout.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
+	cmd.WaitDelay = WaitDelay
 	out, errb := &untrusted.Buffer{Limit: MaxStdout}, &untrusted.Buffer{Limit: MaxStderr}
 	cmd.Stdout, cmd.Stderr = out, errb
 	err := cmd.Run()
@@ -104,7 +121,7 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
+			err = fmt.Errorf("%w after %s: %w", ErrKilled, c.Timeout, err)
 		}
 		return res, &Error{Cmd: c.Path, Err: err, Stderr: string(errb.Bytes())}
 	}

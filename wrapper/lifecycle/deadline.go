@@ -1,0 +1,71 @@
+package lifecycle
+
+import (
+	"context"
+	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/runas"
+)
+
+// A deadline is the one end of a hook run (prolog.timeout for the Prolog
+// and Epilog, the sweep's budget, cache.prefetch_budget for a warm-up).
+// Every child the run starts and every copy a child makes gets only what
+// is left of it, so the run ends within the deadline and a little more
+// whatever a user does to her own processes: she may SIGSTOP the children
+// that run with her uid, and root then kills them when their time is up
+// (SIGKILL ends a stopped process too).
+//
+// The rule, in one place: a child may run until childTail before the end
+// (runas reaps a killed child within runas.WaitDelay, and root logs and
+// counts after it); a user part stops staging phaseReserve before its own
+// kill, and before that leaves phaseReserve for each phase after it, so it
+// writes the job's kernels and replies while there is time.
+type deadline struct {
+	end time.Time
+	now func() time.Time
+}
+
+const (
+	childTail    = runas.WaitDelay + time.Second
+	phaseReserve = 2 * time.Second
+)
+
+// newDeadline is the end of a run that starts now and may take d.
+func newDeadline(now func() time.Time, d time.Duration) deadline {
+	return deadline{end: now().Add(d), now: now}
+}
+
+// left is what remains of the run.
+func (d deadline) left() time.Duration { return d.end.Sub(d.now()) }
+
+// context ends at the deadline.
+func (d deadline) context(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, d.end)
+}
+
+// child is how long a child started now may run before root kills it, at
+// most limit (0: no limit of its own); 0 when there is no time for one.
+func (d deadline) child(limit time.Duration) time.Duration {
+	t := d.left() - childTail
+	if limit > 0 {
+		t = min(t, limit)
+	}
+	return max(t, 0)
+}
+
+// stage is what a child started now may spend staging, at most limit
+// (cache.stage_timeout; 0: no limit of its own), with later phases still
+// to run after it in the same hook; 0 when nothing may be staged.
+func (d deadline) stage(limit time.Duration, later int) time.Duration {
+	t := d.child(0) - time.Duration(later+1)*phaseReserve
+	if limit > 0 {
+		t = min(t, limit)
+	}
+	return max(t, 0)
+}
+
+// budgetContext ends after d; a d of 0 or less has ended already (a hook's
+// deadline left nothing), unlike context.WithTimeout's callers' "none".
+func budgetContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(d, 0))
+}

@@ -1,0 +1,139 @@
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+)
+
+// TestDeadline: each child and each copy gets only what is left of the
+// hook's one deadline, less root's tail and the later phases' reserve.
+func TestDeadline(t *testing.T) {
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	dl := newDeadline(clock, 20*time.Second)
+	tests := []struct {
+		name       string
+		elapsed    time.Duration
+		childLimit time.Duration
+		stageLimit time.Duration
+		later      int
+		child      time.Duration
+		stage      time.Duration
+	}{
+		{"first user part, site child and second part to come", 0, 0, 120 * time.Second, 2, 17 * time.Second, 11 * time.Second},
+		{"the stage limit is lower", 0, 0, 5 * time.Second, 2, 17 * time.Second, 5 * time.Second},
+		{"a child's own limit", 0, 6 * time.Second, 0, 0, 6 * time.Second, 15 * time.Second},
+		{"second user part, late", 14 * time.Second, 0, 120 * time.Second, 0, 3 * time.Second, time.Second},
+		{"no time for a copy", 16 * time.Second, 0, 120 * time.Second, 0, time.Second, 0},
+		{"no time for a child", 17 * time.Second, 0, 120 * time.Second, 0, 0, 0},
+		{"past the deadline", 30 * time.Second, 0, 120 * time.Second, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		now = time.Unix(1000, 0).Add(tt.elapsed)
+		if got := dl.child(tt.childLimit); got != tt.child {
+			t.Errorf("%s: child = %v, want %v", tt.name, got, tt.child)
+		}
+		if got := dl.stage(tt.stageLimit, tt.later); got != tt.stage {
+			t.Errorf("%s: stage = %v, want %v", tt.name, got, tt.stage)
+		}
+	}
+	ctx, cancel := budgetContext(context.Background(), 0)
+	defer cancel()
+	if ctx.Err() == nil {
+		t.Error("a budget of 0 left time")
+	}
+}
+
+// TestSlowSourceResumes: a private and a public image on a shared file
+// system that gives 4 MiB/s (a FUSE stand-in, testkit.SlowFS), each taking
+// longer than any one Prolog may spend copying. Every Prolog ends within
+// prolog.timeout and 2 s and succeeds; the first job's kernels use both
+// images in place; the next jobs resume the cut-off copies (each once at
+// least, counted) until both are cached, whole, and used.
+func TestSlowSourceResumes(t *testing.T) {
+	const (
+		timeout = 12 * time.Second
+		margin  = 2 * time.Second
+		rate    = 4 << 20
+	)
+	s := siteNode(t)
+	s.setConfig(t, fmt.Sprintf("[prolog]\ntimeout = %q\n", timeout))
+	testkit.Must(t, os.RemoveAll(filepath.Join(s.kernels, "bert")))
+	src, shared := filepath.Join(s.base, "slow-src"), filepath.Join(s.base, "shared")
+	for _, d := range []string{src, shared, filepath.Join(src, "apps"), filepath.Join(src, "alice")} {
+		testkit.Must(t, os.MkdirAll(d, 0o755))
+	}
+	public := filepath.Join(src, "apps", "pub.sif")
+	private := filepath.Join(src, "alice", "own.sif")
+	testkit.Must(t, sifimage.Build(public, bytes.NewReader(randomBytes(t, 12<<20))))
+	testkit.Must(t, os.Chmod(public, 0o644))
+	testkit.Must(t, sifimage.Build(private, bytes.NewReader(randomBytes(t, 20<<20))))
+	testkit.Must(t, os.Chmod(private, 0o600))
+	testkit.Must(t, os.Chown(private, uid, gid))
+	testkit.Must(t, os.Chown(filepath.Dir(private), uid, gid))
+	testkit.Must(t, os.Chmod(filepath.Dir(private), 0o700))
+	testkit.SlowFS(t, src, shared, rate)
+	images := map[string]string{"pub": filepath.Join(shared, "apps", "pub.sif"), "own": filepath.Join(shared, "alice", "own.sif")}
+	for name, img := range images {
+		s.addKernel(t, name, img, "")
+	}
+	cached := func(job, name string) bool {
+		return !slices.Contains(s.overlay(t, job, name).Argv, images[name])
+	}
+	done := 0
+	for j := 1; j <= 6 && done == 0; j++ {
+		job := strconv.Itoa(5000 + j)
+		s.as(job, uid)
+		start := time.Now()
+		testkit.Must(t, s.lc(t).Prolog(context.Background()))
+		if took := time.Since(start); took > timeout+margin {
+			t.Errorf("job %s: the Prolog took %v, want at most %v", job, took.Round(time.Millisecond), timeout+margin)
+		}
+		if j == 1 && (cached(job, "pub") || cached(job, "own")) {
+			t.Errorf("the first job's kernels use a cached copy: a copy that takes longer than the Prolog finished")
+		}
+		if own, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", strconv.Itoa(uid), "*pub*")); len(own) > 0 {
+			t.Errorf("job %s: alice's own cache holds a copy of the public image, which the site cache is copying: %v", job, own)
+		}
+		if cached(job, "pub") && cached(job, "own") {
+			done = j
+			for name, real := range map[string]string{"pub": public, "own": private} {
+				argv := s.overlay(t, job, name).Argv
+				i := slices.IndexFunc(argv, func(a string) bool { return strings.HasPrefix(a, s.cacheDir) })
+				if i < 0 || !bytes.Equal(testkit.ReadFile(t, argv[i]), testkit.ReadFile(t, real)) {
+					t.Errorf("kernel %s: the cached image is not the source (%q)", name, argv)
+				}
+			}
+		}
+		testkit.Must(t, s.lc(t).Epilog(context.Background()))
+	}
+	if done == 0 {
+		t.Fatalf("after 6 jobs the images are still not cached\n%s", s.log.String())
+	}
+	t.Logf("both images cached by job %d", done)
+	c, err := metrics.Read(s.metricsDir())
+	testkit.Must(t, err)
+	if c.CopiesResumed < 2 || c.StageTimeouts < 1 {
+		t.Errorf("counted %d resumed copies and %d cut off; want both images resumed, and a cut-off counted\n%s", c.CopiesResumed, c.StageTimeouts, s.log.String())
+	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	testkit.Must(t, err)
+	return b
+}
