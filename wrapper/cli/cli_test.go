@@ -616,3 +616,33 @@ func TestIdevExecs(t *testing.T) {
 		t.Errorf("idev with a broken kernel: %v, exec %q\n%s", err, got, out)
 	}
 }
+
+// TestNodeHookTimeout: node reads PrologEpilogTimeout from scontrol (the
+// one beside slurm.squeue; a fake here) and says whether prolog.timeout
+// fits it, by the one rule (config.Config.PrologEpilogTimeout).
+func TestNodeHookTimeout(t *testing.T) {
+	tests := []struct{ slurm, config, want string }{
+		{"PrologEpilogTimeout     = 180\n", "", "PrologEpilogTimeout 180 fits prolog.timeout 2m50s (at least 180)"},
+		{"PrologEpilogTimeout     = 120\n", "", "warning: PrologEpilogTimeout 120 is below prolog.timeout 2m50s + 10s: a Prolog that runs to its deadline drains the node; set PrologEpilogTimeout=180 in slurm.conf, or prolog.timeout = \"1m50s\""},
+		{"PrologEpilogTimeout     = 120\n", "[prolog]\ntimeout = \"110s\"\n", "PrologEpilogTimeout 120 fits prolog.timeout 1m50s (at least 120)"},
+		{"PrologEpilogTimeout     = 65534\n", "", "PrologEpilogTimeout is unlimited"},
+		{"", "", "PrologEpilogTimeout is unlimited"},
+		{"FAIL", "", "PrologEpilogTimeout not checked"},
+	}
+	for _, tt := range tests {
+		s := newSite(t)
+		bin := filepath.Join(s.root, "slurm/bin")
+		testkit.Must(t, os.MkdirAll(bin, 0o755))
+		script := "#!/bin/sh\n[ \"$*\" = 'show config' ] || exit 2\nprintf 'ClusterName             = c\\n%s'\n"
+		if tt.slurm == "FAIL" {
+			script = "#!/bin/sh\necho 'slurm_load_ctl_conf error: Unable to contact slurm controller' >&2\nexit 1\n"
+		}
+		testkit.Must(t, os.WriteFile(filepath.Join(bin, "scontrol"), []byte(fmt.Sprintf(script, tt.slurm)), 0o755))
+		cfg := testkit.ReadFile(t, s.config)
+		testkit.Must(t, os.WriteFile(s.config, append(cfg, fmt.Sprintf("[slurm]\nsqueue = %q\n%s", filepath.Join(bin, "squeue"), tt.config)...), 0o644))
+		out, err := s.run(t, "node")
+		if err != nil || !strings.Contains(out, "hooks: "+tt.want) {
+			t.Errorf("scontrol says %q: node = %v\n%s\nwant hooks: %s", tt.slurm, err, out, tt.want)
+		}
+	}
+}

@@ -153,3 +153,24 @@ func TestMatchPartition(t *testing.T) {
 		t.Error("no glob, or a broken one, matched")
 	}
 }
+
+func TestParseHookTimeout(t *testing.T) {
+	tests := []struct {
+		config string
+		want   HookTimeout
+		bad    bool
+	}{
+		{"AccountingStorageType   = (null)\nPrologEpilogTimeout     = 180\nPrologFlags             = Alloc\n", HookTimeout{Seconds: 180}, false},
+		{"PrologEpilogTimeout = 180 sec\n", HookTimeout{Seconds: 180}, false},
+		{"PrologEpilogTimeout     = 65534\n", HookTimeout{Infinite: true}, false},
+		{"PrologEpilogTimeout     = INFINITE\n", HookTimeout{Infinite: true}, false},
+		{"PrologFlags = Alloc\n", HookTimeout{Infinite: true}, false},
+		{"PrologEpilogTimeout = soon\n", HookTimeout{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseHookTimeout(tt.config)
+		if got != tt.want || (err != nil) != tt.bad {
+			t.Errorf("ParseHookTimeout(%q) = %+v, %v; want %+v (error: %v)", tt.config, got, err, tt.want, tt.bad)
+		}
+	}
+}
