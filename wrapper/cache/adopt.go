@@ -29,7 +29,7 @@ func (c *Cache) Adopt(ctx context.Context, image, copyPath string, job slurm.Job
 	defer src.f.Close()
 	lock := NewLock(c.lockPath(res.Key))
 	defer lock.Close()
-	if ok, err := lock.TryLockContext(ctx, lockRetry); !ok {
+	if ok, err := tryLocked(lock, func() (bool, error) { return lock.TryLockContext(ctx, lockRetry) }); !ok {
 		return res, lockError(ctx, err, res.Key)
 	}
 	copied, err := c.adoptLocked(src, res.Key, copyPath)

@@ -35,11 +35,14 @@ type Options struct {
 	FallbackDir string
 	Log         logrus.FieldLogger
 	// Site opens the site cache (<Root>/site) for the site user running
-	// this process, instead of a user's: only public images (fsx.OpenPublic)
+	// this process, instead of a user's: only the site's own images (fsx.OpenSiteImage)
 	// are staged, entries are 0444, and refs are root's to record.
 	Site bool
 	// SiteDirs, when set, are the only trees the site cache stages from.
 	SiteDirs []string
+	// SiteOwners are the uids besides root whose images the site cache
+	// shares (cache.site_owners; see fsx.OpenSiteImage).
+	SiteOwners []int
 }
 
 // Cache is one user's part of the node cache.

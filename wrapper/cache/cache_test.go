@@ -331,8 +331,8 @@ func TestResume(t *testing.T) {
 
 // TestResumeRefusesAnotherFile: a cut-off copy is resumed only for the file
 // it was copied from as it was then. A source rewritten in place with its
-// size and mtime put back (as `touch -r` does) has a new ctime: the copy
-// starts afresh, and the old bytes go.
+// size and mtime put back (as `touch -r` does) has a new ctime, so a new
+// key: the copy starts afresh.
 func TestResumeRefusesAnotherFile(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "big.sif", 1<<20)
@@ -353,6 +353,10 @@ func TestResumeRefusesAnotherFile(t *testing.T) {
 	if !bytes.Equal(testkit.ReadFile(t, r.Path), testkit.ReadFile(t, src)) {
 		t.Error("the entry is not the rewritten image")
 	}
+	// The rewritten image has another key: the copy of the old one is gc's
+	// (past PartialKeep), like any cut-off copy nobody resumes.
+	_, err = c.GC(GCOptions{Now: time.Now().Add(PartialKeep + time.Minute)})
+	testkit.Must(t, err)
 	if m, _ := filepath.Glob(filepath.Join(c.Dir(), ".tmp-*")); len(m) != 0 {
 		t.Errorf("left: %v", m)
 	}
@@ -793,5 +797,62 @@ func TestAdopt(t *testing.T) {
 	}
 	if _, err := os.Stat(cp); !os.IsNotExist(err) {
 		t.Error("a rejected copy was left")
+	}
+}
+
+// TestNothingAccumulates: three rounds of 40 images staged and then
+// evicted leave no more files than entries: every lock file goes with its
+// entry (tryLocked keeps a stager that opened a removed lock file from
+// holding a lock on nothing).
+func TestNothingAccumulates(t *testing.T) {
+	c := open(t, nil)
+	src := t.TempDir()
+	for round := range 3 {
+		for i := range 40 {
+			img := image(t, src, fmt.Sprintf("r%d-%d.sif", round, i), 4096)
+			_, err := c.Stage(context.Background(), img, jid("1"), nil)
+			testkit.Must(t, err)
+		}
+		testkit.Must(t, c.Release(jid("1")))
+		if round < 2 {
+			_, err := c.GC(GCOptions{All: true})
+			testkit.Must(t, err)
+		}
+	}
+	entries, err := c.Entries()
+	testkit.Must(t, err)
+	count := func(pat string) int { m, _ := filepath.Glob(filepath.Join(c.Dir(), pat)); return len(m) }
+	if len(entries) != 40 || count("*.sif") != 40 || count("*.json") != 40 || count("*.lock") != 40 || count(".tmp-*") != 0 {
+		t.Errorf("after 3 rounds of 40: %d entries, %d .sif, %d .json, %d .lock, %d temps; want 40 of each file an entry has and nothing else",
+			len(entries), count("*.sif"), count("*.json"), count("*.lock"), count(".tmp-*"))
+	}
+}
+
+// TestLockFileReplaced: a lock taken on a lock file that was removed (and
+// made anew) meanwhile is taken again on the file the path names now.
+func TestLockFileReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.lock")
+	a := NewLock(path)
+	defer a.Close()
+	testkit.Must(t, os.WriteFile(path, nil, 0o600))
+	calls := 0
+	ok, err := tryLocked(a, func() (bool, error) {
+		calls++
+		ok, err := a.TryLock()
+		if calls == 1 { // another stager removes the file, a third makes it anew
+			testkit.Must(t, os.Remove(path))
+			testkit.Must(t, os.WriteFile(path, nil, 0o600))
+		}
+		return ok, err
+	})
+	if !ok || err != nil || calls != 2 {
+		t.Fatalf("tryLocked = %v, %v after %d tries; want the lock, taken again once", ok, err, calls)
+	}
+	held, err := a.Stat()
+	testkit.Must(t, err)
+	now, err := os.Stat(path)
+	testkit.Must(t, err)
+	if !os.SameFile(held, now) {
+		t.Error("the lock held is not on the file the path names")
 	}
 }

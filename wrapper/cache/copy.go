@@ -42,6 +42,9 @@ type seams struct {
 	chunk     int64 // the largest step
 	copyChunk func(ctx context.Context, dst *os.File, src io.Reader) (int64, error)
 	diskUsage func(path string) (*disk.UsageStat, error)
+	// evicting runs between moving an entry aside and reading its refs
+	// the last time (see evict); nil but in tests.
+	evicting func(key string)
 }
 
 func realSeams() seams {

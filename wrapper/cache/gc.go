@@ -111,7 +111,7 @@ func (c *Cache) gcTemps(r *GCReport, o GCOptions) error {
 			continue
 		}
 		lock := NewLock(c.lockPath(key))
-		got, err := lock.TryLock()
+		got, err := tryLocked(lock, lock.TryLock)
 		if err != nil || !got {
 			lock.Close()
 			continue
@@ -120,6 +120,9 @@ func (c *Cache) gcTemps(r *GCReport, o GCOptions) error {
 		if o.DryRun || os.Remove(n) == nil {
 			r.Temps = append(r.Temps, filepath.Base(n))
 			r.Freed += size
+		}
+		if !o.DryRun {
+			c.dropLock(key)
 		}
 		lock.Close()
 	}
@@ -147,7 +150,7 @@ func (c *Cache) gcOrphans(r *GCReport, dryRun bool) error {
 func (c *Cache) orphanGone(key string, dryRun bool) (bool, error) {
 	lock := NewLock(c.lockPath(key))
 	defer lock.Close()
-	if ok, err := lock.TryLock(); !ok {
+	if ok, err := tryLocked(lock, lock.TryLock); !ok {
 		return false, err
 	}
 	if _, err := os.Lstat(c.entryPath(key)); !errors.Is(err, fs.ErrNotExist) {
@@ -156,7 +159,9 @@ func (c *Cache) orphanGone(key string, dryRun bool) (bool, error) {
 	if dryRun {
 		return true, nil
 	}
-	return true, os.Remove(c.metaPath(key))
+	err := os.Remove(c.metaPath(key))
+	c.dropLock(key)
+	return true, err
 }
 
 // isPartial says a temporary copy's name is a cut-off copy's (partialPath).

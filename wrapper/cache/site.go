@@ -17,7 +17,7 @@ import (
 )
 
 // The site cache is <root>/site: one copy per node of an image every user
-// of the node could read anyway (see fsx.OpenPublic), shared by all users'
+// of the node could read anyway (see fsx.OpenSiteImage), shared by all users'
 // jobs. Root makes site/ for the site user (cache.site_user), 0755, and
 // site-refs/ for itself; only the site user, in a child root starts,
 // copies into site/, each entry 0444; root records which jobs use which
@@ -141,14 +141,12 @@ func LookupSite(root string, siteUID int, image string) (hit SiteHit, ok bool, e
 	return SiteHit{Key: key, Path: filepath.Join(SiteDir(root), key+".sif"), Size: src.size}, true, nil
 }
 
-// AddSiteRef records, as root, that job uses the site entry key; the entry
-// must exist. The ref directory's mtime is the entry's last use.
+// AddSiteRef records, as root, that job uses the site entry key, which must
+// exist once the ref is recorded (else ErrSiteEntryGone, and no ref). The
+// ref directory's mtime is the entry's last use.
 func (t *Tree) AddSiteRef(key string, job slurm.JobID, siteUID int) error {
 	if !validKey(key) || job.IsZero() {
 		return fmt.Errorf("site ref: bad key %q or no job", key)
-	}
-	if _, ok, err := t.siteEntry(key, siteUID); err != nil || !ok {
-		return fmt.Errorf("site ref %s: no such entry (%v)", key, err)
 	}
 	refs, err := t.root.OpenRoot(siteRefsDir)
 	if err != nil {
@@ -162,8 +160,24 @@ func (t *Tree) AddSiteRef(key string, job slurm.JobID, siteUID int) error {
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// The ref first, then the entry once more: an evictor moves an entry
+	// aside before it looks for refs a last time (see Cache.evict), so
+	// either it sees this ref and puts the entry back, or the entry is
+	// found gone here and the job does not count on it.
+	if _, ok, err := t.siteEntry(key, siteUID); err != nil || !ok {
+		_ = refs.Remove(filepath.Join(key, job.String()))
+		_ = refs.Remove(key) // if no other job's ref is in it: no directory for a key with no entry
+		return fmt.Errorf("%w: %s (%v)", ErrSiteEntryGone, key, err)
+	}
+	return nil
 }
+
+// ErrSiteEntryGone says a site entry was evicted before a job's ref to it
+// was recorded: the job must not use it.
+var ErrSiteEntryGone = errors.New("the site entry was evicted before the job's ref was recorded")
 
 func (t *Tree) siteEntry(key string, siteUID int) (fsx.Stat, bool, error) {
 	d, err := t.root.Open(siteDir)

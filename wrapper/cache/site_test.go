@@ -2,7 +2,9 @@ package cache
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -96,7 +98,7 @@ func TestSiteConcurrentStagers(t *testing.T) {
 	}
 	out, err := testkit.RunAs(t, uid, gid, []string{"SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_SITE=1",
 		"SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + private}, "-test.run=^$")
-	if err == nil || !strings.Contains(string(out), "others may not") {
+	if err == nil || !strings.Contains(string(out), "not every user may read it") {
 		t.Errorf("a private image staged into the site cache: %v\n%s", err, out)
 	}
 	tree, err := OpenTree(root, false)
@@ -114,7 +116,49 @@ func TestSiteConcurrentStagers(t *testing.T) {
 	if n, b, err := tree.SiteUsage(uid); err != nil || n != 1 || b != st.Size() {
 		t.Errorf("SiteUsage = %d, %d, %v", n, b, err)
 	}
+	// An evictor has moved the entry aside (see evict) when root pins it:
+	// root finds it gone after recording the ref, says so and drops the ref.
+	aside := filepath.Join(root, "site", ".tmp-"+hit.Key+"-evict")
+	testkit.Must(t, os.Rename(entries[0], aside))
+	if err := tree.AddSiteRef(hit.Key, job, uid); !errors.Is(err, ErrSiteEntryGone) {
+		t.Errorf("AddSiteRef of an entry moved aside = %v, want ErrSiteEntryGone", err)
+	}
+	if used, _ := tree.ReleaseSiteRefs(job); len(used) != 0 {
+		t.Errorf("a ref to an evicted entry stayed: %v", used)
+	}
+	testkit.Must(t, os.Rename(aside, entries[0]))
 }
+
+// TestEvictSeesALateRef: a ref recorded while an evictor has the entry
+// moved aside (after its first look for refs) is seen at its second look,
+// and the entry is put back; with no ref it goes, lock file and all.
+func TestEvictSeesALateRef(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "x.sif", 8192)
+	r, err := c.Stage(context.Background(), src, jid("1"), nil)
+	testkit.Must(t, err)
+	testkit.Must(t, c.Release(jid("1")))
+	c.seams.evicting = func(key string) {
+		if _, err := os.Lstat(c.entryPath(key)); err == nil {
+			t.Error("the entry is still in place while its refs are read the last time")
+		}
+		testkit.Must(t, c.ref(key, jid("2"))) // root pins it now
+	}
+	rep, err := c.GC(GCOptions{All: true})
+	testkit.Must(t, err)
+	if len(rep.Entries) != 0 || !exists(r.Path) {
+		t.Fatalf("an entry pinned during its eviction was evicted: %v", rep.Entries)
+	}
+	c.seams.evicting = nil
+	testkit.Must(t, c.Release(jid("2")))
+	rep, err = c.GC(GCOptions{All: true})
+	testkit.Must(t, err)
+	if len(rep.Entries) != 1 || exists(r.Path) || exists(c.lockPath(r.Key)) {
+		t.Errorf("gc = %v; the entry and its lock file should be gone", rep.Entries)
+	}
+}
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
 // TestSiteStagerKilledMidCopy: a site stager killed while it copies leaves
 // no entry, only its copy in progress, which the site's gc removes; the

@@ -29,6 +29,7 @@ type source struct {
 	// write or chmod sets ctime to now, whatever mtime is made to say.
 	dev, ino uint64
 	ctime    time.Time
+	uid      int
 }
 
 // openSource opens and identifies an image. A directory (a sandbox) cannot be
@@ -57,16 +58,17 @@ func openSource(path string) (*source, error) {
 	return s, nil
 }
 
-// openPublicSource opens an image for the site cache: only if every user
-// could read it (fsx.OpenPublic), and, with dirs, only from under one of
-// them. It runs as the site user, so nothing only a job user (or root) can
-// read is ever opened.
-func openPublicSource(path string, dirs []string) (*source, error) {
+// openSiteSource opens an image for the site cache: only one of the site's
+// own (fsx.OpenSiteImage: owned by root or owners all the way, no user may
+// change it, every user may read it), and, with dirs, only from under one
+// of them. It runs as the site user, so nothing only a job user (or root)
+// can read is ever opened.
+func openSiteSource(path string, dirs []string, owners []int) (*source, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
-	f, real, err := fsx.OpenPublic(abs)
+	f, real, err := fsx.OpenSiteImage(abs, owners)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
@@ -101,7 +103,7 @@ func (s *source) identify() error {
 	}
 	s.size, s.mtime = st.Size(), st.ModTime()
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		s.dev, s.ino, s.ctime = sys.Dev, sys.Ino, time.Unix(sys.Ctim.Unix())
+		s.dev, s.ino, s.ctime, s.uid = sys.Dev, sys.Ino, time.Unix(sys.Ctim.Unix()), int(sys.Uid)
 	}
 	if sifimage.HasMagic(s.f) {
 		info, err := sifimage.Inspect(s.f)
@@ -136,10 +138,15 @@ func (s *source) stamp() string {
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // key names an entry: the image's base name for people, and a hash of its
-// resolved path, size, mtime and SIF id, so a changed source gets a new key.
+// resolved path, size, mtime and SIF id, and of which file it is (device,
+// inode, ctime, owner), so a changed source gets a new key. Size, mtime and
+// SIF id are whatever the file's writer makes them; ctime no user can set,
+// so another file put at the same path, or the same file rewritten with
+// its size and mtime put back, is never taken for the one an entry was
+// copied from.
 func (s *source) key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s", s.real, s.size, s.mtime.UnixNano(), s.sifID)
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%d\x00%d\x00%d\x00%d", s.real, s.size, s.mtime.UnixNano(), s.sifID, s.dev, s.ino, s.ctime.UnixNano(), s.uid)
 	name := strings.TrimSuffix(filepath.Base(s.real), ".sif")
 	name = strings.Trim(unsafeChars.ReplaceAllString(name, "_"), "._-")
 	if len(name) > 40 {

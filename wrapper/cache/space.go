@@ -120,8 +120,9 @@ func (c *Cache) dropPartial(keep string) bool {
 			continue
 		}
 		lock := NewLock(c.lockPath(key))
-		got, err := lock.TryLock()
+		got, err := tryLocked(lock, lock.TryLock)
 		if err == nil && got && os.Remove(n) == nil {
+			c.dropLock(key)
 			lock.Close()
 			c.log.Infof("removed %s, a cut-off copy, to make room", filepath.Base(n))
 			return true
@@ -131,27 +132,45 @@ func (c *Cache) dropPartial(keep string) bool {
 	return false
 }
 
-// evict removes an entry if nobody holds its lock and no job refers to it.
-// The lock file stays: removing it could let two stagers lock different
-// files of the same name.
+// evict removes an entry if nobody holds its lock and no job refers to it,
+// and its lock file with it (see tryLocked: a stager that opened the old
+// file takes the lock again on the path's new one).
 func (c *Cache) evict(key string) (bool, error) {
 	lock := NewLock(c.lockPath(key))
 	defer lock.Close()
-	ok, err := lock.TryLock()
+	ok, err := tryLocked(lock, lock.TryLock)
 	if err != nil || !ok {
 		return false, err
 	}
 	if refs, err := c.refs(key); err != nil || len(refs) > 0 {
 		return false, err
 	}
-	// The entry goes first: metadata without an entry is never used.
-	if err := os.Remove(c.entryPath(key)); err != nil && !os.IsNotExist(err) {
+	// The entry goes first (metadata without an entry is never used), moved
+	// aside before the refs are read once more: root records a site ref
+	// without this lock and then looks for the entry (Tree.AddSiteRef), so
+	// a job that pinned the entry meanwhile either finds it gone or has
+	// its ref seen here, and the entry is put back.
+	aside := filepath.Join(c.dir, ".tmp-"+key+"-evict")
+	if err := os.Rename(c.entryPath(key), aside); err != nil && !os.IsNotExist(err) {
+		return false, err
+	}
+	if c.seams.evicting != nil {
+		c.seams.evicting(key)
+	}
+	if refs, err := c.refs(key); err != nil || len(refs) > 0 {
+		if rerr := os.Rename(aside, c.entryPath(key)); rerr != nil && !os.IsNotExist(rerr) {
+			err = errors.Join(err, rerr)
+		}
+		return false, err
+	}
+	if err := os.Remove(aside); err != nil && !os.IsNotExist(err) {
 		return false, err
 	}
 	if err := os.Remove(c.metaPath(key)); err != nil && !os.IsNotExist(err) {
 		return false, err
 	}
 	_ = os.Remove(c.refDir(key))
+	c.dropLock(key)
 	return true, nil
 }
 

@@ -64,13 +64,13 @@ func (c *Cache) Stage(ctx context.Context, image string, job slurm.JobID, progre
 }
 
 // begin opens the image (for the site cache, only a public one: see
-// openPublicSource); the result points at the source until the image is
+// openSiteSource); the result points at the source until the image is
 // staged.
 func (c *Cache) begin(image string) (*source, Result, error) {
 	res := Result{Source: image, Path: image}
 	open := openSource
 	if c.opts.Site {
-		open = func(p string) (*source, error) { return openPublicSource(p, c.opts.SiteDirs) }
+		open = func(p string) (*source, error) { return openSiteSource(p, c.opts.SiteDirs, c.opts.SiteOwners) }
 	}
 	src, err := open(image)
 	if err != nil {
@@ -88,8 +88,8 @@ func (c *Cache) stageLocked(ctx context.Context, src *source, key string, job sl
 	// A shared lock is enough to use a published entry; it waits for a copy
 	// in progress and keeps eviction away while the ref is recorded.
 	// A cached image is used even when ctx has ended: that takes no time.
-	if ok, err := lock.TryRLock(); !ok && err == nil {
-		if ok, err := lock.TryRLockContext(ctx, lockRetry); !ok {
+	if ok, err := tryLocked(lock, lock.TryRLock); !ok && err == nil {
+		if ok, err := tryLocked(lock, func() (bool, error) { return lock.TryRLockContext(ctx, lockRetry) }); !ok {
 			return false, 0, lockError(ctx, err, key)
 		}
 	} else if err != nil {
@@ -104,12 +104,17 @@ func (c *Cache) stageLocked(ctx context.Context, src *source, key string, job sl
 	if err := ctx.Err(); err != nil {
 		return false, 0, fmt.Errorf("%w: no time left to copy %s", ErrTimeout, src.path)
 	}
-	if ok, err := lock.TryLockContext(ctx, lockRetry); !ok {
+	if ok, err := tryLocked(lock, func() (bool, error) { return lock.TryLockContext(ctx, lockRetry) }); !ok {
 		return false, 0, lockError(ctx, err, key)
 	}
 	if c.published(key, src) {
 		return false, 0, c.use(key, job)
 	}
+	defer func() {
+		if err != nil {
+			c.dropLock(key) // nothing of key was made (or a cut-off copy is kept)
+		}
+	}()
 	if err := ctx.Err(); err != nil {
 		return false, 0, fmt.Errorf("%w: no time left to copy %s", ErrTimeout, src.path)
 	}
@@ -270,7 +275,8 @@ func (c *Cache) install(f *os.File, src *source, key, sum string) error {
 		return err
 	}
 	now := time.Now().UTC()
-	return c.writeMeta(Meta{Key: key, Source: src.real, Size: src.size, MTime: src.mtime.UTC(), SIFID: src.sifID, SHA256: sum, StagedAt: now})
+	return c.writeMeta(Meta{Key: key, Source: src.real, Size: src.size, MTime: src.mtime.UTC(), SIFID: src.sifID, SHA256: sum, StagedAt: now,
+		Dev: src.dev, Ino: src.ino, CTime: src.ctime.UTC(), UID: src.uid})
 }
 
 // check verifies a finished copy: the byte count, an unchanged source, and

@@ -58,8 +58,10 @@ func (e *env) cacheCommand() *cli.Command {
 				Usage:     "root: stage site images (IMAGE..., else cache.prefetch) into the site cache before any job needs them",
 				ArgsUsage: "[IMAGE|DIR...]",
 				Description: "Runs the site user's child (cache.site_user, never root) on each image or\n" +
-					"directory of *.sif, within cache.prefetch_budget. Only images every user of the\n" +
-					"node could read are taken. The sifkernel-cache-warm unit runs it at boot.",
+					"directory of *.sif, within cache.prefetch_budget. Only the site's own images and\n" +
+					"directories are taken (owned by root or cache.site_owners all the way, no user\n" +
+					"may change them, every user may read them); the rest are reported as not taken.\n" +
+					"The sifkernel-cache-warm unit runs it at boot.",
 				Flags:  []cli.Flag{jsonFlag},
 				Action: func(c *cli.Context) error { return e.cacheWarm(c, c.Args().Slice(), c.Bool("json")) },
 			},
@@ -227,7 +229,7 @@ func (e *env) cacheWarm(c *cli.Context, images []string, asJSON bool) error {
 		}
 		switch {
 		case !res.Staged:
-			fmt.Fprintf(e.Stdout, "%s\t# not a site image: %s\n", res.Image, res.Reason)
+			fmt.Fprintf(e.Stdout, "%s\t# not taken: %s\n", res.Image, res.Reason)
 		case res.Copied:
 			fmt.Fprintf(e.Stdout, "%s\t# staged as %s (%s)\n", res.Image, res.Key, cache.HumanBytes(res.Bytes))
 		default:

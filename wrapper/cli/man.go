@@ -275,12 +275,17 @@ system is always left free.
 
 # THE SITE CACHE
 
-An image every user of the node could read (the file readable by others, every directory on
-the way searchable by others; under cache.site\_dirs if set) is copied once per node into
+An image the site published for every user (it and every directory above it owned by root or
+an account in cache.site\_owners, none writable by users, all readable or searchable by owner,
+group and others, no ACLs; under cache.site\_dirs if set) is copied once per node into
 cache.dir/site, by a child running as cache.site\_user (never root, never a job user), 0444, and
-shared by every user's jobs; ` + manDefault("cache.site") + `. It stays ` + manDefault("cache.site_keep_warm") + `
+shared by every user's jobs; ` + manDefault("cache.site") + `. A user's own file, world-readable or
+not, is staged for her alone. An entry is keyed by the source's path, size, mtime, SIF id,
+device, inode, ctime and owner, so another file at the same path is never taken for it. It stays ` + manDefault("cache.site_keep_warm") + `
 after its last job and within ` + manDefault("cache.site_quota") + `. **sifkernel cache warm**
-(root) stages cache.prefetch before the first job, within ` + manDefault("cache.prefetch_budget") + `.
+(root) stages cache.prefetch before the first job, within ` + manDefault("cache.prefetch_budget") + `;
+its site child takes a directory's *.sif only from a directory of the site's, and prints what it
+did not take.
 
 # METRICS
 

@@ -94,6 +94,10 @@ type Cache struct {
 	SiteKeepWarm Duration `toml:"site_keep_warm" json:"site_keep_warm"`
 	// SiteDirs, when set, are the only trees site images may come from.
 	SiteDirs []string `toml:"site_dirs" json:"site_dirs"`
+	// SiteOwners are the accounts besides root that publish site images:
+	// an image is shared only if it and every directory above it are
+	// owned by root or one of them (and no user may change them).
+	SiteOwners []string `toml:"site_owners" json:"site_owners"`
 	// Prefetch names images (or directories of *.sif) `cache warm` and the
 	// boot unit stage into the site cache before the first job.
 	Prefetch []string `toml:"prefetch" json:"prefetch"`
@@ -195,6 +199,7 @@ func Default() Config {
 			SiteQuota:      must("25%"),
 			SiteKeepWarm:   dur("24h"),
 			SiteDirs:       []string{},
+			SiteOwners:     []string{},
 			Prefetch:       []string{},
 			PrefetchBudget: dur("30m"),
 		},
@@ -241,6 +246,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.Site && (c.Cache.SiteUser == "" || c.Cache.SiteUser == "root" || strings.ContainsAny(c.Cache.SiteUser, "/:\n")) {
 		bad("cache.site_user", "%q: want an unprivileged system user (such as sifkernel or nobody)", c.Cache.SiteUser)
+	}
+	for _, o := range c.Cache.SiteOwners {
+		if o == "" || strings.ContainsAny(o, "/:\n ") {
+			bad("cache.site_owners", "%q is not a user name", o)
+		}
 	}
 	for key, list := range map[string][]string{"cache.site_dirs": c.Cache.SiteDirs, "cache.prefetch": c.Cache.Prefetch} {
 		for _, p := range list {

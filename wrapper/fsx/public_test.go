@@ -3,6 +3,7 @@ package fsx
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -10,11 +11,13 @@ import (
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
-// TestOpenPublic: only a regular file every user could read, through
-// directories every user could enter, is opened; a link is followed to
-// its target, which is what is checked.
-func TestOpenPublic(t *testing.T) {
+// TestOpenSiteImage: only a regular file the site owns and every user may
+// read, through directories the site owns and every user may enter, is
+// opened; a link (the site's) is followed to its target, which is what is
+// checked. The test's own uid stands for root where it is not root.
+func TestOpenSiteImage(t *testing.T) {
 	base := testkit.SharedDir(t) // t.TempDir's parent is private to the test's user
+	owners := []int{os.Geteuid()}
 	mk := func(rel string, mode os.FileMode) string {
 		p := filepath.Join(base, rel)
 		testkit.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -25,40 +28,84 @@ func TestOpenPublic(t *testing.T) {
 	public := mk("apps/containers/torch.sif", 0o644)
 	private := mk("home/alice/private.sif", 0o600)
 	groupOnly := mk("apps/group.sif", 0o640)
+	groupDenied := mk("apps/licensed.sif", 0o604)
+	groupWritable := mk("apps/shared.sif", 0o664)
 	hidden := mk("home/bob/secret/img.sif", 0o644)
 	testkit.Must(t, os.Chmod(filepath.Dir(hidden), 0o750))
+	groupNoEntry := mk("apps/g705/img.sif", 0o644)
+	testkit.Must(t, os.Chmod(filepath.Dir(groupNoEntry), 0o705))
+	openDir := mk("apps/open/img.sif", 0o644)
+	testkit.Must(t, os.Chmod(filepath.Dir(openDir), 0o777))
+	inSticky := mk("apps/tmp/img.sif", 0o644)
+	testkit.Must(t, os.Chmod(filepath.Dir(inSticky), os.ModeSticky|0o777))
 	testkit.Must(t, os.Symlink(public, filepath.Join(base, "apps/latest.sif")))
 	testkit.Must(t, os.Symlink(hidden, filepath.Join(base, "apps/to-hidden.sif")))
 	testkit.Must(t, syscall.Mkfifo(filepath.Join(base, "apps/fifo.sif"), 0o644))
+	testkit.Must(t, os.Chmod(filepath.Dir(filepath.Join(base, "apps/fifo.sif")), 0o755))
 	testkit.Must(t, os.Chmod(filepath.Join(base, "apps/fifo.sif"), 0o644))
 
-	f, real, err := OpenPublic(filepath.Join(base, "apps/latest.sif"))
-	if err != nil || real != public {
-		t.Fatalf("OpenPublic of a link to a public file = %v, %s", err, real)
-	}
-	testkit.Must(t, f.Close())
-	f, _, err = OpenPublic(filepath.Join(base, "apps/containers/../containers/torch.sif"))
-	if err != nil {
-		t.Errorf("OpenPublic through ..: %v", err)
-	} else {
+	for _, ok := range []string{filepath.Join(base, "apps/latest.sif"), filepath.Join(base, "apps/containers/../containers/torch.sif"), inSticky} {
+		f, _, err := OpenSiteImage(ok, owners)
+		if err != nil {
+			t.Errorf("OpenSiteImage(%s) = %v; want it opened", ok, err)
+			continue
+		}
 		testkit.Must(t, f.Close())
 	}
-	for _, tt := range []struct {
+	cases := []struct {
 		path string
 		is   error
 	}{
 		{private, ErrNotPublic},
 		{groupOnly, ErrNotPublic},
+		{groupDenied, ErrNotPublic},
+		{groupWritable, ErrNotPublic},
 		{hidden, ErrNotPublic},
+		{groupNoEntry, ErrNotPublic},
+		{openDir, ErrNotPublic},
 		{filepath.Join(base, "apps/to-hidden.sif"), ErrNotPublic},
 		{filepath.Join(base, "apps/fifo.sif"), ErrNotRegular},
 		{filepath.Join(base, "apps"), ErrNotRegular},
-	} {
-		if f, _, err := OpenPublic(tt.path); !errors.Is(err, tt.is) {
+	}
+	if os.Geteuid() == 0 { // what a user owns, in directories the site owns
+		users := mk("apps/tmp/users.sif", 0o644)
+		testkit.Must(t, os.Chown(users, 12345, 12345))
+		link := filepath.Join(base, "apps/tmp/users-link.sif")
+		testkit.Must(t, os.Symlink(public, link))
+		testkit.Must(t, os.Lchown(link, 12345, 12345))
+		cases = append(cases, struct {
+			path string
+			is   error
+		}{users, ErrNotPublic}, struct {
+			path string
+			is   error
+		}{link, ErrNotPublic})
+		f, _, err := OpenSiteImage(users, []int{12345})
+		if err != nil {
+			t.Errorf("a file of an account in cache.site_owners: %v", err)
+		} else {
+			testkit.Must(t, f.Close())
+		}
+	}
+	if setfacl, err := exec.LookPath("setfacl"); err != nil {
+		testkit.Skip(t, "setfacl (Debian's acl) is needed for the ACL case")
+	} else {
+		// 0644 for all, but an ACL entry denies one user: not every user may read it.
+		denied := mk("apps/acl.sif", 0o644)
+		if out, err := exec.Command(setfacl, "-m", "u:12345:---", denied).CombinedOutput(); err != nil {
+			t.Fatalf("setfacl: %v\n%s", err, out)
+		}
+		cases = append(cases, struct {
+			path string
+			is   error
+		}{denied, ErrNotPublic})
+	}
+	for _, tt := range cases {
+		if f, _, err := OpenSiteImage(tt.path, owners); !errors.Is(err, tt.is) {
 			if f != nil {
 				testkit.Must(t, f.Close())
 			}
-			t.Errorf("OpenPublic(%s) = %v, want %v", tt.path, err, tt.is)
+			t.Errorf("OpenSiteImage(%s) = %v, want %v", tt.path, err, tt.is)
 		}
 	}
 }

@@ -218,7 +218,7 @@ func decodeChildReply(data []byte, req ChildRequest) (ChildReply, error) {
 		if err := u.Decode(reply.SiteStage); err != nil {
 			return reply, err
 		}
-		if len(reply.SiteStage.Results) > maxSiteImages || len(reply.SiteStage.Evicted) > maxRefKeysLogged {
+		if len(reply.SiteStage.Results) > maxSiteReport || len(reply.SiteStage.Evicted) > maxRefKeysLogged {
 			return reply, errors.New("a site report longer than a site child writes")
 		}
 		return reply, nil

@@ -105,8 +105,14 @@ func (e *Env) Prolog(ctx context.Context) error {
 	}
 	var siteCopied map[string]bool
 	if site != nil && stage {
-		rep, siteCopied = e.stageForJob(ctx, log, run, dl, tree, site, rep, func(copying []string) (Report, error) { return userPart(false, copying) })
-		e.recordSiteRefs(log, tree, site, hc.JobID, rep)
+		// Pinned before anything else may evict them (see stageForJob).
+		gone := e.recordSiteRefs(log, tree, site, hc.JobID, rep)
+		rep, siteCopied = e.stageForJob(ctx, log, run, dl, tree, site, hc.JobID, rep, gone > 0,
+			func(copying []string) (Report, error) { return userPart(false, copying) })
+		if gone := e.recordSiteRefs(log, tree, site, hc.JobID, rep); gone > 0 {
+			log.Errorf("site cache: %d of the job's site entries were evicted before the job could pin them; those kernels will not start (raise cache.site_quota)", gone)
+			run.Fail("site_evicted")
+		}
 	}
 	e.logReport(log, rep)
 	fsSize, _, _ := tree.Filesystem()

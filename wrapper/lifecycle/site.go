@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -31,6 +34,9 @@ type SiteStageOptions struct {
 	Images []string      `json:"images"`
 	Budget time.Duration `json:"budget"`
 	GC     bool          `json:"gc,omitempty"` // evict what no job uses and keep_warm allows, first
+	// Dirs: Images may name directories (cache warm), each standing for
+	// its *.sif, and taken only if the site owns it (fsx.OpenSiteDir).
+	Dirs bool `json:"dirs,omitempty"`
 }
 
 // SiteResult is what became of one image in the site child.
@@ -56,8 +62,12 @@ type SiteReport struct {
 // siteGCTimeout bounds the site child's eviction run, within a hook's deadline.
 const siteGCTimeout = 30 * time.Second
 
-// maxSiteImages bounds the images one site child takes.
-const maxSiteImages = 256
+// maxSiteImages bounds the images one site child takes; its report holds
+// at most maxSiteReport results (a warm-up's refused directories too).
+const (
+	maxSiteImages = 256
+	maxSiteReport = 2*maxSiteImages + 1
+)
 
 // siteUser is the identity site images are staged as: cache.site_user, or
 // nobody where the configured "sifkernel" does not exist. Never root.
@@ -76,9 +86,10 @@ func (e *Env) siteUser() (slurm.User, error) {
 // siteOn is the site cache's place for this run, or nil when it is off or
 // has no user.
 type siteOn struct {
-	root string
-	user slurm.User
-	dirs []string
+	root   string
+	user   slurm.User
+	dirs   []string
+	owners []int // cache.site_owners' uids; root is always one
 }
 
 func (e *Env) site() *siteOn {
@@ -89,7 +100,19 @@ func (e *Env) site() *siteOn {
 	if err != nil {
 		return nil
 	}
-	return &siteOn{root: e.Config.Cache.Dir, user: u, dirs: e.Config.Cache.SiteDirs}
+	return &siteOn{root: e.Config.Cache.Dir, user: u, dirs: e.Config.Cache.SiteDirs, owners: e.siteOwners()}
+}
+
+// siteOwners are cache.site_owners' uids; a name the user database does
+// not know is left out (it owns nothing, then).
+func (e *Env) siteOwners() []int {
+	var uids []int
+	for _, name := range e.Config.Cache.SiteOwners {
+		if u, err := slurm.LookupUserName(name); err == nil {
+			uids = append(uids, u.UID)
+		}
+	}
+	return uids
 }
 
 // lookup finds image's site entry, as the calling user.
@@ -98,11 +121,12 @@ func (s *siteOn) lookup(image string) (cache.SiteHit, bool) {
 	return hit, ok && err == nil
 }
 
-// public says whether image is one the site cache would take: every user
-// could read it (and it is under cache.site_dirs, if set). Only a hint for
-// the job user's side: the site child decides again, as the site user.
+// public says whether image is one the site cache would take: one of the
+// site's own (fsx.OpenSiteImage; under cache.site_dirs, if set). Only a
+// hint for the job user's side: the site child decides again, as the site
+// user.
 func (s *siteOn) public(image string) (bool, string) {
-	f, real, err := fsx.OpenPublic(image)
+	f, real, err := fsx.OpenSiteImage(image, s.owners)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -119,7 +143,7 @@ func (s *siteOn) public(image string) (bool, string) {
 func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, error) {
 	r := SiteReport{Results: []SiteResult{}}
 	c := e.Config.Cache
-	ch, err := cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, Quota: c.SiteQuota, Reserve: c.Reserve,
+	ch, err := cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, SiteOwners: e.siteOwners(), Quota: c.SiteQuota, Reserve: c.Reserve,
 		KeepWarm: c.SiteKeepWarm.Duration, StageTimeout: c.StageTimeout.Duration, Verify: c.Verify, Log: e.Log})
 	if err != nil {
 		return r, err
@@ -133,8 +157,14 @@ func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, er
 	}
 	ctx, cancel := budgetContext(ctx, o.Budget)
 	defer cancel()
-	for i, img := range o.Images {
+	images := o.Images
+	if o.Dirs {
+		images = e.expandSiteDirs(o.Images, &r)
+	}
+	for i, img := range images {
 		if i >= maxSiteImages {
+			r.Results = append(r.Results, SiteResult{Image: fmt.Sprintf("%d more images", len(images)-i),
+				Reason: fmt.Sprintf("one run takes at most %d", maxSiteImages)})
 			break
 		}
 		res := SiteResult{Image: untrusted.Cut(img, maxReportString)}
@@ -153,6 +183,44 @@ func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, er
 		r.Results = append(r.Results, res)
 	}
 	return r, nil
+}
+
+// expandSiteDirs gives the images named, each directory among them (the
+// site's own: fsx.OpenSiteDir) standing for the *.sif in it, in name
+// order. A directory the site does not own is not read at all (not even
+// its names: it may be a link to a user's private one) and is reported as
+// not taken. It runs as the site user, through descriptors.
+func (e *Env) expandSiteDirs(names []string, r *SiteReport) []string {
+	var images []string
+	owners := e.siteOwners()
+	for _, n := range names {
+		d, real, err := fsx.OpenSiteDir(n, owners)
+		if errors.Is(err, syscall.ENOTDIR) {
+			images = append(images, n) // a file: the stager decides
+			continue
+		}
+		if err != nil {
+			if len(r.Results) < maxSiteImages {
+				r.Results = append(r.Results, SiteResult{Image: untrusted.Cut(n, maxReportString), Reason: err.Error()})
+			}
+			continue
+		}
+		ents, err := d.ReadDir(maxSiteImages * 4)
+		_ = d.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			r.Results = append(r.Results, SiteResult{Image: untrusted.Cut(n, maxReportString), Reason: err.Error()})
+			continue
+		}
+		var sifs []string
+		for _, ent := range ents {
+			if ent.Type().IsRegular() && strings.HasSuffix(ent.Name(), ".sif") {
+				sifs = append(sifs, filepath.Join(real, ent.Name()))
+			}
+		}
+		sort.Strings(sifs)
+		images = append(images, sifs...)
+	}
+	return images
 }
 
 // runSite runs the site child as the site user; root prepares site/ first.
@@ -176,7 +244,14 @@ func (e *Env) runSite(ctx context.Context, tree *cache.Tree, s *siteOn, o SiteSt
 // stageForJob is the Prolog's site step: the images the user part left to
 // the site cache are staged by the site child, and the user part runs again
 // to use them. It returns the report the job ends with.
-func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metrics.Run, dl deadline, tree *cache.Tree, s *siteOn, rep Report, again func(siteCopying []string) (Report, error)) (Report, map[string]bool) {
+//
+// The Prolog has pinned the entries the first user part found (hits) before
+// this runs, and gone says some of them were evicted first: the user part
+// then runs again even with nothing for the site child. What the site
+// child staged is pinned as soon as it reports, before the user part runs
+// again and uses it.
+func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metrics.Run, dl deadline, tree *cache.Tree, s *siteOn,
+	job slurm.JobID, rep Report, gone bool, again func(siteCopying []string) (Report, error)) (Report, map[string]bool) {
 	copied := map[string]bool{}
 	var pending []string
 	for i, k := range rep.Kernels {
@@ -184,8 +259,17 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 			pending = append(pending, k.Image)
 		}
 	}
-	if len(pending) == 0 {
+	if len(pending) == 0 && !gone {
 		return rep, copied
+	}
+	if len(pending) == 0 {
+		next, err := again(nil)
+		if err != nil {
+			log.Errorf("the user part, after a site entry it found was evicted: %s; the job's kernels use their images in place", deadlineNote(err, dl))
+			run.Fail(failReason(err, "user_part"))
+			return rep, copied
+		}
+		return next, copied
 	}
 	// One phase after the site child: the user part again.
 	budget := dl.stage(e.Config.Cache.StageTimeout.Duration, 1)
@@ -214,6 +298,11 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 		if r.TimedOut && slices.Contains(pending, r.Image) {
 			copying = append(copying, r.Image)
 		}
+		if r.Staged && r.Key != "" && slices.Contains(pending, r.Image) {
+			if err := tree.AddSiteRef(r.Key, job, s.user.UID); err != nil {
+				log.Warnf("site cache: %s", untrusted.String(err.Error()))
+			}
+		}
 	}
 	next, err := again(copying)
 	if err != nil {
@@ -241,18 +330,27 @@ func carryCopies(first, second Report) Report {
 	return second
 }
 
-// recordSiteRefs pins, as root, the site entries the job's kernels use.
-func (e *Env) recordSiteRefs(log logrus.FieldLogger, tree *cache.Tree, s *siteOn, job slurm.JobID, rep Report) {
+// recordSiteRefs pins, as root, the site entries the job's kernels use, and
+// says how many were evicted before their pin was recorded (see
+// cache.Tree.AddSiteRef): a kernel must not count on one of those.
+func (e *Env) recordSiteRefs(log logrus.FieldLogger, tree *cache.Tree, s *siteOn, job slurm.JobID, rep Report) int {
+	gone := 0
 	for i, k := range rep.Kernels {
 		if i >= e.Config.Kernel.MaxPerJob {
 			break
 		}
-		if k.Site {
-			if err := tree.AddSiteRef(k.SiteKey, job, s.user.UID); err != nil {
-				log.Warnf("site cache: %s", untrusted.String(err.Error()))
-			}
+		if !k.Site {
+			continue
+		}
+		err := tree.AddSiteRef(k.SiteKey, job, s.user.UID)
+		if errors.Is(err, cache.ErrSiteEntryGone) {
+			gone++
+		}
+		if err != nil {
+			log.Warnf("site cache: %s", untrusted.String(err.Error()))
 		}
 	}
+	return gone
 }
 
 // releaseSite drops the job's site refs, as root, and when it used any,
@@ -297,7 +395,7 @@ func (e *Env) SiteLookup(image string) (cache.SiteHit, bool, string) {
 		return hit, true, ""
 	}
 	if ok, why := s.public(image); !ok {
-		return cache.SiteHit{}, false, "not a site image (" + why + "): staged for you alone"
+		return cache.SiteHit{}, false, why + ": staged for you alone"
 	}
 	return cache.SiteHit{}, false, "a site image not yet in the site cache (a root Prolog or `sifkernel cache warm` puts it there): staged for you alone"
 }
@@ -330,18 +428,13 @@ func (e *Env) Warm(ctx context.Context, images []string) (SiteReport, error) {
 	if len(images) == 0 {
 		images = e.Config.Cache.Prefetch
 	}
-	var all []string
-	for _, p := range images {
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			m, _ := filepath.Glob(filepath.Join(p, "*.sif"))
-			all = append(all, m...)
-			continue
-		}
-		all = append(all, p)
-	}
-	if len(all) == 0 {
+	if len(images) == 0 {
 		return SiteReport{Results: []SiteResult{}}, nil
 	}
+	// Root neither stats nor lists what it was given: a directory a user
+	// controls (or a link to one's private directory) is the site child's
+	// to refuse, as the site user, through descriptors.
+	all := images
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, true)
 	if err != nil {
 		return SiteReport{}, err
@@ -352,7 +445,7 @@ func (e *Env) Warm(ctx context.Context, images []string) (SiteReport, error) {
 	dl := newDeadline(e.Now, e.Config.Cache.PrefetchBudget.Duration)
 	ctx, cancel := dl.context(ctx)
 	defer cancel()
-	return e.runSite(ctx, tree, s, SiteStageOptions{Images: all, Budget: dl.stage(0, 0)}, dl.child(0))
+	return e.runSite(ctx, tree, s, SiteStageOptions{Images: all, Budget: dl.stage(0, 0), Dirs: true}, dl.child(0))
 }
 
 // sweepSite drops the site refs of jobs that no longer run, as root, and

@@ -28,6 +28,10 @@ func siteNode(t *testing.T) *site {
 	if _, err := slurm.LookupUserName("nobody"); err != nil {
 		testkit.Skip(t, "the site cache tests stage as nobody, which this machine lacks")
 	}
+	// The site's own image: root's, in root's directories (a user's file,
+	// world-readable or not, is never shared).
+	testkit.Must(t, os.Chown(s.image, 0, 0))
+	testkit.Must(t, os.Chmod(s.image, 0o644))
 	s.cfgCache = "site = true\nsite_user = \"nobody\"\n"
 	s.setConfig(t, "")
 	bobHome := filepath.Join(s.base, "home/bob")
@@ -112,8 +116,10 @@ func TestSiteCacheTwoUsers(t *testing.T) {
 	}
 }
 
-// TestSiteCacheTakesOnlyPublicImages: an image only alice may read is
-// staged for alice alone, and the site cache stays empty.
+// TestSiteCacheTakesOnlyPublicImages: an image only alice may read, and
+// one of hers every user may read (0644, in a 0755 directory of hers), are
+// staged for alice alone, and the site cache stays empty: only the site's
+// own images are shared.
 func TestSiteCacheTakesOnlyPublicImages(t *testing.T) {
 	s := siteNode(t)
 	private := filepath.Join(s.home, "private.sif")
@@ -121,16 +127,23 @@ func TestSiteCacheTakesOnlyPublicImages(t *testing.T) {
 	testkit.Must(t, os.Chmod(private, 0o600))
 	testkit.Must(t, os.Chown(private, uid, gid))
 	s.addKernel(t, "bert", private, "")
+	shared := filepath.Join(s.base, "scratch/alice/shared.sif")
+	testkit.Must(t, os.MkdirAll(filepath.Dir(shared), 0o755))
+	testkit.Must(t, sifimage.Build(shared, bytes.NewReader(sifimage.Minimal)))
+	testkit.Must(t, os.Chmod(shared, 0o644))
+	testkit.Must(t, os.Chown(shared, uid, gid))
+	testkit.Must(t, os.Chown(filepath.Dir(shared), uid, gid))
+	s.addKernel(t, "mine", shared, "")
 	s.as("4242", uid)
 	testkit.Must(t, s.lc(t).Prolog(context.Background()))
 	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "site/*.sif")); len(m) != 0 {
-		t.Errorf("a private image went into the site cache: %v", m)
+		t.Errorf("a user's image went into the site cache: %v", m)
 	}
-	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", strconv.Itoa(uid), "*.sif")); len(m) != 1 {
-		t.Errorf("alice's private image not staged for her: %v\n%s", m, s.log.String())
+	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", strconv.Itoa(uid), "*.sif")); len(m) != 2 {
+		t.Errorf("alice's images are not staged for her: %v\n%s", m, s.log.String())
 	}
-	if !strings.Contains(s.log.String(), "not a site image") || !strings.Contains(s.log.String(), "others may not") {
-		t.Errorf("the Prolog's log does not say why the image is staged for alice alone:\n%s", s.log.String())
+	if !strings.Contains(s.log.String(), "not a site image") || !strings.Contains(s.log.String(), "neither root nor one of cache.site_owners") {
+		t.Errorf("the Prolog's log does not say why the images are staged for alice alone:\n%s", s.log.String())
 	}
 }
 

@@ -258,7 +258,7 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 			// would be a second one, in her quota.
 			kr.Reason = "the site cache's copy was cut off by the Prolog's deadline; the next job on this node resumes it"
 		} else if !public {
-			kr.SiteNote = "not a site image: " + why
+			kr.SiteNote = why // fsx.ErrNotPublic: "not a site image: ..."
 		}
 	}
 	if kr.Reason == "" && !kr.Staged {
