@@ -3,6 +3,7 @@ package kernelspec
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -147,11 +148,23 @@ func (e Env) inspectPython(interp string) (Jupyter, bool) {
 		// the install its `home` names.
 		kv := parseCfg(cfg)
 		systemSite = strings.EqualFold(kv["include-system-site-packages"], "true")
+		cfgVersion, verr := ParseVersion(firstNonEmpty(kv["version_info"], kv["version"]))
 		if h := kv["home"]; h != "" {
 			base, j.Python = findPrefix(filepath.Join(h, filepath.Base(interp)))
+			if base == "" {
+				// Python takes the base prefix from `home` itself (the
+				// landmark search starts at home's parent), whatever binary
+				// is there: a venv's bin/python names a /usr/bin/python
+				// Debian does not have.
+				want := ""
+				if verr == nil && cfgVersion.Major >= 0 && cfgVersion.Minor >= 0 {
+					want = fmt.Sprintf("python%d.%d", cfgVersion.Major, cfgVersion.Minor)
+				}
+				base, j.Python = prefixAbove(filepath.Dir(filepath.Clean(h)), want)
+			}
 		}
-		if v, err := ParseVersion(firstNonEmpty(kv["version_info"], kv["version"])); err == nil && !j.Python.Known() {
-			j.Python = v
+		if verr == nil && !j.Python.Known() {
+			j.Python = cfgVersion
 		}
 		j.Prefix, j.BasePrefix = venv, base
 		j.NoUserSite = !systemSite
@@ -212,7 +225,14 @@ func findPrefix(exe string) (string, Version) {
 	if m := pyDirRE.FindStringSubmatch(filepath.Base(real)); m != nil {
 		want = filepath.Base(real)
 	}
-	for dir := filepath.Dir(filepath.Dir(real)); ; dir = filepath.Dir(dir) {
+	return prefixAbove(filepath.Dir(filepath.Dir(real)), want)
+}
+
+// prefixAbove is the first directory from start up with lib/<want>/os.py
+// (want "pythonX.Y"; "" takes any lib/python3.*), as Python's landmark
+// search finds its prefix.
+func prefixAbove(start, want string) (string, Version) {
+	for dir := start; ; dir = filepath.Dir(dir) {
 		lib := filepath.Join(dir, "lib")
 		names := []string{want}
 		if want == "" {

@@ -391,6 +391,15 @@ var layouts = []struct {
 		l.kernel(filepath.Join(v, "share", "jupyter"), "bert", good("venv"))
 		l.kernel(l.userData(), "bert", good("user"))
 	}},
+	{"a venv whose scripts name bin/python (python3 -m venv: Debian has no /usr/bin/python)", func(l *layout) {
+		v := l.venv("venv")
+		bin := filepath.Join(v, "bin")
+		l.link("python3", filepath.Join(bin, "python"))
+		body := "#!" + filepath.Join(bin, "python") + "\nimport sys\nfrom jupyter_core.command import main\nsys.exit(main())\n"
+		testkit.Must(l.t, os.WriteFile(filepath.Join(bin, "jupyter"), []byte(body), 0o755))
+		l.kernel(filepath.Join(v, "share", "jupyter"), "bert", good("venv"))
+		l.kernel(l.userData(), "bert", good("user"))
+	}},
 	{"a venv with JUPYTER_PREFER_ENV_PATH=0", func(l *layout) {
 		v := l.venv("venv")
 		l.env["JUPYTER_PREFER_ENV_PATH"] = "0"
