@@ -16,7 +16,8 @@
 #   make cover      coverage per package, with what hooks run as the job user (root)
 #   make man        manual pages, generated from the commands, into build/man
 #   make install    binary, man pages, completions, config, systemd units, tmpfiles.d,
-#                   profile.d, docs under $(DESTDIR)$(PREFIX) (default /usr/local)
+#                   profile.d, Jupyter's base config, docs under $(DESTDIR)$(PREFIX)
+#                   (default /usr/local)
 #   make package    dist/sifkernel_<version>_amd64.deb and .rpm (nfpm)
 
 GO      ?= go
@@ -124,6 +125,12 @@ install: build man
 		sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' $$f >$(DESTDIR)$(SYSCONFDIR)/profile.d/$${f##*/} || exit 1; \
 	done
 	install -D -m 0644 slurm/tmpfiles.d/sifkernel.conf $(DESTDIR)$(TMPFILESDIR)/sifkernel.conf
+	@# Jupyter's base config: never over a site's own (append ours to it then).
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/jupyter/jupyter_config.py ] && ! cmp -s slurm/jupyter/jupyter_config.py $(DESTDIR)$(SYSCONFDIR)/jupyter/jupyter_config.py; then \
+		echo "$(DESTDIR)$(SYSCONFDIR)/jupyter/jupyter_config.py exists: append slurm/jupyter/jupyter_config.py to it (see slurm/README.md)"; \
+	else \
+		install -D -m 0644 slurm/jupyter/jupyter_config.py $(DESTDIR)$(SYSCONFDIR)/jupyter/jupyter_config.py; \
+	fi
 	sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' slurm/slurm.conf.snippet >$(DESTDIR)$(DOCDIR)/slurm.conf.snippet
 	install -m 0644 README.md slurm/package/copyright $(DESTDIR)$(DOCDIR)/
 	install -m 0644 slurm/README.md $(DESTDIR)$(DOCDIR)/ADMIN.md

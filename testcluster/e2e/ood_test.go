@@ -107,6 +107,15 @@ wait`
 		return false
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%s/node/127.0.0.1/%s/api/kernelspecs", port, port)
+	argv := kernelArgv(t, id, url, token, "bert", filepath.Join(rendered, "jupyter.log"))
+	log, _ := os.ReadFile(filepath.Join(rendered, "jupyter.log"))
+	return argv, string(log)
+}
+
+// kernelArgv asks the Jupyter server of job id at url (with token) for its
+// kernelspecs, for up to two minutes, and returns kernel's argv, joined.
+func kernelArgv(t *testing.T, id, url, token, kernel, logPath string) string {
+	t.Helper()
 	var specs struct {
 		Kernelspecs map[string]struct {
 			Spec struct {
@@ -139,17 +148,72 @@ wait`
 			}
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(rendered, "jupyter.log"))
-			t.Fatalf("Jupyter of job %s does not answer at %s: %v\n%s\n%s", id, url, err, log, output(t, "sktest1", id))
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("Jupyter of job %s does not answer at %s: %v\n%s", id, url, err, log)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(filepath.Join(rendered, "jupyter.log"))
-	bert, ok := specs.Kernelspecs["bert"]
+	k, ok := specs.Kernelspecs[kernel]
 	if !ok {
-		t.Fatalf("Jupyter offers %v, not the container kernel bert\n%s", keys(specs.Kernelspecs), log)
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("Jupyter offers %v, not the container kernel %s\n%s", keys(specs.Kernelspecs), kernel, log)
 	}
-	return strings.Join(bert.Spec.Argv, " "), string(log)
+	return strings.Join(k.Spec.Argv, " ")
+}
+
+// oscScript does what the job script of OSC's Open OnDemand Jupyter app
+// (bc_osc_jupyter's template/script.sh.erb) does to the environment: it
+// sets JUPYTER_PATH outright, dropping what the TaskProlog exported, then
+// starts Jupyter (Debian's Notebook 6 here; OSC's starts lab or notebook
+// with a config file of its own).
+const oscScript = `#!/bin/bash
+cd "$HOME"
+export JUPYTER_PATH="${PWD}/share/jupyter:/opt/osc/jupyter"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+token=$(tr -dc 'A-Za-z0-9' </dev/urandom | head -c 24)
+echo "JUPYTER_PATH=$JUPYTER_PATH SIFKERNEL_JOB_DIR=${SIFKERNEL_JOB_DIR:-}"
+echo "$port $token" >osc-connection.txt
+exec jupyter notebook --no-browser --ip=127.0.0.1 --port="$port" --NotebookApp.token="$token" \
+	--NotebookApp.base_url="/node/127.0.0.1/$port/" --NotebookApp.notebook_dir="$HOME"
+`
+
+// Scenario 18: a launcher that sets JUPYTER_PATH outright, as OSC's Open
+// OnDemand Jupyter app does, submitted as ood_core submits (sbatch
+// --export=NONE, the script on stdin) to a GPU node: Jupyter still offers
+// the job's copy of bert (the staged image, --nv), through the base config
+// sifkernel installs for every Jupyter (slurm/jupyter/jupyter_config.py),
+// not the user's own kernel.json (the image in place, no --nv).
+func TestLauncherOverwritesJupyterPath(t *testing.T) {
+	requireCluster(t)
+	setupUser(t, "sktest1", "bert")
+	out, err := as(t, "sktest1", "rm -f ~/osc-connection.txt; sbatch --parsable --export=NONE -p rtx-dev --gres=gpu:1 -o osc-%j.txt <<'SCRIPT'\n"+oscScript+"SCRIPT")
+	if err != nil {
+		t.Fatalf("sbatch: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(out)
+	defer func() {
+		scancel(id)
+		waitDone(t, id)
+	}()
+	conn := filepath.Join(home(t, "sktest1"), "osc-connection.txt")
+	var port, token string
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(conn)
+		if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+			port, token = f[0], f[1]
+			return true
+		}
+		return false
+	})
+	logPath := filepath.Join(home(t, "sktest1"), "osc-"+id+".txt")
+	argv := kernelArgv(t, id, fmt.Sprintf("http://127.0.0.1:%s/node/127.0.0.1/%s/api/kernelspecs", port, port), token, "bert", logPath)
+	log, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(log), "JUPYTER_PATH="+home(t, "sktest1")+"/share/jupyter:/opt/osc/jupyter ") {
+		t.Errorf("the script did not overwrite JUPYTER_PATH as OSC's does:\n%s", log)
+	}
+	if !strings.Contains(argv, nodeCache+"/users/") || !strings.Contains(argv, "--nv") {
+		t.Errorf("with JUPYTER_PATH overwritten, bert's argv is not the job's copy (staged image, --nv): %s\n%s", argv, log)
+	}
 }
 
 // askOnNode fetches url with Python on the node job id runs on and

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 )
 
 // checkedKernel is one kernel in `kernel check --json`.
@@ -40,6 +41,10 @@ func (e *env) kernelCheck(c *cli.Context, names []string, asJSON bool) error {
 	}
 	checked := kernels.CheckAll(u.Checker(c.Context), entries)
 	findings, errs, warns := checked.Findings, checked.Errors, checked.Warnings
+	jobPath := e.lifecycle().JobPath(e.Home)
+	if jobPath.Warning {
+		warns++
+	}
 	if asJSON {
 		out := make([]checkedKernel, 0, len(entries))
 		for _, en := range entries {
@@ -55,12 +60,16 @@ func (e *env) kernelCheck(c *cli.Context, names []string, asJSON bool) error {
 			Errors   int                `json:"errors"`
 			Warnings int                `json:"warnings"`
 			Jupyter  kernelspec.Jupyter `json:"jupyter"`
-		}{SchemaKernelCheck, out, errs, warns, u.Env().Model().Described()})
+			JobPath  lifecycle.JobPath  `json:"job_path"`
+		}{SchemaKernelCheck, out, errs, warns, u.Env().Model().Described(), jobPath})
 	} else {
 		for _, en := range entries {
 			for _, f := range findings[en.Dir] {
 				fmt.Fprintln(e.Stdout, f)
 			}
+		}
+		if jobPath.Warning {
+			fmt.Fprintf(e.Stdout, "warning: %s\n", jobPath.Says)
 		}
 		_, err = fmt.Fprintf(e.Stdout, "%d kernels checked: %d errors, %d warnings\nas seen by the %s\n", len(entries), errs, warns, u.Env().Model())
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/node"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
@@ -34,6 +35,7 @@ func (e *env) nodeCommand() *cli.Command {
 			}
 			jup := e.user().Env().Model()
 			hooks := e.hookTimeoutCheck(c.Context)
+			jobPath := e.lifecycle().JobPath(e.Home)
 			if c.Bool("json") {
 				return writeJSON(e.Stdout, struct {
 					Schema    string             `json:"schema"`
@@ -42,7 +44,8 @@ func (e *env) nodeCommand() *cli.Command {
 					Apptainer *apptainer.Runtime `json:"apptainer"`
 					Jupyter   kernelspec.Jupyter `json:"jupyter"`
 					Hooks     hookTimeout        `json:"hook_timeout"`
-				}{SchemaNode, g, h, runtime, jup.Described(), hooks})
+					JobPath   lifecycle.JobPath  `json:"job_path"`
+				}{SchemaNode, g, h, runtime, jup.Described(), hooks, jobPath})
 			}
 			if runtime != nil {
 				fmt.Fprintf(e.Stdout, "apptainer: %s (version %s, found by %s)\n", rt.Path, dash(rt.Version), rt.Rule)
@@ -61,6 +64,7 @@ func (e *env) nodeCommand() *cli.Command {
 			fmt.Fprintf(e.Stdout, "cache: %s on %s: %s free of %s\n", h.CacheDir, h.CacheFS, cache.HumanBytes(int64(h.CacheFree)), cache.HumanBytes(int64(h.CacheTotal)))
 			fmt.Fprintf(e.Stdout, "jupyter: kernels are found as by the %s\n", jup)
 			fmt.Fprintf(e.Stdout, "hooks: %s\n", hooks.Says)
+			fmt.Fprintf(e.Stdout, "job kernels: %s%s\n", map[bool]string{true: "warning: "}[jobPath.Warning], jobPath.Says)
 			return nil
 		},
 	}
