@@ -31,9 +31,10 @@ UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/s
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
-# A version dpkg and rpm accept: the tag without its v, else 0.0.0 and the
-# commit count and hash (0.0.0+git123.abcdef0), +dirty for local changes.
-VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' | grep . || \
+# A version dpkg and rpm accept: the tag without its v (0.1.0), commits after
+# it as +gitN.HASH (rpm takes no '-'), else 0.0.0 and the commit count and
+# hash (0.0.0+git123.abcdef0); +dirty for local changes.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed -e 's/^v//' -e 's/-\([0-9]*\)-g\([0-9a-f]*\)/+git\1.\2/' -e 's/-dirty$$/+dirty/' | grep . || \
 	echo "0.0.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo none)$$(git diff --quiet HEAD 2>/dev/null || echo .dirty)")
 NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
