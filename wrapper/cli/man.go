@@ -206,7 +206,9 @@ whether Jupyter lists this directory under the name. JUPYTER is the model used: 
 ` + "`sifkernel/kernel-check/v1`" + `
 : {"schema", "kernels": [{"name", "file", "findings": [{"severity" (error, warning, info), "code",
 "file", "line"?, "column"?, "message", "hint"?, "fixable"}]}], "errors", "warnings", "jupyter":
-JUPYTER}. The codes: **sifkernel-kernel**(1), CHECK CODES.
+JUPYTER, "job_path": JOBPATH}. The codes: **sifkernel-kernel**(1), CHECK CODES. JOBPATH says
+whether a Jupyter started here finds the job's kernels first: {"job_dir"?, "first", "hook"? (the
+Jupyter base config that puts them first), "warning" (counted in "warnings"), "says"}.
 
 ` + "`sifkernel/config/v1`" + `
 : {"schema", "settings": [{"key", "value", "source": {"kind" (default, site, user, env, flag),
@@ -216,18 +218,20 @@ JUPYTER}. The codes: **sifkernel-kernel**(1), CHECK CODES.
 : {"schema", "version", "go"}.
 
 ` + "`sifkernel/stage/v1`" + `
-: {"schema", "cache", "images": [{"source", "path", "key"?, "staged", "copied", "bytes", "took_ns",
-"reason"?, "site"?, "site_note"?}]}. "path" is what to use; "staged" false means it is the source
+: {"schema", "cache", "images": [{"source", "path", "key"?, "staged", "copied", "resumed_bytes"?,
+"bytes", "took_ns", "reason"?, "site"?, "site_note"?}]}. "resumed_bytes": how much of the copy an
+earlier, cut-off one had made. "path" is what to use; "staged" false means it is the source
 and "reason" says why; "site" means "path" is the site cache's copy, and "site_note" says why an
 image was staged for you alone instead.
 
 ` + "`sifkernel/cache-list/v1`" + `
 : {"schema", "dir", "entries": [{"key", "source", "size", "mtime", "sif_id"?, "sha256"?,
-"staged_at", "path", "last_used", "refs"}], "usage": {"used", "quota", "free", "reserve",
+"staged_at", "dev"?, "ino"?, "ctime"?, "uid", "path", "last_used", "refs"}], "usage": {"used", "quota", "free", "reserve",
 "total"}, "site"?: {"dir", "entries": [...]}} (bytes; "site" is the site cache, where there is one).
 
 ` + "`sifkernel/cache-warm/v1`" + `
-: {"schema", "results": [{"image", "key"?, "staged", "copied"?, "bytes"?, "reason"?}], "evicted"?}.
+: {"schema", "results": [{"image", "key"?, "staged", "copied"?, "resumed"?, "bytes"?, "reason"?,
+"timed_out"?}], "evicted"?}. A directory not taken is a result of its own, with the reason.
 
 ` + "`sifkernel/cache-gc/v1`" + `
 : {"schema", "dry_run", "entries", "temps", "orphans", "jobs", "freed"}.
@@ -239,7 +243,9 @@ image was staged for you alone instead.
 : {"schema", "apptainer": {"path", "rule", "version"} or null, "gpu": {"present", "expected",
 "devices", "facts": [{"source", "value"}], "reason", "warning"?}, "host": {"hostname", "os",
 "kernel", "cpus", "cpu_model", "mem_total", "mem_available", "cache_dir", "cache_free",
-"cache_total", "cache_fstype"}, "jupyter": JUPYTER}.
+"cache_total", "cache_fstype"}, "jupyter": JUPYTER, "hook_timeout": {"slurm"?: {"seconds"?,
+"infinite"?}, "needed_seconds", "ok"?, "says"} (Slurm's PrologEpilogTimeout against
+prolog.timeout + 10 s), "job_path": JOBPATH}.
 
 A job directory's *node.json*
 : {"job", "job_dir", "created_by", "node" (Slurm's name for the node), "node_from"

@@ -19,11 +19,12 @@ import (
 // every user may read (a group can be denied what others may).
 func init() { attacks = append(attacks, publishAttacks...) }
 
-// victimKernel gives the victim a container kernel on image; the returned
-// function removes it (before the suite checks the victim's files).
+// victimKernel gives the victim a container kernel k on image; the returned
+// function removes what it made (before the suite checks the victim's
+// files, which must be as they were).
 func (n *node) victimKernel(t *testing.T, image string) func() {
 	dir := filepath.Join(n.victim.home, ".local/share/jupyter/kernels/k")
-	made := filepath.Join(n.victim.home, ".local/share/jupyter/kernels/k")
+	made := dir
 	for _, p := range []string{".local", ".local/share", ".local/share/jupyter", ".local/share/jupyter/kernels"} {
 		if _, err := os.Lstat(filepath.Join(n.victim.home, p)); err != nil {
 			made = filepath.Join(n.victim.home, p)

@@ -106,19 +106,8 @@ var siteAttacks = []attack{
 		if out, err := n.malloryCmd(fmt.Sprintf("mv %s/site %s/old; ln -s %s %s/site", n.cache, n.cache, fake, n.cache)).CombinedOutput(); err == nil {
 			t.Errorf("mallory swapped the site directory:\n%s", out)
 		}
-		victimKernel := filepath.Join(n.victim.home, ".local/share/jupyter/kernels/k")
-		made := filepath.Join(n.victim.home, ".local") // the first part of the path the test adds
-		for _, p := range []string{".local", ".local/share", ".local/share/jupyter", ".local/share/jupyter/kernels", ".local/share/jupyter/kernels/k"} {
-			if _, err := os.Lstat(filepath.Join(n.victim.home, p)); err != nil {
-				made = filepath.Join(n.victim.home, p)
-				break
-			}
-		}
-		testkit.Must(t, os.MkdirAll(victimKernel, 0o755))
-		testkit.Must(t, os.WriteFile(filepath.Join(victimKernel, "kernel.json"), []byte(containerKernel("k", img)), 0o644))
-		n.chownTree(made, n.victim)
 		// The victim's kernel goes before the check that nothing of theirs changed.
-		defer func() { testkit.Must(t, os.RemoveAll(made)) }()
+		defer n.victimKernel(t, img)()
 		n.expect0(n.hook("prolog_slurmd", "304", n.victim), hookLimit)
 		kj, err := os.ReadFile(filepath.Join(n.cache, "jobs", "304", "jupyter/kernels/k/kernel.json"))
 		testkit.Must(t, err)
