@@ -16,8 +16,8 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
-// The site cache is <root>/site: one copy per node of an image every user
-// of the node could read anyway (see fsx.OpenSiteImage), shared by all users'
+// The site cache is <root>/site: one copy per node of an image the site
+// published for every user (see fsx.OpenSiteImage), shared by all users'
 // jobs. Root makes site/ for the site user (cache.site_user), 0755, and
 // site-refs/ for itself; only the site user, in a child root starts,
 // copies into site/, each entry 0444; root records which jobs use which

@@ -23,13 +23,13 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 
-// The site cache (see cache.SiteDir): one copy per node of an image every
-// user could read, made by the site user in a child root starts and never
+// The site cache (see cache.SiteDir): one copy per node of an image the
+// site published for every user (fsx.OpenSiteImage), made by the site user in a child root starts and never
 // by root or a job user, shared by every user's jobs.
 
 // SiteStageOptions is the site child's request: the images to stage, as
 // job users named them (the child decides, as the site user, which of
-// them every user could read), within a budget.
+// them are the site's own), within a budget.
 type SiteStageOptions struct {
 	Images []string      `json:"images"`
 	Budget time.Duration `json:"budget"`

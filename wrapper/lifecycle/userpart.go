@@ -38,7 +38,7 @@ type UserPartOptions struct {
 	Budget    time.Duration `json:"budget"`     // for all staging together
 	CreatedBy string        `json:"created_by"` // prolog, taskprolog, activate or run
 	// SiteStager: root runs the site child after this user part, so a
-	// public image not yet in the site cache is left to it (SitePending)
+	// site image not yet in the site cache is left to it (SitePending)
 	// rather than copied for this user alone.
 	SiteStager bool `json:"site_stager,omitempty"`
 	// SiteCopying are the images the site child ran out of time on (after
@@ -56,11 +56,11 @@ type KernelReport struct {
 	// Site: the image is the site cache's copy (SiteKey), every user's.
 	Site    bool   `json:"site,omitempty"`
 	SiteKey string `json:"site_key,omitempty"`
-	// SitePending: a public image the site child is to stage (Image is
+	// SitePending: a site image the site child is to stage (Image is
 	// the source until then).
 	SitePending bool `json:"site_pending,omitempty"`
 	// SiteNote says why a staged image is the user's own copy, with the
-	// site cache on (not a public image).
+	// site cache on (not a site image).
 	SiteNote string `json:"site_note,omitempty"`
 	// StageSeconds is how long staging took, when this job copied it;
 	// TimedOut says it was not staged because cache.stage_timeout passed.
