@@ -19,8 +19,9 @@ import (
 // Copy steps are sized by time, not bytes: each step (one copy_file_range
 // call, through *os.File.ReadFrom of an io.LimitedReader over an *os.File,
 // which still reflinks where the file system can) asks for what the rate
-// measured so far moves in stepTarget, starting at firstStep and at most
-// doubling from one step to the next, up to maxStep (1 GiB, the most Go asks
+// measured so far moves in stepTarget, starting at firstStep (small: the
+// source's speed is not known yet, and 256 KiB takes a second at 256
+// KiB/s) and at most doubling from one step to the next, up to maxStep (1 GiB, the most Go asks
 // copy_file_range for in one call anyway). The context is checked between
 // steps, so a copy stops within about stepTarget of its deadline on a slow
 // shared file system as on a fast local disk, where the steps grow to a few
@@ -30,7 +31,7 @@ import (
 // the hook's deadline bounds it (see lifecycle's deadline).
 const (
 	stepTarget       = 250 * time.Millisecond
-	firstStep  int64 = 4 << 20
+	firstStep  int64 = 256 << 10
 	minStep    int64 = 256 << 10
 	maxStep    int64 = 1 << 30
 )

@@ -170,7 +170,10 @@ func (t *Tree) AddSiteRef(key string, job slurm.JobID, siteUID int) error {
 	if _, ok, err := t.siteEntry(key, siteUID); err != nil || !ok {
 		_ = refs.Remove(filepath.Join(key, job.String()))
 		_ = refs.Remove(key) // if no other job's ref is in it: no directory for a key with no entry
-		return fmt.Errorf("%w: %s (%v)", ErrSiteEntryGone, key, err)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrSiteEntryGone, key, err)
+		}
+		return fmt.Errorf("%w: %s", ErrSiteEntryGone, key)
 	}
 	return nil
 }

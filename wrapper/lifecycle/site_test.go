@@ -3,6 +3,8 @@ package lifecycle
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,9 +12,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
@@ -167,4 +173,94 @@ func TestCacheWarm(t *testing.T) {
 	if _, err := cache.OpenSiteView(s.cacheDir, 65534); err != nil {
 		t.Errorf("the site cache does not verify for a reader: %v", err)
 	}
+}
+
+// TestSitePinBeforeEvict: two overlapping Prologs under a site quota that
+// holds one image. Alice's kernel bert finds the site's copy of its image
+// (a hit); her user part then spends seconds on a second kernel (her own
+// image, on a slow file system), and meanwhile bob's Prolog stages
+// another site image, whose room the site child makes by evicting bert's
+// entry, which no job had pinned yet. Alice's job must not end with a
+// kernel naming the deleted entry: root pins the first user part's hits,
+// finds this one gone, and runs the user part again.
+func TestSitePinBeforeEvict(t *testing.T) {
+	s := siteNode(t)
+	size := fileSizeOf(t, s.image)
+	s.setConfig(t, fmt.Sprintf("site_quota = \"%dB\"\n[prolog]\ntimeout = \"12s\"\n", size+size/2))
+	// Alice's bert first (its image used last), then her slow kernel.
+	testkit.Must(t, os.Chtimes(s.image, time.Now().Add(time.Hour), time.Now().Add(-time.Hour)))
+	r, err := s.lc(t).Warm(context.Background(), []string{s.image})
+	if err != nil || len(r.Results) != 1 || !r.Results[0].Staged {
+		t.Fatalf("warm = %+v, %v", r, err)
+	}
+	src, slow := filepath.Join(s.base, "slow-src"), filepath.Join(s.base, "slow")
+	testkit.Must(t, os.MkdirAll(src, 0o755))
+	testkit.Must(t, os.Mkdir(filepath.Join(src, "alice"), 0o700))
+	testkit.Must(t, os.Chown(filepath.Join(src, "alice"), uid, gid))
+	testkit.Must(t, os.MkdirAll(slow, 0o755))
+	own := filepath.Join(src, "alice", "own.sif")
+	testkit.Must(t, sifimage.Build(own, bytes.NewReader(randomBytes(t, 4<<20))))
+	testkit.Must(t, os.Chown(own, uid, gid))
+	testkit.Must(t, os.Chtimes(own, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour)))
+	testkit.SlowFS(t, src, slow, 256<<10)
+	s.addKernel(t, "zslow", filepath.Join(slow, "alice", "own.sif"), "")
+	// Bob's kernel: another site image.
+	other := filepath.Join(s.base, "scratch", "other.sif")
+	testkit.Must(t, sifimage.Build(other, bytes.NewReader(sifimage.Minimal)))
+	testkit.Must(t, os.Chmod(other, 0o644))
+	bobKernel := filepath.Join(s.others[bobUID].Home, ".local/share/jupyter/kernels/bert/kernel.json")
+	kj := strings.Replace(string(testkit.ReadFile(t, bobKernel)), s.image, other, 1)
+	testkit.Must(t, os.WriteFile(bobKernel, []byte(kj), 0o644))
+
+	var alice bytes.Buffer
+	done := make(chan error)
+	go func() { done <- s.lcAs(t, "6001", uid, &alice).Prolog(context.Background()) }()
+	time.Sleep(time.Second) // alice's user part has found bert's entry and is copying zslow
+	var bob bytes.Buffer
+	testkit.Must(t, s.lcAs(t, "6002", bobUID, &bob).Prolog(context.Background()))
+	testkit.Must(t, <-done)
+	for job, log := range map[string]*bytes.Buffer{"6001": &alice, "6002": &bob} {
+		kernels, _ := filepath.Glob(filepath.Join(s.jobDir(job), "jupyter/kernels/*/kernel.json"))
+		if len(kernels) == 0 {
+			t.Errorf("job %s has no kernels\n%s", job, log.String())
+		}
+		for _, k := range kernels {
+			spec := kernelspecLoad(t, filepath.Dir(k))
+			for _, a := range spec.Argv {
+				if strings.HasSuffix(a, ".sif") {
+					if _, err := os.Stat(a); err != nil {
+						t.Errorf("job %s's kernel %s names %s: %v\n%s", job, filepath.Base(filepath.Dir(k)), a, err, log.String())
+					}
+				}
+			}
+		}
+	}
+	if !strings.Contains(bob.String(), "staged as") {
+		t.Logf("bob's site child did not stage its image (so evicted nothing): the overlap did not happen\n%s\nalice:\n%s", bob.String(), alice.String())
+	}
+}
+
+// lcAs is the lifecycle as root sees it for job of uid, with an
+// environment and a log of its own (for Prologs that run at once).
+func (s *site) lcAs(t *testing.T, job string, u int, log *bytes.Buffer) *Env {
+	e := s.lc(t)
+	env := maps.Clone(s.env)
+	env["SLURM_JOB_ID"], env["SLURM_JOB_UID"], env["SLURM_JOB_GID"] = job, strconv.Itoa(u), strconv.Itoa(u)
+	e.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	l := logrus.New()
+	l.SetOutput(log)
+	e.Log = l
+	return e
+}
+
+func fileSizeOf(t *testing.T, p string) int64 {
+	st, err := os.Stat(p)
+	testkit.Must(t, err)
+	return st.Size()
+}
+
+func kernelspecLoad(t *testing.T, dir string) *kernelspec.Spec {
+	k := kernelspec.Load(dir)
+	testkit.Must(t, k.Err)
+	return k.Spec
 }
