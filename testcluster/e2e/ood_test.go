@@ -16,8 +16,15 @@ import (
 
 // Stand-ins for the helpers Open OnDemand's "basic" batch-connect wrapper
 // defines before it sources before.sh (OOD itself is not installed here):
-// a free loopback port, a random token, and a wait for the port.
-const oodHelpers = `host=127.0.0.1
+// a free loopback port, a random token, and a wait for the port; and for
+// Lmod's module function, whose `module load sifkernel` (the form's
+// modules) puts the sifkernel under test on PATH, as a site's module
+// would in a job submitted with --export=NONE.
+func oodHelpers() string {
+	return fmt.Sprintf("module() { [ \"$1\" = load ] && export PATH=%s:$PATH; return 0; }\nexport -f module\n", filepath.Dir(sifkernelBin)) + oodHelpersText
+}
+
+const oodHelpersText = `host=127.0.0.1
 find_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 create_passwd() { tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$1"; }
 wait_until_port_used() { for _ in $(seq $(( $2 * 5 ))); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.2; done; return 1; }
@@ -70,7 +77,9 @@ func oodSession(t *testing.T) (string, string) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	render := exec.Command("ruby", filepath.Join(top, "testcluster/ood/render"), filepath.Join(top, "templates/ood/sifkernel_jupyter"),
-		rendered, "partition=rtx-dev", "gpus=1", "jupyter_app=notebook")
+		// Tests bind loopback only: the form's hidden bind (all addresses, as
+		// OSC's app) is set to 127.0.0.1 here.
+		rendered, "partition=rtx-dev", "gpus=1", "jupyter_app=notebook", "bind=127.0.0.1", "bc_account=skproject", "modules=sifkernel")
 	if out, err := render.CombinedOutput(); err != nil {
 		t.Fatalf("rendering the OOD app: %v\n%s", err, out)
 	}
@@ -81,18 +90,27 @@ func oodSession(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(args), "--gres=gpu:1") || !strings.Contains(string(args), "--partition=rtx-dev") {
+	if !strings.Contains(string(args), "--gres=gpu:1") || !strings.Contains(string(args), "--partition=rtx-dev") || !strings.Contains(string(args), "--account=skproject") {
 		t.Errorf("submit.yml for one GPU on rtx-dev gave sbatch %q", args)
 	}
 	// What OOD's wrapper does: before.sh, script.sh in the background,
 	// after.sh, then wait for Jupyter.
-	script := oodHelpers + `cd ~/ood-session
+	script := oodHelpers() + `cd ~/ood-session
 source ./before.sh
 echo "$port $password" >connection.txt
 ./script.sh >jupyter.log 2>&1 &
 source ./after.sh
 wait`
-	id := sbatch(t, "sktest1", strings.Join(strings.Fields(string(args)), " "), script)
+	// Submitted as ood_core submits: --export=NONE, the script on stdin.
+	out, err := as(t, "sktest1", "cd ~/ood-session && sbatch --parsable --export=NONE -o output.txt "+strings.Join(strings.Fields(string(args)), " ")+
+		" <<'SCRIPT'\n#!/bin/bash\n"+script+"\nSCRIPT")
+	if err != nil {
+		t.Fatalf("sbatch: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(out)
+	if job, _ := root("scontrol", "show", "job", "-o", id); !strings.Contains(job, "Account=skproject") {
+		t.Errorf("the form's account did not reach the job: %s", job)
+	}
 	defer func() {
 		scancel(id)
 		waitDone(t, id)
