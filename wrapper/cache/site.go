@@ -341,3 +341,80 @@ func OpenSiteView(root string, siteUID int) (*Cache, error) {
 	return &Cache{opts: Options{Root: root, Site: true}, seams: realSeams(), root: root, dir: SiteDir(root),
 		refsBase: filepath.Join(root, siteRefsDir)}, nil
 }
+
+// staleTemp is how old a copy in progress with no sign of life (its
+// stager writes to it all the time) must be for gc to be worth a run.
+const staleTemp = time.Hour
+
+// SiteGCDue says, as root, whether the site child's gc would have anything
+// to do: an entry no job uses that has been idle for keepWarm, metadata
+// without its entry, a cut-off copy past PartialKeep, or another copy
+// nobody has written to for an hour. The Epilog and sweep start the site
+// child only then (a child per job cost more than the rest of an Epilog).
+// It reads names and times alone, through the verified tree, at most
+// maxRefKeys names.
+func (t *Tree) SiteGCDue(siteUID int, keepWarm time.Duration, now time.Time) (bool, error) {
+	d, err := t.root.Open(siteDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(maxRefKeys)
+	if ignoreEOF(err) != nil {
+		return false, err
+	}
+	have := map[string]bool{}
+	for _, n := range names {
+		have[n] = true
+	}
+	for _, n := range names {
+		st, err := t.root.Lstat(filepath.Join(siteDir, n))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		age := now.Sub(st.ModTime())
+		switch {
+		case strings.HasPrefix(n, ".tmp-") && isPartial(n):
+			if age >= PartialKeep {
+				return true, nil
+			}
+		case strings.HasPrefix(n, ".tmp-"):
+			if age >= staleTemp {
+				return true, nil
+			}
+		case strings.HasSuffix(n, ".json") && !have[strings.TrimSuffix(n, ".json")+".sif"]:
+			return true, nil
+		case strings.HasSuffix(n, ".sif") && validKey(strings.TrimSuffix(n, ".sif")):
+			if t.siteIdle(strings.TrimSuffix(n, ".sif"), keepWarm, now) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// siteIdle says a site entry has no refs and has not been used (its
+// metadata touched, a ref added or released) for keepWarm.
+func (t *Tree) siteIdle(key string, keepWarm time.Duration, now time.Time) bool {
+	last := time.Time{}
+	if st, err := t.root.Lstat(filepath.Join(siteDir, key+".json")); err == nil {
+		last = st.ModTime()
+	}
+	refDir := filepath.Join(siteRefsDir, key)
+	if st, err := t.root.Lstat(refDir); err == nil {
+		if st.ModTime().After(last) {
+			last = st.ModTime()
+		}
+		if d, err := t.root.Open(refDir); err == nil {
+			refs, _ := d.Readdirnames(1)
+			_ = d.Close()
+			if len(refs) > 0 {
+				return false
+			}
+		}
+	}
+	return now.Sub(last) >= keepWarm
+}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
@@ -208,5 +209,56 @@ func TestInSiteDirs(t *testing.T) {
 	}
 	if !InSiteDirs("/anywhere/a.sif", nil) {
 		t.Error("no site_dirs should mean anywhere")
+	}
+}
+
+// TestSiteGCDue: root tells, from names and times alone, whether the site
+// child's gc would do anything, so that an Epilog starts it only then.
+func TestSiteGCDue(t *testing.T) {
+	root, uid, gid := siteRoot(t)
+	_, src := publicImage(t, root, "torch.sif", 4096)
+	out, err := testkit.AsUser(t, testkit.UserBinary(t), uid, gid, []string{"SIFKERNEL_CACHE_HELPER=stage", "SIFKERNEL_CACHE_SITE=1",
+		"SIFKERNEL_CACHE_ROOT=" + root, "SIFKERNEL_CACHE_IMAGE=" + src}, "-test.run=^$").CombinedOutput()
+	if err != nil {
+		t.Fatalf("site stager: %v\n%s", err, out)
+	}
+	tree, err := OpenTree(root, false)
+	testkit.Must(t, err)
+	defer tree.Close()
+	hit, ok, err := LookupSite(root, uid, src)
+	if err != nil || !ok {
+		t.Fatalf("LookupSite = %v, %v", ok, err)
+	}
+	now, hour := time.Now(), time.Hour
+	due := func(keepWarm time.Duration, at time.Time) bool {
+		d, err := tree.SiteGCDue(uid, keepWarm, at)
+		testkit.Must(t, err)
+		return d
+	}
+	if due(hour, now) {
+		t.Error("a fresh entry makes gc due")
+	}
+	if !due(hour, now.Add(2*hour)) {
+		t.Error("an entry idle past keep_warm does not make gc due")
+	}
+	job, _ := slurm.ParseJobID("88")
+	testkit.Must(t, tree.AddSiteRef(hit.Key, job, uid))
+	if due(hour, now.Add(2*hour)) {
+		t.Error("an entry a job uses makes gc due")
+	}
+	_, err = tree.ReleaseSiteRefs(job)
+	testkit.Must(t, err)
+	part := filepath.Join(root, "site", ".tmp-"+hit.Key+"-part0123456789abcdef")
+	testkit.Must(t, os.WriteFile(part, []byte("x"), 0o600))
+	if due(hour, now.Add(10*time.Minute)) {
+		t.Error("a young cut-off copy makes gc due")
+	}
+	if !due(PartialKeep+hour, now.Add(PartialKeep+time.Minute)) {
+		t.Error("a cut-off copy past PartialKeep does not make gc due")
+	}
+	testkit.Must(t, os.Remove(part))
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "site", "gone-0123456789abcdef.json"), []byte("{}"), 0o600))
+	if !due(hour, now) {
+		t.Error("metadata without its entry does not make gc due")
 	}
 }

@@ -361,7 +361,7 @@ func (e *Env) releaseSite(ctx context.Context, log logrus.FieldLogger, dl deadli
 	if err != nil {
 		log.Warnf("site cache refs: %v", err)
 	}
-	if len(used) == 0 || s == nil {
+	if len(used) == 0 || s == nil || !e.siteGCDue(log, tree, s) {
 		return
 	}
 	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, dl.child(siteGCTimeout))
@@ -379,6 +379,17 @@ func (e *Env) releaseSite(ctx context.Context, log logrus.FieldLogger, dl deadli
 	if err := tree.CleanSiteRefs(s.user.UID); err != nil {
 		log.Warnf("site cache refs: %v", err)
 	}
+}
+
+// siteGCDue says the site child's gc has something to do (see
+// cache.Tree.SiteGCDue); when root cannot tell, it runs the child.
+func (e *Env) siteGCDue(log logrus.FieldLogger, tree *cache.Tree, s *siteOn) bool {
+	due, err := tree.SiteGCDue(s.user.UID, e.Config.Cache.SiteKeepWarm.Duration, e.Now())
+	if err != nil {
+		log.Warnf("site cache: %s; running its gc all the same", untrusted.String(err.Error()))
+		return true
+	}
+	return due
 }
 
 // SiteLookup is what `stage` and the TaskProlog ask: the site entry for
@@ -456,7 +467,7 @@ func (e *Env) sweepSite(ctx context.Context, log logrus.FieldLogger, dl deadline
 	if err != nil {
 		log.Warnf("site cache refs: %v", err)
 	}
-	if s == nil || len(touched) == 0 {
+	if s == nil || len(touched) == 0 || !e.siteGCDue(log, tree, s) {
 		return
 	}
 	if _, err := e.runSite(ctx, tree, s, SiteStageOptions{GC: true}, dl.child(siteGCTimeout)); err != nil {
