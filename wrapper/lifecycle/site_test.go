@@ -215,7 +215,18 @@ func TestSitePinBeforeEvict(t *testing.T) {
 	var alice bytes.Buffer
 	done := make(chan error)
 	go func() { done <- s.lcAs(t, "6001", uid, &alice).Prolog(context.Background()) }()
-	time.Sleep(time.Second) // alice's user part has found bert's entry and is copying zslow
+	// Alice's user part takes bert first (its image used last), so her copy
+	// of zslow in progress says it has found bert's entry and not yet
+	// returned for root to pin it: the window bob's Prolog is run in.
+	copying := filepath.Join(s.cacheDir, "users", strconv.Itoa(uid), ".tmp-own-*")
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m, _ := filepath.Glob(copying); len(m) > 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("alice's user part never began copying zslow\n%s", alice.String())
+		}
+	}
 	var bob bytes.Buffer
 	testkit.Must(t, s.lcAs(t, "6002", bobUID, &bob).Prolog(context.Background()))
 	testkit.Must(t, <-done)
@@ -235,8 +246,10 @@ func TestSitePinBeforeEvict(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(bob.String(), "staged as") {
-		t.Logf("bob's site child did not stage its image (so evicted nothing): the overlap did not happen\n%s\nalice:\n%s", bob.String(), alice.String())
+	// The window was hit: bob's site child evicted bert's entry, and root
+	// found it gone when it pinned alice's hits.
+	if !strings.Contains(bob.String(), "staged as") || !strings.Contains(alice.String(), "evicted before the job's ref was recorded") {
+		t.Errorf("the Prologs did not overlap as the test needs\nbob:\n%s\nalice:\n%s", bob.String(), alice.String())
 	}
 }
 
