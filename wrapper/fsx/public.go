@@ -122,10 +122,11 @@ func siteDir(fd int, shown string, owners []int) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return &fs.PathError{Op: "stat", Path: shown, Err: err}
 	}
+	if err := siteOwner(st.Uid, shown, "a directory", owners); err != nil {
+		return err
+	}
 	mode := st.Mode & 0o7777
 	switch {
-	case siteOwner(st.Uid, shown, "a directory", owners) != nil:
-		return siteOwner(st.Uid, shown, "a directory", owners)
 	case mode&0o022 != 0 && mode&unix.S_ISVTX == 0:
 		return fmt.Errorf("%w: %s has mode %04o: group or others may change what is in it", ErrNotPublic, shown, mode)
 	case mode&0o111 != 0o111:
@@ -174,12 +175,14 @@ func siteFile(dirfd int, name, shown string, owners []int) (*os.File, error) {
 // siteFileMode refuses anything but a regular file of the site's that
 // every user may read and none but its owner may write.
 func siteFileMode(st unix.Stat_t, shown string, owners []int) error {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return notRegular(shown, modeOf(st.Mode))
+	}
+	if err := siteOwner(st.Uid, shown, "a file", owners); err != nil {
+		return err
+	}
 	mode := st.Mode & 0o7777
 	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return notRegular(shown, modeOf(st.Mode))
-	case siteOwner(st.Uid, shown, "a file", owners) != nil:
-		return siteOwner(st.Uid, shown, "a file", owners)
 	case mode&0o444 != 0o444:
 		return fmt.Errorf("%w: %s has mode %04o: not every user may read it (owner, group and others need r)", ErrNotPublic, shown, mode)
 	case mode&0o022 != 0:

@@ -143,7 +143,8 @@ func (s *siteOn) public(image string) (bool, string) {
 func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, error) {
 	r := SiteReport{Results: []SiteResult{}}
 	c := e.Config.Cache
-	ch, err := cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, SiteOwners: e.siteOwners(), Quota: c.SiteQuota, Reserve: c.Reserve,
+	owners := e.siteOwners() // one look-up of the names for the run
+	ch, err := cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, SiteOwners: owners, Quota: c.SiteQuota, Reserve: c.Reserve,
 		KeepWarm: c.SiteKeepWarm.Duration, StageTimeout: c.StageTimeout.Duration, Verify: c.Verify, Log: e.Log})
 	if err != nil {
 		return r, err
@@ -159,7 +160,7 @@ func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, er
 	defer cancel()
 	images := o.Images
 	if o.Dirs {
-		images = e.expandSiteDirs(o.Images, &r)
+		images = expandSiteDirs(o.Images, owners, &r)
 	}
 	for i, img := range images {
 		if i >= maxSiteImages {
@@ -190,9 +191,8 @@ func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, er
 // order. A directory the site does not own is not read at all (not even
 // its names: it may be a link to a user's private one) and is reported as
 // not taken. It runs as the site user, through descriptors.
-func (e *Env) expandSiteDirs(names []string, r *SiteReport) []string {
+func expandSiteDirs(names []string, owners []int, r *SiteReport) []string {
 	var images []string
-	owners := e.siteOwners()
 	for _, n := range names {
 		d, real, err := fsx.OpenSiteDir(n, owners)
 		if errors.Is(err, syscall.ENOTDIR) {
