@@ -39,6 +39,9 @@ VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | s
 NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ERRCHECK    := github.com/kisielk/errcheck@v1.30.0
+# Imports in three groups: the standard library, other modules, this one.
+GCI         := github.com/daixiang0/gci@v0.14.0
+GCIFLAGS    := -s standard -s default -s 'prefix(github.com/sifkernel/sifkernel)'
 LINTTAGS    := cluster,vmcluster,sifkernel_forge
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # PIE, which also gets RELRO from the external linker: what Debian's
@@ -46,7 +49,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILDFLAGS ?= -buildmode=pie
 FUZZTIME ?= 10s
 
-.PHONY: debian13 test-vm test-vm-ci bench-vm test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: imports debian13 test-vm test-vm-ci bench-vm test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -73,14 +76,21 @@ fuzz:
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) run $(GCI) list $(GCIFLAGS) $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "imports out of their groups (make imports):"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(LINTTAGS) ./...
 	$(GO) run $(STATICCHECK) -tags $(LINTTAGS) ./...
 	$(GO) run $(ERRCHECK) -exclude .errcheck-excludes -tags $(LINTTAGS) ./...
-	@# A raw t.Skip passes CI without running: testkit.Skip fails under SIFKERNEL_NO_SKIP=1.
-	@if git grep -nE '\bt\.(Skip|Skipf|SkipNow)\(' -- '*.go' ':!testcluster/testkit/*'; then echo "use testkit.Skip, not t.Skip"; exit 1; fi
+	@# A raw t.Skip or b.Skip passes CI without running: testkit.Skip fails under SIFKERNEL_NO_SKIP=1.
+	@if git grep -nE '\b[tb]\.(Skip|Skipf|SkipNow)\(' -- '*.go' ':!testcluster/testkit/*'; then echo "use testkit.Skip, not t.Skip or b.Skip"; exit 1; fi
+	@# Slurm's variables are read in wrapper/slurm (GPU signals: wrapper/node) alone.
+	@if git grep -nE '(etenv|LookupEnv)\("SLURM' -- 'wrapper/*.go' ':!wrapper/slurm/*' ':!wrapper/node/*' ':!*_test.go'; then echo "read Slurm's variables through wrapper/slurm"; exit 1; fi
 	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian-mirror testcluster/debian13/build testcluster/vm/build-box testcluster/vm/cluster testcluster/vm/provision testcluster/vm/run-tests testcluster/vm/bench-nfs testcluster/vm/stage-files testcluster/vm/e2e-on-ctl testcluster/vm/vagrant-box testcluster/vm/vagrant-cluster testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
+
+# Puts every file's imports in their groups (make lint checks them).
+imports:
+	$(GO) run $(GCI) write $(GCIFLAGS) $$(git ls-files '*.go')
 
 bench: build
 	testcluster/bench/cache.sh

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
-	"golang.org/x/sys/unix"
 )
 
 // Runtime is an Apptainer (or Singularity) found on this node.

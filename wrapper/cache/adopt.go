@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"os"
 	"time"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Adopt publishes a copy of image that something else wrote to this node

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // image writes a real SIF of about size bytes with random content.

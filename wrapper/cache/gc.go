@@ -2,12 +2,13 @@ package cache
 
 import (
 	"errors"
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // GCOptions say what gc removes.

@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"github.com/sifkernel/sifkernel/wrapper/sifimage"
-
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +9,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sifkernel/sifkernel/wrapper/fsx"
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"golang.org/x/sys/unix"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Result says where an image can be used from after Stage.

@@ -13,9 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
-
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Tree is the cache root with its jobs/ and users/ directories, each

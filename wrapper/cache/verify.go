@@ -1,14 +1,13 @@
 package cache
 
 import (
-	"github.com/sifkernel/sifkernel/wrapper/sifimage"
-
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/sifimage"
 )
 
 // Check is the result of verifying one entry.

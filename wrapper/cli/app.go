@@ -183,7 +183,7 @@ func (e *env) before(c *cli.Context) error {
 		// The hook that started this child runs on the defaults: so does it.
 		cfg, e.configFile = config.Defaults(), ""
 	} else if cfg, err = config.Load(files); err == nil && cfg.FellBack != nil {
-		e.log.WithError(cfg.FellBack).WithField("hook", e.hookName(c)).WithField("job", e.Getenv("SLURM_JOB_ID")).
+		e.log.WithError(cfg.FellBack).WithField("hook", e.hookName(c)).WithField("job", slurm.EnvJobID(e.Getenv)).
 			Error("config unusable; this hook runs with the built-in defaults")
 		e.configFile = ""
 		e.onDefaults = true

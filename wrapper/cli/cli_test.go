@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // site is a user's world in a temporary directory: home, scratch with an
@@ -644,5 +647,36 @@ func TestNodeHookTimeout(t *testing.T) {
 		if err != nil || !strings.Contains(out, "hooks: "+tt.want) {
 			t.Errorf("scontrol says %q: node = %v\n%s\nwant hooks: %s", tt.slurm, err, out, tt.want)
 		}
+	}
+}
+
+// TestAdoptArgsParse: the argv the lifecycle's --bcast gives srun is one the
+// stage command takes, each flag where AdoptArgs puts it.
+func TestAdoptArgsParse(t *testing.T) {
+	job, err := slurm.ParseJobID("42")
+	testkit.Must(t, err)
+	args := lifecycle.AdoptArgs(job, "/node/jobs/42/bcast-k.sif", "/work/img.sif")
+	app := (&env{}).app()
+	var stage *cli.Command
+	for _, c := range app.Commands {
+		if c.Name == args[0] {
+			stage = c
+		}
+	}
+	if stage == nil {
+		t.Fatalf("no command %q", args[0])
+	}
+	var got struct{ job, adopt string }
+	var asJSON bool
+	var rest []string
+	app.Before, stage.Before = nil, nil // no config to read: only the parse is tested
+	stage.Action = func(c *cli.Context) error {
+		got.job, got.adopt, asJSON = c.String(lifecycle.StageJobFlag), c.String(lifecycle.StageAdoptFlag), c.Bool(lifecycle.StageJSONFlag)
+		rest = c.Args().Slice()
+		return nil
+	}
+	testkit.Must(t, app.Run(append([]string{"sifkernel"}, args...)))
+	if got.job != "42" || got.adopt != "/node/jobs/42/bcast-k.sif" || !asJSON || !slices.Equal(rest, []string{"/work/img.sif"}) {
+		t.Errorf("stage parsed %q as job %q adopt %q json %v images %q", args, got.job, got.adopt, asJSON, rest)
 	}
 }

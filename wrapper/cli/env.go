@@ -2,13 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 func (e *env) envCommand() *cli.Command {

@@ -12,7 +12,7 @@ func (e *env) hookName(c *cli.Context) string {
 	if c.Args().Present() {
 		return c.Args().First()
 	}
-	ctx := e.Getenv("SLURM_SCRIPT_CONTEXT")
+	ctx := slurm.ScriptContext(e.Getenv)
 	if name, ok := slurm.Hook(ctx); ok {
 		return name
 	}
@@ -21,7 +21,7 @@ func (e *env) hookName(c *cli.Context) string {
 
 // isHook reports whether this run is a Slurm hook: no command, in a Slurm context.
 func (e *env) isHook(c *cli.Context) bool {
-	return !c.Args().Present() && e.Getenv("SLURM_SCRIPT_CONTEXT") != ""
+	return !c.Args().Present() && slurm.ScriptContext(e.Getenv) != ""
 }
 
 // runDefault runs when no command is given: inside a Slurm hook it acts as
@@ -31,7 +31,7 @@ func (e *env) runDefault(c *cli.Context) error {
 	if c.Args().Present() {
 		return usagef("unknown command %q (see sifkernel --help)", c.Args().First())
 	}
-	ctx := e.Getenv("SLURM_SCRIPT_CONTEXT")
+	ctx := slurm.ScriptContext(e.Getenv)
 	if ctx == "" {
 		return cli.ShowAppHelp(c)
 	}
@@ -44,6 +44,6 @@ func (e *env) runDefault(c *cli.Context) error {
 	case slurm.TaskProlog:
 		return lc.TaskProlog(c.Context)
 	}
-	e.log.WithField("hook", ctx).WithField("job", e.Getenv("SLURM_JOB_ID")).Infof("sifkernel has nothing to do in Slurm context %q", ctx)
+	e.log.WithField("hook", ctx).WithField("job", slurm.EnvJobID(e.Getenv)).Infof("sifkernel has nothing to do in Slurm context %q", ctx)
 	return nil
 }

@@ -26,7 +26,7 @@ func (e *env) lifecycle() *lifecycle.Env {
 
 // hookCommands are the commands that act as Slurm hooks, or run as part of
 // one, and must never fail the job for a user's or an admin's mistake.
-var hookCommands = []string{"prolog", "epilog", "taskprolog", "internal"}
+var hookCommands = []string{slurm.Prolog, slurm.Epilog, slurm.TaskProlog, lifecycle.ChildCommand}
 
 func isHookCommand(c *cli.Context) bool {
 	return c.Args().Present() && slices.Contains(hookCommands, c.Args().First())
@@ -34,7 +34,7 @@ func isHookCommand(c *cli.Context) bool {
 
 func (e *env) prologCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "prolog",
+		Name:  slurm.Prolog,
 		Usage: "Slurm Prolog (root): ready the node cache and the job's kernels",
 		Description: "Run by slurmd as root on every node of a job. Exits 0 for every job or user\n" +
 			"problem (a failing Prolog drains the node); only faults named in\n" +
@@ -45,7 +45,7 @@ func (e *env) prologCommand() *cli.Command {
 
 func (e *env) epilogCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "epilog",
+		Name:   slurm.Epilog,
 		Usage:  "Slurm Epilog (root): remove the job's directory and refs, evict per keep_warm",
 		Action: func(c *cli.Context) error { return e.lifecycle().Epilog(c.Context) },
 	}
@@ -53,13 +53,13 @@ func (e *env) epilogCommand() *cli.Command {
 
 func (e *env) taskPrologCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "taskprolog",
+		Name:   slurm.TaskProlog,
 		Usage:  "Slurm TaskProlog (job user): export JUPYTER_PATH for the task",
 		Action: func(c *cli.Context) error { return e.lifecycle().TaskProlog(c.Context) },
 	}
 }
 
-var jobFlag = &cli.StringFlag{Name: "job", Usage: "the job `ID` (default: $SLURM_JOB_ID)"}
+var jobFlag = &cli.StringFlag{Name: "job", Usage: "the job `ID` (default: $" + slurm.VarJobID + ")"}
 
 func (e *env) activateCommand() *cli.Command {
 	return &cli.Command{
@@ -125,7 +125,7 @@ func (e *env) runCommand() *cli.Command {
 func (e *env) sweepCommand() *cli.Command {
 	host, _ := slurm.NodeName(e.Getenv) // Slurm's name for this node
 	return &cli.Command{
-		Name:  "sweep",
+		Name:  slurm.Sweep,
 		Usage: "root, at boot and from cron: clean up after jobs that no longer run here",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "at boot: no job runs here, remove every job's leftovers"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // A ManPage is one manual page, rendered as roff, and the Markdown it is
@@ -50,7 +51,7 @@ func ManPages(version string, exampleConfig []byte) ([]ManPage, error) {
 		{name: "sifkernel-job", section: 1, usage: "container kernels in job scripts and interactive sessions",
 			commands: []string{"activate", "run", "env", "idev"}, extra: manJob},
 		{name: "sifkernel-hooks", section: 8, usage: "sifkernel as Slurm Prolog, TaskProlog and Epilog, and its sweep",
-			commands: []string{"prolog", "taskprolog", "epilog", "sweep"}, extra: manHooks()},
+			commands: []string{slurm.Prolog, slurm.TaskProlog, slurm.Epilog, slurm.Sweep}, extra: manHooks()},
 		{name: "sifkernel.toml", section: 5, usage: "sifkernel's configuration files",
 			commands: []string{"config"}, extra: manConfig(exampleConfig)},
 	}

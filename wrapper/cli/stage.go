@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
@@ -21,37 +21,34 @@ const SchemaStage = "sifkernel/stage/v1"
 
 func (e *env) stageCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "stage",
+		Name:      lifecycle.StageCommand,
 		Usage:     "copy images to the node-local cache; prints the path to use for each",
 		ArgsUsage: "IMAGE...",
 		Description: "Each image is copied once per node and user into cache.dir; later calls\n" +
 			"(and other jobs) reuse the copy. When an image cannot be staged (no space,\n" +
 			"too slow, unreadable) the path printed is the source, and the exit code is 1.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "job", Usage: "record the copies as used by job `ID` (default: $SLURM_JOB_ID)"},
+			&cli.StringFlag{Name: lifecycle.StageJobFlag, Usage: "record the copies as used by job `ID` (default: $" + slurm.VarJobID + ")"},
 			&cli.DurationFlag{Name: "timeout", Usage: "longest one image may take (default: cache.stage_timeout)"},
 			&cli.BoolFlag{Name: "bcast", Usage: "in a multi-node job: read each image once and fan it out to every node with sbcast"},
-			&cli.StringFlag{Name: "adopt", Hidden: true, Usage: "publish `FILE`, a copy of the one IMAGE made by sbcast"},
+			&cli.StringFlag{Name: lifecycle.StageAdoptFlag, Hidden: true, Usage: "publish `FILE`, a copy of the one IMAGE made by sbcast"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usagef("stage needs at least one IMAGE")
 			}
-			var job slurm.JobID
-			if s := cmp.Or(c.String("job"), e.Getenv("SLURM_JOB_ID")); s != "" {
-				var err error
-				if job, err = slurm.ParseJobID(s); err != nil {
-					return &UsageError{Err: err}
-				}
+			job, err := slurm.JobFrom(c.String(lifecycle.StageJobFlag), e.Getenv)
+			if err != nil {
+				return &UsageError{Err: err}
 			}
 			switch {
-			case c.String("adopt") != "":
-				return e.adopt(c, c.String("adopt"), c.Args().Slice(), job)
+			case c.String(lifecycle.StageAdoptFlag) != "":
+				return e.adopt(c, c.String(lifecycle.StageAdoptFlag), c.Args().Slice(), job)
 			case c.Bool("bcast"):
-				return e.bcast(c, c.Args().Slice(), job, c.Bool("json"))
+				return e.bcast(c, c.Args().Slice(), job, c.Bool(lifecycle.StageJSONFlag))
 			}
-			return e.stage(c, c.Args().Slice(), job, c.Duration("timeout"), c.Bool("json"))
+			return e.stage(c, c.Args().Slice(), job, c.Duration("timeout"), c.Bool(lifecycle.StageJSONFlag))
 		},
 	}
 }

@@ -11,16 +11,13 @@ import (
 // Shells activate can print for.
 var Shells = []string{"sh", "csh", "fish"}
 
-// JobID is the job activate and run act for: --job, else SLURM_JOB_ID.
+// JobID is the job activate and run act for (slurm.JobFrom): one they must have.
 func (e *Env) JobID(flag string) (slurm.JobID, error) {
-	job := flag
-	if job == "" {
-		job = e.getenv("SLURM_JOB_ID")
+	job, err := slurm.JobFrom(flag, e.getenv)
+	if err == nil && job.IsZero() {
+		err = slurm.ErrNoJob
 	}
-	if job == "" {
-		return slurm.JobID{}, fmt.Errorf("not inside a Slurm job (no SLURM_JOB_ID); give --job ID")
-	}
-	return slurm.ParseJobID(job)
+	return job, err
 }
 
 // Activate prepares the job's kernels (as the TaskProlog would) and returns

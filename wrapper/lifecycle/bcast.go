@@ -1,8 +1,6 @@
 package lifecycle
 
 import (
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Bcast stages images on every node of the job while reading each from the
@@ -26,10 +25,7 @@ func (e *Env) Bcast(ctx context.Context, job slurm.JobID, images []string) ([]ca
 	if !ok {
 		return nil, fmt.Errorf("stage --bcast needs the sifkernel Prolog on every node of the job (no job directory of yours for job %s in %s here); use stage without --bcast", job, e.Config.Cache.Dir)
 	}
-	nodes := e.getenv("SLURM_JOB_NUM_NODES")
-	if nodes == "" {
-		nodes = e.getenv("SLURM_NNODES")
-	}
+	nodes := slurm.NumNodes(e.getenv)
 	var out []cache.Result
 	var errs []error
 	for _, img := range images {
@@ -62,7 +58,7 @@ func (e *Env) bcastOne(ctx context.Context, dir, img string, job slurm.JobID, no
 	if e.ConfigFile != "" {
 		args = append(args, "--config", e.ConfigFile)
 	}
-	args = append(args, "stage", "--json", "--job", job.String(), "--adopt", dest, abs)
+	args = append(args, AdoptArgs(job, dest, abs)...)
 	cmd := exec.CommandContext(ctx, e.Config.Slurm.Srun, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -79,4 +75,22 @@ func (e *Env) bcastOne(ctx context.Context, dir, img string, job slurm.JobID, no
 		return results, fmt.Errorf("srun publishing %s: %w: %s", abs, runErr, strings.TrimSpace(stderr.String()))
 	}
 	return results, nil
+}
+
+// The stage command as srun runs it on every node of a --bcast: the command
+// and the flags AdoptArgs writes. The cli's stage command takes its flags'
+// names from these, so neither side spells one the other does not know.
+const (
+	StageCommand = "stage"
+	StageJobFlag = "job"
+	// StageAdoptFlag is hidden: it publishes COPY, a copy of the one IMAGE
+	// that sbcast wrote to this node.
+	StageAdoptFlag = "adopt"
+	StageJSONFlag  = "json"
+)
+
+// AdoptArgs is the argv after the binary (and its --config) that publishes
+// copy, sbcast's copy of image, for job on one node, reporting as JSON.
+func AdoptArgs(job slurm.JobID, copy, image string) []string {
+	return []string{StageCommand, "--" + StageJSONFlag, "--" + StageJobFlag, job.String(), "--" + StageAdoptFlag, copy, image}
 }

@@ -1,14 +1,14 @@
 package lifecycle
 
 import (
-	"errors"
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
-
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // ChildDefaultsEnv, set to "1" in a hook child's environment, says the hook

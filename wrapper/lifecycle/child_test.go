@@ -1,11 +1,12 @@
 package lifecycle
 
 import (
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 func TestChildRequestRoundTrip(t *testing.T) {

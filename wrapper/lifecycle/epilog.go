@@ -23,8 +23,8 @@ func (e *Env) Epilog(ctx context.Context) error {
 	ctx, cancel := dl.context(ctx)
 	defer cancel()
 	hc, err := slurm.FromEnv(e.LookupEnv)
-	log := e.hookLog("epilog", hc.JobID)
-	run := e.startRun("epilog")
+	log := e.hookLog(slurm.Epilog, hc.JobID)
+	run := e.startRun(slurm.Epilog)
 	defer finished(log, time.Now())
 	defer e.count(log, run)
 	if err != nil {

@@ -37,7 +37,7 @@ const HookMark = "SIFKERNEL_JOB_DIR"
 func (e *Env) JobPath(home string) JobPath {
 	dir := e.getenv("SIFKERNEL_JOB_DIR")
 	if dir == "" {
-		if job, err := slurm.ParseJobID(e.getenv("SLURM_JOB_ID")); err == nil {
+		if job, err := slurm.ParseJobID(slurm.EnvJobID(e.getenv)); err == nil {
 			if d, ok := e.preparedJobDir(job); ok {
 				return JobPath{JobDir: d, Warning: true, Says: fmt.Sprintf("job %s's kernels are in %s, but this shell has not loaded them: "+
 					"eval \"$(sifkernel env)\" (sh; --shell csh for csh)", job, d)}

@@ -32,8 +32,8 @@ func (e *Env) Prolog(ctx context.Context) error {
 	ctx, cancel := dl.context(ctx)
 	defer cancel()
 	hc, err := slurm.FromEnv(e.LookupEnv)
-	log := e.hookLog("prolog", hc.JobID)
-	run := e.startRun("prolog")
+	log := e.hookLog(slurm.Prolog, hc.JobID)
+	run := e.startRun(slurm.Prolog)
 	defer finished(log, time.Now())
 	defer e.count(log, run)
 	if err != nil {
@@ -88,7 +88,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 			later = 2 // the site child, then this user part again
 		}
 		reply, err := e.asUser(ctx, u, hc, dl.child(0), ChildRequest{UserPart: &UserPartOptions{
-			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: "prolog", Stage: stage, Budget: dl.stage(limit, later), SiteStager: siteStager, SiteCopying: siteCopying}})
+			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: slurm.Prolog, Stage: stage, Budget: dl.stage(limit, later), SiteStager: siteStager, SiteCopying: siteCopying}})
 		if err == nil && reply.UserPart == nil {
 			err = errors.New("it printed no report")
 		}
@@ -234,9 +234,8 @@ const maxLoggedWarnings = 8
 // name and the log level. GOCOVERDIR: only a binary built with -cover reads
 // it (make cover).
 func childEnvKeys() []string {
-	keys := []string{"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER"}
-	keys = append(keys, node.GPUSignals()...)
-	return append(keys, "SLURMD_NODENAME", "SIFKERNEL_LOG_LEVEL", "GOCOVERDIR")
+	keys := append(slurm.IdentityVars(), node.GPUSignals()...)
+	return append(keys, "SIFKERNEL_LOG_LEVEL", "GOCOVERDIR")
 }
 
 func (e *Env) logReport(log logrus.FieldLogger, r Report) {

@@ -1,14 +1,14 @@
 package lifecycle
 
 import (
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
-
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"os/signal"
 	"syscall"
+
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // forwarded are the signals run passes on to its command (Slurm sends

@@ -57,9 +57,9 @@ func JobFromCgroup(r io.Reader) slurm.JobID {
 // verified cache root, owned by the caller, count. found is false when the
 // user has no prepared job here (a login node, say).
 func (e *Env) FindSession() (s Session, found bool) {
-	if job, err := slurm.ParseJobID(e.getenv("SLURM_JOB_ID")); err == nil {
+	if job, err := slurm.ParseJobID(slurm.EnvJobID(e.getenv)); err == nil {
 		if dir, ok := e.preparedJobDir(job); ok {
-			return Session{Job: job, JobDir: dir, How: "SLURM_JOB_ID"}, true
+			return Session{Job: job, JobDir: dir, How: slurm.VarJobID}, true
 		}
 	}
 	if f, err := fsx.OpenRegular(filepath.Join(e.NodeRoot, "/proc/self/cgroup"), false); err == nil {

@@ -58,11 +58,11 @@ type SweepReport struct {
 // is bounded by o.Budget. It reports only what it removed.
 func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	r := SweepReport{JobDirs: []string{}, Users: []int{}}
-	log := e.hookLog("sweep", slurm.JobID{})
+	log := e.hookLog(slurm.Sweep, slurm.JobID{})
 	if os.Geteuid() != 0 {
 		return r, errors.New("sweep runs as root (it cleans up after every user)")
 	}
-	run := e.startRun("sweep")
+	run := e.startRun(slurm.Sweep)
 	defer e.count(log, run)
 	if o.Budget <= 0 {
 		o.Budget = DefaultSweepBudget

@@ -33,7 +33,7 @@ func (ex Exports) Vars() [][2]string {
 // It never fails the task.
 func (e *Env) TaskProlog(ctx context.Context) error {
 	hc, err := slurm.FromEnv(e.LookupEnv)
-	log := e.hookLog("taskprolog", hc.JobID)
+	log := e.hookLog(slurm.TaskProlog, hc.JobID)
 	defer func(start time.Time) { // debug: it runs for every task
 		log.WithField("took_ms", time.Since(start).Milliseconds()).Debug("finished")
 	}(time.Now())
@@ -41,7 +41,7 @@ func (e *Env) TaskProlog(ctx context.Context) error {
 		log.Errorf("not a job this TaskProlog can act on: %v; doing nothing", err)
 		return nil
 	}
-	ex, err := e.prepare(ctx, hc.JobID, "taskprolog", e.Config.TaskProlog.Budget.Duration)
+	ex, err := e.prepare(ctx, hc.JobID, slurm.TaskProlog, e.Config.TaskProlog.Budget.Duration)
 	if err != nil {
 		log.Errorf("no job kernels: %s", untrusted.String(err.Error()))
 		return nil

@@ -1,15 +1,13 @@
 package lifecycle
 
 import (
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
-	"slices"
-
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -21,6 +19,7 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/node"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
 

@@ -202,7 +202,7 @@ func TestWriteTextfileIsAtomic(t *testing.T) {
 // rename (root only).
 func BenchmarkAdd(b *testing.B) {
 	if os.Geteuid() != 0 {
-		b.Skip("root only")
+		testkit.Skip(b, "root only")
 	}
 	dir := filepath.Join(testkit.SharedDir(b), "metrics")
 	r := Run{Hook: "prolog", Hits: 2, Misses: 1, BytesStaged: 1 << 30, StageSeconds: 2.5}

@@ -5,12 +5,13 @@ package node
 
 import (
 	"fmt"
-	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
 // Fact is one observation and where it came from.

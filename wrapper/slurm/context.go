@@ -14,11 +14,14 @@ import (
 	"strings"
 )
 
-// The hooks, by the names every log line and command gives them.
+// The hooks, by the names every log line, metric and command gives them.
 const (
 	Prolog     = "prolog"
 	Epilog     = "epilog"
 	TaskProlog = "taskprolog"
+	// Sweep is not Slurm's: sifkernel's own cleanup, at boot and from cron,
+	// of what jobs that no longer run here left.
+	Sweep = "sweep"
 )
 
 // hookOf maps SLURM_SCRIPT_CONTEXT to the hook sifkernel acts as there.
@@ -103,8 +106,8 @@ func (j *JobID) UnmarshalText(b []byte) error {
 // short host name, as slurm.conf's NodeName usually is; from says which.
 func NodeName(getenv func(string) string) (name, from string) {
 	if getenv != nil {
-		if n := getenv("SLURMD_NODENAME"); n != "" {
-			return n, "SLURMD_NODENAME"
+		if n := getenv(varNodeName); n != "" {
+			return n, varNodeName
 		}
 	}
 	h, _ := os.Hostname()
@@ -138,17 +141,17 @@ func FromEnv(lookup func(string) (string, bool)) (Context, error) {
 	}
 	get := func(k string) string { v, _ := lookup(k); return v }
 	c := Context{
-		Script: get("SLURM_SCRIPT_CONTEXT"), User: get("SLURM_JOB_USER"),
-		Partition: get("SLURM_JOB_PARTITION"), Node: get("SLURMD_NODENAME"),
+		Script: get(VarScriptContext), User: get(varJobUser),
+		Partition: get(varPartition), Node: get(varNodeName),
 	}
 	var err error
-	if c.JobID, err = ParseJobID(get("SLURM_JOB_ID")); err != nil {
+	if c.JobID, err = ParseJobID(get(VarJobID)); err != nil {
 		return c, err
 	}
-	if c.UID, err = id(get, "SLURM_JOB_UID"); err != nil {
+	if c.UID, err = id(get, varJobUID); err != nil {
 		return c, err
 	}
-	if c.GID, err = id(get, "SLURM_JOB_GID"); err != nil {
+	if c.GID, err = id(get, varJobGID); err != nil {
 		return c, err
 	}
 	return c, nil

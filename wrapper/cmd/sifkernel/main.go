@@ -12,12 +12,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
+	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
+
 	"github.com/sifkernel/sifkernel/wrapper/cli"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/lifecycle"
 	"github.com/sifkernel/sifkernel/wrapper/runas"
-	"github.com/sirupsen/logrus"
-	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
 )
 
 // version is set at build time: -ldflags "-X main.version=..."
