@@ -90,7 +90,7 @@ func Open(opts Options) (*Cache, error) {
 		return nil, err
 	}
 	if c.refsBase == "" {
-		c.refsBase = filepath.Join(c.dir, "refs")
+		c.refsBase = filepath.Join(c.dir, RefsDir)
 	}
 	return c, nil
 }

@@ -51,7 +51,7 @@ func OpenTree(path string, create bool) (*Tree, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnsafeRoot, err)
 	}
 	t := &Tree{path: path, root: root}
-	if t.jobs, t.jobsDir, err = subdir(root, "jobs", create); err == nil {
+	if t.jobs, t.jobsDir, err = subdir(root, JobsDir, create); err == nil {
 		t.users, t.usersDir, err = subdir(root, "users", create)
 	}
 	if err != nil {
@@ -118,7 +118,7 @@ func (t *Tree) Close() error {
 }
 
 // JobDir is the path of jobs/<job>, for messages and for the job user.
-func (t *Tree) JobDir(job slurm.JobID) string { return filepath.Join(t.path, "jobs", job.String()) }
+func (t *Tree) JobDir(job slurm.JobID) string { return JobDirIn(t.path, job) }
 
 // Owner is who owns a directory, from its Lstat.
 type Owner = fsx.Owner
@@ -203,8 +203,8 @@ func (t *Tree) RemoveUserJobs(uid int, running map[slurm.JobID]bool, deadline ti
 		job, err := slurm.ParseJobID(strings.TrimSuffix(name, ".lock"))
 		return err == nil && !running[job]
 	}
-	errs := []error{removeMatching(ud, "jobs", stale, opts)}
-	refs, _, err := fsx.OpenDirAt(ud, "refs")
+	errs := []error{removeMatching(ud, JobsDir, stale, opts)}
+	refs, _, err := fsx.OpenDirAt(ud, RefsDir)
 	if err != nil {
 		return errors.Join(errs...)
 	}
@@ -310,7 +310,7 @@ func (t *Tree) RemoveJobDir(job slurm.JobID) error {
 }
 
 // Jobs lists the names in jobs/.
-func (t *Tree) Jobs() ([]string, error) { return names(t.jobs, filepath.Join(t.path, "jobs")) }
+func (t *Tree) Jobs() ([]string, error) { return names(t.jobs, filepath.Join(t.path, JobsDir)) }
 
 // UserDirs lists the users' directories in users/ whose owner matches their
 // name; others are left alone.

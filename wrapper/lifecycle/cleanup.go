@@ -77,7 +77,7 @@ func removeJobFiles(dir string, jobs ...slurm.JobID) error {
 		return err
 	}
 	defer d.Close()
-	jd, _, err := fsx.OpenDirAt(d, "jobs")
+	jd, _, err := fsx.OpenDirAt(d, cache.JobsDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

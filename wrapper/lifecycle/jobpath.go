@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
@@ -45,7 +46,7 @@ func (e *Env) JobPath(home string) JobPath {
 		}
 		return JobPath{Says: "not in a job whose kernels sifkernel prepared"}
 	}
-	kernels := filepath.Join(dir, "jupyter")
+	kernels := filepath.Join(dir, cache.JobJupyter)
 	p := JobPath{JobDir: dir, Hook: jupyterHook(e.getenv, home)}
 	first, _, _ := strings.Cut(e.getenv("JUPYTER_PATH"), string(filepath.ListSeparator))
 	p.First = filepath.Clean(first) == kernels

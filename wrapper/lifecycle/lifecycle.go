@@ -7,8 +7,6 @@ package lifecycle
 import (
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -59,22 +57,13 @@ func (e *Env) preparedJobDir(job slurm.JobID) (string, bool) {
 		return "", false
 	}
 	defer d.Close()
-	st, err := d.Lstat("node.json")
-	return tree.JobDir(job), err == nil && st.Mode().IsRegular()
+	_, ok := cache.Prepared(d)
+	return tree.JobDir(job), ok
 }
 
 // userJobDir is the job directory a user's own TaskProlog, activate or run
 // made, inside the user's cache directory (a user cannot create jobs/).
-func userJobDir(c *cache.Cache, job slurm.JobID) string {
-	return filepath.Join(c.Dir(), "jobs", job.String())
-}
-
-// ready reports whether a job directory's user part finished: node.json is
-// written last.
-func ready(jobDir string) bool {
-	st, err := os.Stat(filepath.Join(jobDir, "node.json"))
-	return err == nil && st.Mode().IsRegular()
-}
+func userJobDir(c *cache.Cache, job slurm.JobID) string { return cache.JobDirIn(c.Dir(), job) }
 
 // OpenUserCache opens the calling user's part of the node cache.
 func (e *Env) OpenUserCache(timeout time.Duration) (*cache.Cache, error) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 )
 
 func (s *site) userTmp(t *testing.T) string {
@@ -109,7 +110,7 @@ func TestSweep(t *testing.T) {
 	if _, err := os.Stat(s.jobDir("4242")); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("4242's job dir is still there")
 	}
-	if !ready(s.jobDir("4343")) {
+	if !cache.PreparedPath(s.jobDir("4343")) {
 		t.Error("sweep disturbed the running job 4343")
 	}
 	refs, _ := filepath.Glob(filepath.Join(s.cacheDir, "users/1234/refs/*/*"))
@@ -121,13 +122,13 @@ func TestSweep(t *testing.T) {
 	}
 
 	testkit.Must(t, os.WriteFile(squeue, []byte("#!/bin/sh\necho 'Unable to contact slurm controller' >&2; exit 1\n"), 0o755))
-	if _, err := s.lc(t).Sweep(context.Background(), SweepOptions{}); err == nil || !ready(s.jobDir("4343")) {
+	if _, err := s.lc(t).Sweep(context.Background(), SweepOptions{}); err == nil || !cache.PreparedPath(s.jobDir("4343")) {
 		t.Errorf("sweep without squeue = %v; it must remove nothing", err)
 	}
 	if _, err := s.lc(t).Sweep(context.Background(), SweepOptions{All: true}); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users/1234/*.sif")); len(m) != 0 || ready(s.jobDir("4343")) {
+	if m, _ := filepath.Glob(filepath.Join(s.cacheDir, "users/1234/*.sif")); len(m) != 0 || cache.PreparedPath(s.jobDir("4343")) {
 		t.Errorf("sweep --all left %v", m)
 	}
 }

@@ -94,10 +94,10 @@ func (e *Env) newestPreparedJob() (Session, bool) {
 		if err != nil {
 			continue
 		}
-		st, err := d.Lstat("node.json")
+		at, ok := cache.Prepared(d)
 		d.Close()
-		if err == nil && st.Mode().IsRegular() {
-			mine = append(mine, job{id, st.ModTime()})
+		if ok {
+			mine = append(mine, job{id, at})
 		}
 	}
 	if len(mine) == 0 {

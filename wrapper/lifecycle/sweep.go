@@ -320,15 +320,15 @@ func (e *Env) SweepUser(o UserSweepOptions) (cache.GCReport, error) {
 		return names
 	}
 	gone := map[slurm.JobID]bool{}
-	for _, k := range readDir(filepath.Join(ch.Dir(), "refs")) {
-		for _, n := range readDir(filepath.Join(ch.Dir(), "refs", k)) {
+	for _, k := range readDir(filepath.Join(ch.Dir(), cache.RefsDir)) {
+		for _, n := range readDir(filepath.Join(ch.Dir(), cache.RefsDir, k)) {
 			if j, err := slurm.ParseJobID(n); err == nil && !running[j] {
 				gone[j] = true
 			}
 		}
 	}
 	var stale []slurm.JobID
-	for _, n := range readDir(filepath.Join(ch.Dir(), "jobs")) {
+	for _, n := range readDir(filepath.Join(ch.Dir(), cache.JobsDir)) {
 		job, err := slurm.ParseJobID(strings.TrimSuffix(n, ".lock"))
 		if err == nil && !running[job] {
 			stale = append(stale, job)

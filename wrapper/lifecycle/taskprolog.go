@@ -66,7 +66,7 @@ func (e *Env) prepare(ctx context.Context, job slurm.JobID, createdBy string, bu
 		return Exports{}, err
 	}
 	dir := userJobDir(ch, job)
-	if ready(dir) {
+	if cache.PreparedPath(dir) {
 		return e.exports(dir), nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
@@ -79,7 +79,7 @@ func (e *Env) prepare(ctx context.Context, job slurm.JobID, createdBy string, bu
 	if ok, err := lock.TryLockContext(lctx, 20*time.Millisecond); !ok {
 		return Exports{}, fmt.Errorf("waiting for another task to prepare the job: %w", errors.Join(err, lctx.Err()))
 	}
-	if ready(dir) {
+	if cache.PreparedPath(dir) {
 		return e.exports(dir), nil
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -93,7 +93,7 @@ func (e *Env) prepare(ctx context.Context, job slurm.JobID, createdBy string, bu
 }
 
 func (e *Env) exports(dir string) Exports {
-	jp := filepath.Join(dir, "jupyter")
+	jp := filepath.Join(dir, cache.JobJupyter)
 	prev := e.getenv("JUPYTER_PATH")
 	parts := []string{jp}
 	for _, p := range filepath.SplitList(prev) {

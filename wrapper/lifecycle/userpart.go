@@ -128,7 +128,7 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%v; kernels keep the Apptainer they name", err))
 	}
 	p := &userPart{e: e, o: o, ch: ch, rt: rt, kenv: e.kernelEnv(o.Home), gpu: r.GPU, host: r.Node,
-		kernelsDir: filepath.Join(o.JobDir, "jupyter", "kernels"), site: e.site()}
+		kernelsDir: cache.JobKernels(o.JobDir), site: e.site()}
 	if err := os.MkdirAll(p.kernelsDir, 0o755); err != nil {
 		return r, fmt.Errorf("creating %s: %w", p.kernelsDir, err)
 	}
@@ -145,7 +145,7 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 		// TaskProlog and `sifkernel env` take it to mean the Prolog is done).
 		return r, nil
 	}
-	return r, writeJSON(filepath.Join(o.JobDir, "node.json"), r)
+	return r, writeJSON(filepath.Join(o.JobDir, cache.JobReport), r)
 }
 
 // MaxKernelBytes bounds the kernel.json bytes one user part reads in all:
@@ -362,12 +362,12 @@ func writeJSON(path string, v any) error {
 // ReadReport reads a job directory's node.json.
 func ReadReport(jobDir string) (Report, error) {
 	var r Report
-	data, err := fsx.ReadRegular(filepath.Join(jobDir, "node.json"), runas.MaxStdout, true)
+	data, err := fsx.ReadRegular(filepath.Join(jobDir, cache.JobReport), runas.MaxStdout, true)
 	if err != nil {
 		return r, err
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("%s: %w", filepath.Join(jobDir, "node.json"), err)
+		return r, fmt.Errorf("%s: %w", filepath.Join(jobDir, cache.JobReport), err)
 	}
 	return r, nil
 }
