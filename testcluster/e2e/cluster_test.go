@@ -119,13 +119,10 @@ func TestUsersAreIsolated(t *testing.T) {
 	defer scancel(a)
 	// What the probe must fail to read has to exist, or it tests nothing.
 	for _, p := range []string{fmt.Sprintf("%s/users/%d", nodeCache, uid(t, "sktest1")), fmt.Sprintf("%s/jobs/%s/node.json", nodeCache, a)} {
-		deadline := time.Now().Add(30 * time.Second)
-		for !existsOn(t, "m1", p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s does not exist on m1 while job %s runs\n%s", p, a, sifkernelLog(t))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		testkit.Eventually(t, 30*time.Second, 200*time.Millisecond, func() bool { return existsOn(t, "m1", p) },
+			func() string {
+				return fmt.Sprintf("%s does not exist on m1 while job %s runs\n%s", p, a, sifkernelLog(t))
+			})
 	}
 	probe := fmt.Sprintf("ls %[1]s/users/%[2]d >/dev/null 2>&1 && echo CACHE-READABLE; cat %[1]s/jobs/%[3]s/node.json >/dev/null 2>&1 && echo JOBDIR-READABLE; echo probed",
 		nodeCache, uid(t, "sktest1"), a)
@@ -296,7 +293,7 @@ func setHooks(t *testing.T, on bool) {
 	reconfigured := func() int {
 		n := 0
 		for _, node := range []string{"m1", "m2"} {
-			b, _ := os.ReadFile(filepath.Join(skc, "log", "slurmd-"+node+".log"))
+			b := testkit.ReadOptional(t, filepath.Join(skc, "log", "slurmd-"+node+".log"))
 			n += reconfigs(string(b))
 		}
 		return n
@@ -331,11 +328,7 @@ func setHooks(t *testing.T, on bool) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(scaled(time.Minute)); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting")
-		}
-	}
+	testkit.Eventually(t, scaled(time.Minute), 100*time.Millisecond, cond, func() string { return "slurmd did not reconfigure" })
 }
 
 func mustWd(t *testing.T) string {

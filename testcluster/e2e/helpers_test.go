@@ -182,21 +182,16 @@ func waitState(t *testing.T, id string, timeout time.Duration, states ...string)
 func waitDone(t *testing.T, id string) string {
 	t.Helper()
 	s := waitState(t, id, 3*time.Minute, "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
-	deadline := time.Now().Add(scaled(time.Minute))
-	for time.Now().Before(deadline) {
+	testkit.Eventually(t, scaled(time.Minute), 200*time.Millisecond, func() bool {
 		out, _ := root("sinfo", "-h", "-N", "-o", "%N %T")
-		if !strings.Contains(out, "completing") && !strings.Contains(out, "comp") {
-			return s
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("nodes still completing job %s", id)
+		return !strings.Contains(out, "completing") && !strings.Contains(out, "comp")
+	}, func() string { return "nodes still completing job " + id })
 	return s
 }
 
 func output(t *testing.T, u, id string) string {
 	t.Helper()
-	b, _ := os.ReadFile(filepath.Join(home(t, u), "out-"+id+".txt"))
+	b := testkit.ReadOptional(t, filepath.Join(home(t, u), "out-"+id+".txt"))
 	return string(b)
 }
 
@@ -327,7 +322,7 @@ func apptainerCalls(t *testing.T, since int64) []apptainerCall {
 }
 
 func sifkernelLog(t *testing.T) string {
-	b, _ := os.ReadFile(filepath.Join(skc, "log/sifkernel.log"))
+	b := testkit.ReadOptional(t, filepath.Join(skc, "log/sifkernel.log"))
 	return string(b)
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // Stand-ins for the helpers Open OnDemand's "basic" batch-connect wrapper
@@ -126,7 +128,7 @@ wait`
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%s/node/127.0.0.1/%s/api/kernelspecs", port, port)
 	argv := kernelArgv(t, id, url, token, "bert", filepath.Join(rendered, "jupyter.log"))
-	log, _ := os.ReadFile(filepath.Join(rendered, "jupyter.log"))
+	log := testkit.ReadOptional(t, filepath.Join(rendered, "jupyter.log"))
 	return argv, string(log)
 }
 
@@ -166,14 +168,14 @@ func kernelArgv(t *testing.T, id, url, token, kernel, logPath string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
+			log := testkit.ReadOptional(t, logPath)
 			t.Fatalf("Jupyter of job %s does not answer at %s: %v\n%s", id, url, err, log)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
 	k, ok := specs.Kernelspecs[kernel]
 	if !ok {
-		log, _ := os.ReadFile(logPath)
+		log := testkit.ReadOptional(t, logPath)
 		t.Fatalf("Jupyter offers %v, not the container kernel %s\n%s", keys(specs.Kernelspecs), kernel, log)
 	}
 	return strings.Join(k.Spec.Argv, " ")
@@ -225,7 +227,7 @@ func TestLauncherOverwritesJupyterPath(t *testing.T) {
 	})
 	logPath := filepath.Join(home(t, "sktest1"), "osc-"+id+".txt")
 	argv := kernelArgv(t, id, fmt.Sprintf("http://127.0.0.1:%s/node/127.0.0.1/%s/api/kernelspecs", port, port), token, "bert", logPath)
-	log, _ := os.ReadFile(logPath)
+	log := testkit.ReadOptional(t, logPath)
 	if !strings.Contains(string(log), "JUPYTER_PATH="+home(t, "sktest1")+"/share/jupyter:/opt/osc/jupyter ") {
 		t.Errorf("the script did not overwrite JUPYTER_PATH as OSC's does:\n%s", log)
 	}

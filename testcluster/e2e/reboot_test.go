@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // Scenario 16 (the VM cluster only: a node must really boot): a compute
@@ -60,11 +62,8 @@ func TestRebootMidJob(t *testing.T) {
 	if !existsOn(t, "m1", "/home/sktest1") {
 		t.Error("/home is not mounted from ctl after the reboot")
 	}
-	for deadline := time.Now().Add(3 * time.Minute); nodeState(t, "m1") != "idle"; time.Sleep(3 * time.Second) {
-		if time.Now().After(deadline) {
-			t.Fatalf("m1 is %s, not idle, after the reboot", nodeState(t, "m1"))
-		}
-	}
+	testkit.Eventually(t, 3*time.Minute, 3*time.Second, func() bool { return nodeState(t, "m1") == "idle" },
+		func() string { return "m1 is " + nodeState(t, "m1") + ", not idle, after the reboot" })
 	_, _, r := kernelJob(t, "sktest1", "-p normal -w m1", "/usr/bin/python3 ~/client.py bert")
 	if strings.TrimSpace(r.Out) != marker {
 		t.Errorf("the kernel after the reboot: %+v", r)

@@ -6,7 +6,9 @@
 package testkit
 
 import (
+	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -225,4 +228,33 @@ func ReadFile(t testing.TB, path string) []byte {
 		t.Fatalf("setup: %v", err)
 	}
 	return b
+}
+
+// ReadOptional is ReadFile for a file that may rightly be missing (a log
+// nothing has written to yet, the call log of a program never run): nil
+// when it does not exist. Any other error fails the test.
+func ReadOptional(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reading %s: %v", path, err)
+	}
+	return b
+}
+
+// Eventually waits for cond, asking every every (20 ms if 0), and fails
+// the test with what explain says (called then, so it may read logs) when
+// timeout passes first: the one poll loop of the tests.
+func Eventually(t testing.TB, timeout, every time.Duration, cond func() bool, explain func() string) {
+	t.Helper()
+	if every <= 0 {
+		every = 20 * time.Millisecond
+	}
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s: %s", timeout, explain())
+		}
+		time.Sleep(every)
+	}
 }

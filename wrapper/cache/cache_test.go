@@ -87,8 +87,8 @@ func TestStageAndHit(t *testing.T) {
 	if st.Mode().Perm() != 0o400 {
 		t.Errorf("entry mode %v, want 0400", st.Mode().Perm())
 	}
-	a, _ := os.ReadFile(src)
-	b, _ := os.ReadFile(r1.Path)
+	a := testkit.ReadFile(t, src)
+	b := testkit.ReadFile(t, r1.Path)
 	if !slices.Equal(a, b) {
 		t.Error("entry differs from the source")
 	}
@@ -133,7 +133,7 @@ func TestBadSources(t *testing.T) {
 	c := open(t, nil)
 	dir := t.TempDir()
 	good := image(t, dir, "good.sif", 8192)
-	data, _ := os.ReadFile(good)
+	data := testkit.ReadFile(t, good)
 	corrupt := filepath.Join(dir, "corrupt.sif")
 	testkit.Must(t, os.WriteFile(corrupt, data[:len(data)-100], 0o644))
 	loop := filepath.Join(dir, "loop.sif")
@@ -767,7 +767,7 @@ func helper(mode string) int {
 func TestAdopt(t *testing.T) {
 	c := open(t, nil)
 	src := image(t, t.TempDir(), "x.sif", 100<<10)
-	data, _ := os.ReadFile(src)
+	data := testkit.ReadFile(t, src)
 	cp := filepath.Join(c.Dir(), "incoming.sif")
 	testkit.Must(t, os.WriteFile(cp, data, 0o600))
 	r, err := c.Adopt(context.Background(), src, cp, jid("5"))
@@ -785,7 +785,7 @@ func TestAdopt(t *testing.T) {
 		t.Error("a redundant copy was left")
 	}
 	other := image(t, t.TempDir(), "y.sif", 100<<10)
-	bad, _ := os.ReadFile(other)
+	bad := testkit.ReadFile(t, other)
 	testkit.Must(t, os.WriteFile(cp, bad, 0o600))
 	if _, err := c.Adopt(context.Background(), other, cp, jid("7")); err != nil {
 		t.Fatal(err)

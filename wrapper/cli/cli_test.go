@@ -133,7 +133,7 @@ func TestKernelAdd(t *testing.T) {
 func TestKernelAddRefusals(t *testing.T) {
 	s := newSite(t)
 	corrupt := filepath.Join(s.root, "scratch/alice/corrupt.sif")
-	data, _ := os.ReadFile(s.image)
+	data := testkit.ReadFile(t, s.image)
 	testkit.Must(t, os.WriteFile(corrupt, data[:len(data)-512], 0o644))
 	tests := []struct {
 		name  string
@@ -171,7 +171,7 @@ func TestKernelAddExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(s.kernelDir("bert"), "kernel.json")
-	first, _ := os.ReadFile(file)
+	first := testkit.ReadFile(t, file)
 	if _, err := s.run(t, "kernel", "add", "bert", "--image", s.image, "--gpu", "always"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("second add = %v, want a refusal naming --force", err)
 	}
@@ -183,7 +183,7 @@ func TestKernelAddExisting(t *testing.T) {
 	if len(backups) != 1 || !strings.Contains(out, backups[0]) {
 		t.Fatalf("backups %v; output %s", backups, out)
 	}
-	if b, _ := os.ReadFile(backups[0]); !bytes.Equal(b, first) {
+	if b := testkit.ReadFile(t, backups[0]); !bytes.Equal(b, first) {
 		t.Error("the backup does not hold the replaced kernel.json")
 	}
 }
@@ -314,13 +314,13 @@ func TestKernelFix(t *testing.T) {
 	s := newSite(t)
 	userKernels(t, s)
 	tacc := filepath.Join(s.kernelDir("tacc"), "kernel.json")
-	before, _ := os.ReadFile(tacc)
+	before := testkit.ReadFile(t, tacc)
 
 	out, err := s.run(t, "kernel", "fix", "--dry-run", "tacc", "curly")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := os.ReadFile(tacc); !bytes.Equal(before, after) || !strings.Contains(out, "dry run") {
+	if after := testkit.ReadFile(t, tacc); !bytes.Equal(before, after) || !strings.Contains(out, "dry run") {
 		t.Fatal("--dry-run changed the file")
 	}
 	testkit.Golden(t, []byte(out), s.paths()...)
@@ -335,7 +335,7 @@ func TestKernelFix(t *testing.T) {
 		t.Errorf("check after fix = %v\n%s", err, out)
 	}
 	backups, _ := filepath.Glob(tacc + ".bak-20261125T093000Z")
-	if b, _ := os.ReadFile(backups[0]); !bytes.Equal(b, before) {
+	if b := testkit.ReadFile(t, backups[0]); !bytes.Equal(b, before) {
 		t.Error("backup does not hold the original")
 	}
 }

@@ -50,7 +50,7 @@ func realSite(t *testing.T) (*site, string) {
 // loggedArgv reads the argv of each call the logging front saw.
 func loggedArgv(t *testing.T, logPath string) [][]string {
 	t.Helper()
-	data, _ := os.ReadFile(logPath)
+	data := testkit.ReadOptional(t, logPath)
 	var calls [][]string
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		_, enc, ok := strings.Cut(line, " ")

@@ -44,15 +44,13 @@ func startRegistry(t *testing.T) registry {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // a killed server's exit is an error
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
+	testkit.Eventually(t, 20*time.Second, 100*time.Millisecond, func() bool {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
 			resp.Body.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the registry did not answer")
-		}
-	}
+		return err == nil
+	}, func() string { return "the registry did not answer" })
 	out, err := exec.Command(filepath.Join(testkit.RepoRoot(), "testcluster", "image", "build"), "--oci", testkit.Apptainer(t)).Output()
 	if err != nil {
 		t.Fatalf("building the OCI layout: %v", err)

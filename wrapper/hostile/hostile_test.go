@@ -247,7 +247,7 @@ done`, jobs, filepath.Join(n.victim.home, "runs"), n.rootDir, stop))
 		n.kernel("nl\nname\x1b[31m", containerKernel("e", "/nonexistent/"+evil))
 		n.kernel("plain", containerKernel("p", "/nonexistent/"+evil))
 		n.expect0(n.hook("prolog_slurmd", "113", n.mallory), hookLimit)
-		data, _ := os.ReadFile(n.log)
+		data := testkit.ReadFile(t, n.log)
 		for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
 			if !strings.HasPrefix(line, "time=") || strings.Contains(line, "msg=\"forged\"") {
 				t.Errorf("log line %d is not one of sifkernel's: %q", i+1, line)
@@ -388,7 +388,7 @@ func (n *node) manyKernels(count int) result {
 
 func (n *node) noSecretInLog() {
 	n.t.Helper()
-	if data, _ := os.ReadFile(n.log); strings.Contains(string(data), rootSecret) {
+	if data := testkit.ReadFile(n.t, n.log); strings.Contains(string(data), rootSecret) {
 		n.t.Error("root's secret is in the log")
 	}
 }
@@ -403,7 +403,7 @@ func (n *node) noSecretUnder(dir string) {
 		if st := info.Sys().(*syscall.Stat_t); st.Uid == 0 && info.Name() == "secret" {
 			return nil // one of root's own links, made by the test
 		}
-		if data, _ := os.ReadFile(p); strings.Contains(string(data), rootSecret) {
+		if data := testkit.ReadOptional(n.t, p); strings.Contains(string(data), rootSecret) {
 			n.t.Errorf("%s holds root's secret", p)
 		}
 		return nil

@@ -242,7 +242,7 @@ func (n *node) installForge() {
 
 // logSince is what the log gained past offset.
 func (n *node) logSince(offset int64) string {
-	data, _ := os.ReadFile(n.log)
+	data := testkit.ReadFile(n.t, n.log)
 	if int64(len(data)) < offset {
 		return ""
 	}

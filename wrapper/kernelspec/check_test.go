@@ -34,7 +34,7 @@ func newFixture(t testing.TB, env map[string]string) *fixture {
 	if err := sifimage.Build(f.image, bytes.NewReader(sifimage.Minimal)); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(f.image)
+	data := testkit.ReadFile(t, f.image)
 	f.corrupt = filepath.Join(root, "scratch/truncated.sif")
 	testkit.Must(t, os.WriteFile(f.corrupt, data[:len(data)/2], 0o644))
 	f.checker = Checker{
@@ -174,7 +174,7 @@ func TestFixTACC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(backup); string(b) != orig || !strings.HasSuffix(backup, ".bak-20261125T120000Z") {
+	if b := testkit.ReadFile(t, backup); string(b) != orig || !strings.HasSuffix(backup, ".bak-20261125T120000Z") {
 		t.Errorf("backup %s does not hold the original", backup)
 	}
 	k := Load(dir)
@@ -207,7 +207,7 @@ func TestFixKeepsOriginalOnConflict(t *testing.T) {
 	if _, err := rep.Apply(time.Now()); err == nil || !strings.Contains(err.Error(), "changed since") {
 		t.Errorf("Apply over a changed file = %v", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, FileName)); string(b) != orig+" " {
+	if b := testkit.ReadFile(t, filepath.Join(dir, FileName)); string(b) != orig+" " {
 		t.Error("Apply touched a file that changed under it")
 	}
 	matches, _ := filepath.Glob(filepath.Join(dir, "*.bak-*"))

@@ -243,7 +243,7 @@ func TestGPUJobLifecycle(t *testing.T) {
 	if bert.Argv[0] != filepath.Join(s.base, "opt/apps/tacc-apptainer/1.4.1/bin/apptainer") {
 		t.Errorf("overlay argv[0] = %s", bert.Argv[0])
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "jupyter/kernels/bert/logo-64x64.png")); string(b) != "PNG" {
+	if b := testkit.ReadFile(t, filepath.Join(dir, "jupyter/kernels/bert/logo-64x64.png")); string(b) != "PNG" {
 		t.Error("the logo was not copied")
 	}
 	if user := kernelspec.Load(filepath.Join(s.kernels, "bert")); user.Spec.Argv[0] != "/opt/apps/tacc-apptainer/1.3.3/bin/apptainer" {

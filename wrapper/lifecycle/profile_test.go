@@ -59,7 +59,7 @@ func TestProfileSnippets(t *testing.T) {
 				t.Errorf("%s, %s: %v\n%s", shell, tt.name, err, out)
 				continue
 			}
-			got, _ := os.ReadFile(calls)
+			got := testkit.ReadOptional(t, calls)
 			if want := strings.ReplaceAll(tt.want, "SHELL", shell); strings.TrimSpace(string(got)) != want {
 				t.Errorf("%s, %s: sifkernel was run with %q, want %q", shell, tt.name, strings.TrimSpace(string(got)), want)
 			}

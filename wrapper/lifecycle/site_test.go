@@ -219,14 +219,8 @@ func TestSitePinBeforeEvict(t *testing.T) {
 	// of zslow in progress says it has found bert's entry and not yet
 	// returned for root to pin it: the window bob's Prolog is run in.
 	copying := filepath.Join(s.cacheDir, "users", strconv.Itoa(uid), ".tmp-own-*")
-	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m, _ := filepath.Glob(copying); len(m) > 0 {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("alice's user part never began copying zslow\n%s", alice.String())
-		}
-	}
+	testkit.Eventually(t, 10*time.Second, 0, func() bool { m, _ := filepath.Glob(copying); return len(m) > 0 },
+		func() string { return "alice's user part never began copying zslow\n" + alice.String() })
 	var bob bytes.Buffer
 	testkit.Must(t, s.lcAs(t, "6002", bobUID, &bob).Prolog(context.Background()))
 	testkit.Must(t, <-done)

@@ -36,7 +36,7 @@ func TestInspectCorrupt(t *testing.T) {
 	if err := Build(good, bytes.NewReader(Minimal)); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(good)
+	data := testkit.ReadFile(t, good)
 	tests := []struct {
 		name string
 		data []byte

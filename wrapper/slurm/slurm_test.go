@@ -85,7 +85,7 @@ func TestRunningJobs(t *testing.T) {
 	if err != nil || !jobs[JobID{"101"}] || !jobs[JobID{"202"}] || len(jobs) != 2 {
 		t.Errorf("RunningJobs = %v, %v", jobs, err)
 	}
-	args, _ := os.ReadFile(filepath.Join(dir, "args"))
+	args := testkit.ReadFile(t, filepath.Join(dir, "args"))
 	if !strings.Contains(string(args), "--nodelist=c001") {
 		t.Errorf("squeue args %q", args)
 	}
