@@ -44,7 +44,7 @@ func (f Finder) FindCached(ctx context.Context, file string) (Runtime, error) {
 	rt.Version = f.version(ctx, rt.Path)
 	if rt.Version != "" {
 		if data, err := json.Marshal(versionEntry{Path: rt.Path, ID: id, Version: rt.Version}); err == nil {
-			_ = fsx.WriteVolatile(file, data, 0o600) // a cache: losing it costs one --version
+			_ = fsx.WriteFile(file, data, 0o600, fsx.Volatile) // a cache: losing it costs one --version
 		}
 	}
 	return rt, nil

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
@@ -67,7 +65,7 @@ func (c *Cache) writeMeta(m Meta) error {
 	if c.opts.Site {
 		mode = 0o644 // every user may see what the site cache holds
 	}
-	return renameio.WriteFile(c.metaPath(m.Key), append(data, '\n'), mode)
+	return fsx.WriteFile(c.metaPath(m.Key), append(data, '\n'), mode, fsx.Durable)
 }
 
 // touch records a use of the entry.

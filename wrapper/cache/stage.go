@@ -262,17 +262,8 @@ func (c *Cache) install(f *os.File, src *source, key, sum string) error {
 	if c.opts.Site {
 		mode = 0o444 // every user reads the site's copy
 	}
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("staging %s: sync: %w", src.path, err)
-	}
-	if err := os.Rename(f.Name(), c.entryPath(key)); err != nil {
-		return fmt.Errorf("moving %s into %s: %w", f.Name(), c.dir, err)
-	}
-	if err := fsx.SyncDir(c.dir); err != nil {
-		return err
+	if err := fsx.Adopt(f, c.entryPath(key)).Publish(mode, fsx.Durable); err != nil {
+		return fmt.Errorf("staging %s: %w", src.path, err)
 	}
 	now := time.Now().UTC()
 	return c.writeMeta(Meta{Key: key, Source: src.real, Size: src.size, MTime: src.mtime.UTC(), SIFID: src.sifID, SHA256: sum, StagedAt: now,

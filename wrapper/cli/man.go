@@ -10,6 +10,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
@@ -324,7 +325,20 @@ or, removing what it made when Jupyter ends:
 
 func manHooks() string {
 	c := config.Default()
-	return strings.Replace(manHooksText, "PrologEpilogTimeout=RULE", fmt.Sprintf("PrologEpilogTimeout=%d", int(c.PrologEpilogTimeout().Seconds())), 1)
+	return strings.Replace(manHooksText, "PrologEpilogTimeout=RULE", fmt.Sprintf("PrologEpilogTimeout=%d", int(c.PrologEpilogTimeout().Seconds())), 1) +
+		manFailureReasons()
+}
+
+// manFailureReasons is the table of metrics.Reasons as a definition list.
+func manFailureReasons() string {
+	esc := strings.NewReplacer("_", `\_`, "*", `\*`)
+	var b strings.Builder
+	b.WriteString("# FAILURE REASONS\n\nWhat a hook could not do and carried on from, as the reason label of\n" +
+		"**sifkernel\\_hook\\_failures\\_total** (see sifkernel-cache(1), **metrics**) counts it:\n\n")
+	for _, r := range metrics.Reasons() {
+		fmt.Fprintf(&b, "**%s**\n: %s\n\n", esc.Replace(string(r.Reason)), esc.Replace(r.Means))
+	}
+	return b.String()
 }
 
 const manHooksText = `# SLURM CONFIGURATION

@@ -8,12 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
 )
 
 // TestManPages renders every page with man(1), as lintian and a reader
@@ -170,3 +172,45 @@ func TestManMarkdownCurrent(t *testing.T) {
 }
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite doc/man from the commands")
+
+// TestFailureReasonsDocumented: the admin guide's table of failure reasons
+// and sifkernel-hooks(8) are metrics.Reasons, row for row; every node fault
+// prolog.fail_node_on accepts is a reason.
+func TestFailureReasonsDocumented(t *testing.T) {
+	guide := string(testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(), "slurm", "README.md")))
+	_, table, ok := strings.Cut(guide, "| reason | what |\n|---|---|\n")
+	if !ok {
+		t.Fatal("slurm/README.md has no table of failure reasons")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	var want []string
+	for _, r := range metrics.Reasons() {
+		want = append(want, fmt.Sprintf("| `%s` | %s |", r.Reason, r.Means))
+	}
+	if got := strings.Split(strings.TrimSpace(table), "\n"); !slices.Equal(got, want) {
+		t.Errorf("slurm/README.md's failure reasons:\n%s\nwant (metrics.Reasons):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	pages, err := ManPages("1.2.3", nil)
+	testkit.Must(t, err)
+	var page string
+	for _, p := range pages {
+		if p.Name == "sifkernel-hooks.8" {
+			page = string(p.Markdown)
+		}
+	}
+	flat := func(s string) string { return strings.Join(strings.Fields(strings.ReplaceAll(s, `\`, "")), " ") }
+	for _, r := range metrics.Reasons() {
+		if !strings.Contains(flat(page), "**"+string(r.Reason)+"** : "+flat(r.Means)) {
+			t.Errorf("sifkernel-hooks.8 does not give %s as metrics.Reasons does", r.Reason)
+		}
+	}
+	known := map[string]bool{}
+	for _, r := range metrics.Reasons() {
+		known[string(r.Reason)] = true
+	}
+	for _, f := range config.NodeFaults {
+		if !known[f] {
+			t.Errorf("node fault %q is not a failure reason", f)
+		}
+	}
+}

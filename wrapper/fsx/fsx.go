@@ -427,8 +427,8 @@ func OwnerOf(fi fs.FileInfo) (Owner, bool) {
 	return Owner{UID: int(sys.Uid), GID: int(sys.Gid)}, true
 }
 
-// SyncDir makes a rename or a creation in dir durable: renameio and
-// File.Sync sync the file, not the directory that names it.
+// SyncDir makes a rename or a creation in dir durable: File.Sync syncs
+// the file, not the directory that names it.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -439,33 +439,4 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
-}
-
-// WriteVolatile publishes data at path atomically but not durably: a reader
-// sees the old file or the new one, never a part, but a crash may leave
-// neither. It is for a job's own files (its kernels' copies, node.json),
-// which nothing needs after a crash (sweep removes them), and it spares the
-// Prolog two fsyncs a file: 22 of them for a job with ten kernels.
-func WriteVolatile(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			_ = os.Remove(f.Name())
-			err = fmt.Errorf("writing %s: %w", path, err)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

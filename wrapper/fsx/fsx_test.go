@@ -2,6 +2,7 @@ package fsx
 
 import (
 	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -210,20 +211,92 @@ func TestCheckTrustedFile(t *testing.T) {
 	}
 }
 
-func TestWriteVolatile(t *testing.T) {
+func TestWriteFile(t *testing.T) {
+	for _, d := range []Durability{Volatile, Durable} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "node.json")
+		testkit.Must(t, WriteFile(p, []byte("one"), 0o600, d))
+		testkit.Must(t, WriteFile(p, []byte("two"), 0o640, d))
+		st, err := os.Stat(p)
+		testkit.Must(t, err)
+		if b := string(testkit.ReadFile(t, p)); b != "two" || st.Mode().Perm() != 0o640 {
+			t.Errorf("%s = %q, mode %v", p, b, st.Mode().Perm())
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("temporary files left: %v", ents)
+		}
+		if err := WriteFile(filepath.Join(dir, "missing", "x"), nil, 0o600, d); err == nil || !strings.Contains(err.Error(), "missing/x") {
+			t.Errorf("a missing directory = %v, want an error naming the file", err)
+		}
+	}
+}
+
+// TestPending: nothing is published before Publish; a pending file given
+// up (or a failed program's) leaves nothing; PublishNew never replaces; a
+// reserved name takes the file another program wrote, its mode kept.
+func TestPending(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "node.json")
-	testkit.Must(t, WriteVolatile(p, []byte("one"), 0o600))
-	testkit.Must(t, WriteVolatile(p, []byte("two"), 0o640))
-	st, err := os.Stat(p)
+	p := filepath.Join(dir, "kernel.json")
+	w, err := Create(p)
 	testkit.Must(t, err)
-	if b, _ := os.ReadFile(p); string(b) != "two" || st.Mode().Perm() != 0o640 {
-		t.Errorf("%s = %q, mode %v", p, b, st.Mode().Perm())
+	_, err = w.Write([]byte("half"))
+	testkit.Must(t, err)
+	if _, err := os.Lstat(p); !os.IsNotExist(err) {
+		t.Errorf("%s exists before Publish: %v", p, err)
+	}
+	w.Cleanup()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Cleanup left %v", ents)
+	}
+
+	testkit.Must(t, os.WriteFile(p, []byte("mine"), 0o644))
+	w, err = Create(p)
+	testkit.Must(t, err)
+	defer w.Cleanup()
+	_, err = w.Write([]byte("new"))
+	testkit.Must(t, err)
+	if err := w.PublishNew(0o644); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("PublishNew over an existing file = %v, want ErrExist", err)
+	}
+	w.Cleanup()
+	if b := string(testkit.ReadFile(t, p)); b != "mine" {
+		t.Errorf("PublishNew replaced %s: %q", p, b)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
-		t.Errorf("temporary files left: %v", ents)
+		t.Errorf("a refused PublishNew left %v", ents)
 	}
-	if err := WriteVolatile(filepath.Join(dir, "missing", "x"), nil, 0o600); err == nil || !strings.Contains(err.Error(), "missing/x") {
-		t.Errorf("a missing directory = %v, want an error naming the file", err)
+
+	r, err := Reserve(filepath.Join(dir, "img.sif"))
+	testkit.Must(t, err)
+	defer r.Cleanup()
+	testkit.Must(t, os.WriteFile(r.Name(), []byte("SIF"), 0o755))
+	testkit.Must(t, r.Publish(0, Durable))
+	st, err := os.Stat(filepath.Join(dir, "img.sif"))
+	testkit.Must(t, err)
+	if st.Mode().Perm() != 0o755 {
+		t.Errorf("mode 0 changed the writer's mode to %v", st.Mode().Perm())
+	}
+	r.Cleanup()
+	if _, err := os.Stat(filepath.Join(dir, "img.sif")); err != nil {
+		t.Errorf("Cleanup after Publish removed the file: %v", err)
+	}
+}
+
+// TestWriteFileIn writes through a directory's descriptor: a link where the
+// name was is replaced, never followed.
+func TestWriteFileIn(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	victim := filepath.Join(elsewhere, "victim")
+	testkit.Must(t, os.WriteFile(victim, []byte("keep"), 0o600))
+	testkit.Must(t, os.Symlink(victim, filepath.Join(dir, "counters.json")))
+	root, err := os.OpenRoot(dir)
+	testkit.Must(t, err)
+	defer root.Close()
+	testkit.Must(t, WriteFileIn(root, "counters.json", []byte("{}"), 0o644, Durable))
+	if b := string(testkit.ReadFile(t, victim)); b != "keep" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "counters.json")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("counters.json = %v, %v; want a regular file", st, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
@@ -53,8 +54,12 @@ func (u *User) Pull(ctx context.Context, rt apptainer.Runtime, ref string) (stri
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("creating pull directory: %w", err)
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d", dest, os.Getpid())
-	defer func() { _ = os.Remove(tmp) }() // gone once renamed into place
+	pending, err := fsx.Reserve(dest)
+	if err != nil {
+		return "", err
+	}
+	defer pending.Cleanup() // nothing to do once published
+	tmp := pending.Name()
 	cmd := exec.CommandContext(ctx, rt.Path, "pull", tmp, ref)
 	// Apptainer's own output is shown live; its last FATAL line also goes
 	// into the error, so a failed pull says why in one line.
@@ -76,7 +81,7 @@ func (u *User) Pull(ctx context.Context, rt apptainer.Runtime, ref string) (stri
 	if _, err := kernelspec.CheckImage(tmp); err != nil {
 		return "", fmt.Errorf("apptainer pull %s gave an unusable image: %w", ref, err)
 	}
-	if err := os.Rename(tmp, dest); err != nil {
+	if err := pending.Publish(0, fsx.Durable); err != nil {
 		return "", err
 	}
 	return dest, nil

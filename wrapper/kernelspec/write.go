@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
@@ -27,10 +25,7 @@ func Write(dir string, spec *Spec) error {
 
 // WriteFile publishes data at path atomically and durably.
 func WriteFile(path string, data []byte, mode os.FileMode) error {
-	if err := renameio.WriteFile(path, data, mode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return fsx.SyncDir(filepath.Dir(path))
+	return fsx.WriteFile(path, data, mode, fsx.Durable)
 }
 
 // Backup keeps a copy of data beside path as path.bak-<timestamp>, never
@@ -58,16 +53,13 @@ func Backup(path string, data []byte, now time.Time) (string, error) {
 // name exists: the data goes to a synced temporary file that is then
 // hard-linked into place, which (unlike rename) refuses to replace anything.
 func publishNew(name string, data []byte) error {
-	t, err := renameio.NewPendingFile(name, renameio.WithPermissions(FileMode))
+	p, err := fsx.Create(name)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = t.Cleanup() }() // nothing to do once replaced
-	if _, err := t.Write(data); err != nil {
+	defer p.Cleanup()
+	if _, err := p.Write(data); err != nil {
 		return err
 	}
-	if err := t.Sync(); err != nil {
-		return err
-	}
-	return os.Link(t.Name(), name)
+	return p.PublishNew(FileMode)
 }

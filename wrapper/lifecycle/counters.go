@@ -20,7 +20,7 @@ func (e *Env) count(log logrus.FieldLogger, run *metrics.Run) {
 		return
 	}
 	if e.ConfigDefaults {
-		run.Fail("config")
+		run.Fail(metrics.Config)
 	}
 	if err := metrics.Add(e.Config.Metrics.Dir, *run); err != nil {
 		log.Warnf("metrics.dir %s: %v; this run was not counted", e.Config.Metrics.Dir, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
@@ -29,7 +30,7 @@ func (e *Env) Epilog(ctx context.Context) error {
 	defer e.count(log, run)
 	if err != nil {
 		log.Errorf("not a job this Epilog can act on: %v; doing nothing", err)
-		run.Fail("not_a_job")
+		run.Fail(metrics.NotAJob)
 		return nil
 	}
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, false)
@@ -37,17 +38,17 @@ func (e *Env) Epilog(ctx context.Context) error {
 		return nil // no cache on this node: nothing was made
 	}
 	if err != nil {
-		return e.nodeFault(log, run, "cache_root", err)
+		return e.nodeFault(log, run, metrics.CacheRoot, err)
 	}
 	defer tree.Close()
 	owner, found, err := tree.JobDirOwner(hc.JobID)
 	if err != nil {
 		log.Errorf("%v", err)
-		run.Fail("job_dir")
+		run.Fail(metrics.JobDir)
 	}
 	if found && owner.UID != hc.UID {
 		log.Errorf("%s belongs to uid %d, not to the job's uid %d; leaving it to sweep", tree.JobDir(hc.JobID), owner.UID, hc.UID)
-		run.Fail("job_dir_owner")
+		run.Fail(metrics.JobDirOwner)
 		found = false
 	}
 	u, uerr := e.LookupUser(hc.UID)
@@ -58,10 +59,10 @@ func (e *Env) Epilog(ctx context.Context) error {
 	// The child removes within cleanupBudget; phaseReserve is its start and reply.
 	if _, err := e.asUser(ctx, u, hc, dl.child(cleanupBudget+phaseReserve), req); err != nil {
 		log.Errorf("cleanup as uid %d failed: %s; root removes the job directory itself", hc.UID, deadlineNote(err, dl))
-		run.Fail(failReason(err, "cleanup"))
+		run.Fail(failReason(err, metrics.Cleanup))
 	}
 	if found && !e.removeJobDir(tree, hc.JobID, log, dl) {
-		run.Fail("job_dir")
+		run.Fail(metrics.JobDir)
 	}
 	e.releaseSite(ctx, log, dl, tree, hc.JobID)
 	return nil

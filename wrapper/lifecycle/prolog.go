@@ -38,39 +38,39 @@ func (e *Env) Prolog(ctx context.Context) error {
 	defer e.count(log, run)
 	if err != nil {
 		log.Errorf("not a job this Prolog can act on: %v; doing nothing", err)
-		run.Fail("not_a_job")
+		run.Fail(metrics.NotAJob)
 		return nil
 	}
 	tree, err := cache.OpenTree(e.Config.Cache.Dir, true)
 	if err != nil && userCausable(err) {
 		log.Errorf("%v: the job gets no kernels from sifkernel (a full file system is not a node fault)", err)
-		run.Fail("cache_full")
+		run.Fail(metrics.CacheFull)
 		return nil
 	}
 	if err != nil {
-		return e.nodeFault(log, run, "cache_root", err)
+		return e.nodeFault(log, run, metrics.CacheRoot, err)
 	}
 	defer tree.Close()
 	dir, err := tree.MakeJobDir(hc.JobID, hc.UID, hc.GID)
 	if err != nil && nodeLevel(err) {
-		return e.nodeFault(log, run, "cache_root", err)
+		return e.nodeFault(log, run, metrics.CacheRoot, err)
 	}
 	if err != nil {
 		log.Errorf("%s: the job gets no kernels from sifkernel (not a node fault: users' files or jobs can cause it)", untrusted.String(err.Error()))
-		run.Fail("job_dir")
+		run.Fail(metrics.JobDir)
 		return nil
 	}
 	u, err := e.LookupUser(hc.UID)
 	if err != nil {
 		log.Errorf("%v: the job gets no kernels from sifkernel", err)
-		run.Fail("user_lookup")
+		run.Fail(metrics.UserLookup)
 		return nil
 	}
 	stage := e.Config.Prolog.Stage && e.stagesIn(hc.Partition)
 	if err := tree.EnsureUserDir(hc.UID, hc.GID); err != nil && stage {
 		// The user's own doing (or a uid reused): the user's problem, not the node's.
 		log.Warnf("not staging for uid %d: %v", hc.UID, err)
-		run.Fail("user_dir")
+		run.Fail(metrics.UserDir)
 		stage = false
 	}
 	limit := e.Config.Cache.StageTimeout.Duration
@@ -78,7 +78,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 	if site != nil && stage {
 		if err := tree.EnsureSite(site.user.UID, site.user.GID); err != nil {
 			log.Warnf("site cache: %v; every user stages their own", err)
-			run.Fail("site_dir")
+			run.Fail(metrics.SiteDir)
 			site = nil
 		}
 	}
@@ -100,7 +100,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 	rep, err := userPart(site != nil && stage, nil)
 	if err != nil {
 		log.Errorf("user part as %s failed: %s; the job's kernels use their images in place", u.Name, deadlineNote(err, dl))
-		run.Fail(failReason(err, "user_part"))
+		run.Fail(failReason(err, metrics.UserPart))
 		return nil
 	}
 	var siteCopied map[string]bool
@@ -111,7 +111,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 			func(copying []string) (Report, error) { return userPart(false, copying) })
 		if gone := e.recordSiteRefs(log, tree, site, hc.JobID, rep); gone > 0 {
 			log.Errorf("site cache: %d of the job's site entries were evicted before the job could pin them; those kernels will not start (raise cache.site_quota)", gone)
-			run.Fail("site_evicted")
+			run.Fail(metrics.SiteEvicted)
 		}
 	}
 	e.logReport(log, rep)
@@ -132,9 +132,9 @@ func deadlineNote(err error, dl deadline) string {
 
 // failReason is the metrics reason for a child's failure: "deadline" when
 // root killed it (or could not start it) for the hook's deadline.
-func failReason(err error, otherwise string) string {
+func failReason(err error, otherwise metrics.Reason) metrics.Reason {
 	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
-		return "deadline"
+		return metrics.Deadline
 	}
 	return otherwise
 }
@@ -159,9 +159,9 @@ func userCausable(err error) bool {
 }
 
 // nodeFault logs a node-level fault and fails the hook only if the site opted in.
-func (e *Env) nodeFault(log interface{ Errorf(string, ...any) }, run *metrics.Run, fault string, err error) error {
+func (e *Env) nodeFault(log interface{ Errorf(string, ...any) }, run *metrics.Run, fault metrics.Reason, err error) error {
 	run.Fail(fault)
-	if slices.Contains(e.Config.Prolog.FailNodeOn, fault) {
+	if slices.Contains(e.Config.Prolog.FailNodeOn, string(fault)) {
 		log.Errorf("node fault %s: %v; failing (prolog.fail_node_on)", fault, err)
 		return fmt.Errorf("%w: %s: %v", ErrNodeFault, fault, err)
 	}

@@ -266,7 +266,7 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 		next, err := again(nil)
 		if err != nil {
 			log.Errorf("the user part, after a site entry it found was evicted: %s; the job's kernels use their images in place", deadlineNote(err, dl))
-			run.Fail(failReason(err, "user_part"))
+			run.Fail(failReason(err, metrics.UserPart))
 			return rep, copied
 		}
 		return next, copied
@@ -278,7 +278,7 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 		// The user part runs again all the same: it stages per user what the
 		// site cache does not hold, and writes node.json.
 		log.Errorf("site cache: the site user's child failed: %s; the images are staged per user", deadlineNote(err, dl))
-		run.Fail(failReason(err, "site_child"))
+		run.Fail(failReason(err, metrics.SiteChild))
 	}
 	var copying []string // what the site child ran out of time on
 	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
@@ -307,7 +307,7 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 	next, err := again(copying)
 	if err != nil {
 		log.Errorf("the user part, after the site cache: %s; the job's kernels use their images in place", deadlineNote(err, dl))
-		run.Fail(failReason(err, "user_part"))
+		run.Fail(failReason(err, metrics.UserPart))
 		return rep, copied
 	}
 	return carryCopies(rep, next), copied

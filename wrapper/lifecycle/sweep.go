@@ -16,6 +16,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
 )
@@ -74,11 +75,11 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	if !o.All {
 		var err error
 		if err = fsx.CheckTrustedFile(e.Config.Slurm.Squeue); err != nil {
-			run.Fail("squeue")
+			run.Fail(metrics.Squeue)
 			return r, fmt.Errorf("not running slurm.squeue as root, so nothing was removed: %w", err)
 		}
 		if running, err = slurm.RunningJobs(ctx, e.Config.Slurm.Squeue, o.Node, dl.child(squeueTimeout)); err != nil {
-			run.Fail("squeue")
+			run.Fail(metrics.Squeue)
 			return r, fmt.Errorf("cannot tell which jobs still run, so nothing was removed: %w", err)
 		}
 	}
@@ -92,7 +93,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 		// nothing here may be trusted, so nothing is touched. Sweep, like
 		// the hooks, does not fail for what a user did.
 		log.Errorf("%v; nothing was removed (remove that directory by hand)", err)
-		run.Fail("cache_root")
+		run.Fail(metrics.CacheRoot)
 		return r, nil
 	}
 	defer tree.Close()
@@ -108,14 +109,14 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	// boot or cron round).
 	for _, err := range sw.errs {
 		log.Warnf("%s", untrusted.String(err.Error()))
-		run.Fail("leftovers")
+		run.Fail(metrics.Leftovers)
 	}
 	if sw.more > 0 {
 		log.Warnf("%d more problems not logged", sw.more)
 	}
 	if r.Left > 0 {
 		log.Warnf("the sweep budget (%s) ran out: %d leftovers are left for the next run", o.Budget, r.Left)
-		run.Fail("budget")
+		run.Fail(metrics.Budget)
 	}
 	log.Infof("removed %d job directories, swept %d users", len(r.JobDirs), len(r.Users))
 	return r, nil

@@ -338,7 +338,7 @@ func writeOverlay(dir, from string, spec *kernelspec.Spec) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", filepath.Join(dir, kernelspec.FileName), err)
 	}
-	return fsx.WriteVolatile(filepath.Join(dir, kernelspec.FileName), data, kernelspec.FileMode)
+	return fsx.WriteFile(filepath.Join(dir, kernelspec.FileName), data, kernelspec.FileMode, fsx.Volatile)
 }
 
 // copySmall copies a resource file of at most 1 MiB; larger ones are skipped.
@@ -348,7 +348,7 @@ func copySmall(src, dst string) error {
 	if err != nil {
 		return nil // unreadable resources are not worth failing a kernel for
 	}
-	return fsx.WriteVolatile(dst, data, 0o644)
+	return fsx.WriteFile(dst, data, 0o644, fsx.Volatile)
 }
 
 func writeJSON(path string, v any) error {
@@ -356,7 +356,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return fsx.WriteVolatile(path, append(data, '\n'), 0o600)
+	return fsx.WriteFile(path, append(data, '\n'), 0o600, fsx.Volatile)
 }
 
 // ReadReport reads a job directory's node.json.

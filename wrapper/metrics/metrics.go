@@ -16,13 +16,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/google/renameio/v2"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sys/unix"
@@ -51,7 +49,7 @@ type Counters struct {
 // Run is what one hook run adds to the counters.
 type Run struct {
 	Hook          string
-	Failures      []string // reasons, each counted once
+	Failures      []Reason // each counted once
 	Hits, Misses  uint64
 	BytesStaged   uint64
 	StageSeconds  float64
@@ -63,7 +61,7 @@ type Run struct {
 
 // Fail records a reason the run failed at something (it still exits 0
 // unless a node fault was opted in to: see the failure policy).
-func (r *Run) Fail(reason string) {
+func (r *Run) Fail(reason Reason) {
 	if !slices.Contains(r.Failures, reason) {
 		r.Failures = append(r.Failures, reason)
 	}
@@ -79,8 +77,8 @@ const (
 
 // Add adds r to the counters in dir, a directory root alone may change
 // (created 0755 if missing; see fsx.OpenTrustedDir), under an exclusive
-// lock, replacing the file atomically (renameio, through the directory's
-// descriptor) so a reader never sees half of it.
+// lock, replacing the file atomically (fsx.WriteFileIn, through the
+// directory's descriptor) so a reader never sees half of it.
 func Add(dir string, r Run) error {
 	root, err := fsx.OpenTrustedDir(dir, true, 0o755)
 	if err != nil {
@@ -104,8 +102,8 @@ func Add(dir string, r Run) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(countersFile, data, 0o644, renameio.WithRoot(root), renameio.WithStaticPermissions(0o644)); err != nil {
-		return fmt.Errorf("writing %s/%s: %w", dir, countersFile, err)
+	if err := fsx.WriteFileIn(root, countersFile, data, 0o644, fsx.Durable); err != nil {
+		return fmt.Errorf("in %s: %w", dir, err)
 	}
 	return nil
 }
@@ -161,7 +159,7 @@ func (c *Counters) add(r Run) {
 		if c.HookFailures[r.Hook] == nil {
 			c.HookFailures[r.Hook] = map[string]uint64{}
 		}
-		c.HookFailures[r.Hook][reason]++
+		c.HookFailures[r.Hook][string(reason)]++
 	}
 	c.Hits += r.Hits
 	c.Misses += r.Misses
@@ -276,7 +274,7 @@ func (s Snapshot) families() []*dto.MetricFamily {
 
 func proto(s string) *string { return &s }
 
-// WriteTextfile writes s as dir/sifkernel.prom, atomically (renameio):
+// WriteTextfile writes s as dir/sifkernel.prom, atomically (fsx.WriteFileIn):
 // node_exporter's textfile collector never reads half a file, and the
 // temporary file's name does not end in .prom. As root, dir must be a
 // directory root alone can change, and every directory above it (see
@@ -298,8 +296,9 @@ func (s Snapshot) WriteTextfile(dir string) error {
 		return fmt.Errorf("--textfile %s: %w", dir, err)
 	}
 	defer root.Close()
-	if err := renameio.WriteFile("sifkernel.prom", []byte(b.String()), 0o644, renameio.WithRoot(root), renameio.WithStaticPermissions(0o644)); err != nil {
-		return fmt.Errorf("writing %s: %w", filepath.Join(dir, "sifkernel.prom"), err)
+	// Written anew at every run: a crash costs one scrape, not two fsyncs a hook.
+	if err := fsx.WriteFileIn(root, "sifkernel.prom", []byte(b.String()), 0o644, fsx.Volatile); err != nil {
+		return fmt.Errorf("in %s: %w", dir, err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/apptainer/sif/v2/pkg/sif"
+
+	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
 // magicOffset and magic locate SIF's signature: a 32-byte launch script comes first.
@@ -91,7 +93,12 @@ func Inspect(f *os.File) (Info, error) {
 // read from rootfs. The file is written under a temporary name and renamed
 // into place.
 func Build(path string, rootfs io.Reader) error {
-	tmp := path + ".tmp"
+	p, err := fsx.Reserve(path)
+	if err != nil {
+		return err
+	}
+	defer p.Cleanup()
+	tmp := p.Name()
 	di, err := sif.NewDescriptorInput(sif.DataPartition, rootfs,
 		sif.OptPartitionMetadata(sif.FsSquash, sif.PartPrimSys, runtime.GOARCH))
 	if err != nil {
@@ -100,12 +107,10 @@ func Build(path string, rootfs io.Reader) error {
 	img, err := sif.CreateContainerAtPath(tmp, sif.OptCreateWithDescriptors(di),
 		sif.OptCreateWithLaunchScript("#!/usr/bin/env run-singularity\n"))
 	if err != nil {
-		_ = os.Remove(tmp)
 		return fmt.Errorf("building SIF %s: %w", path, err)
 	}
 	if err := img.UnloadContainer(); err != nil {
-		_ = os.Remove(tmp)
 		return fmt.Errorf("building SIF %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	return p.Publish(0, fsx.Volatile)
 }
