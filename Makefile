@@ -17,7 +17,7 @@
 #   make man        manual pages, generated from the commands, into build/man
 #   make install    binary, man pages, completions, config, systemd units, tmpfiles.d,
 #                   profile.d, Jupyter's base config, docs under $(DESTDIR)$(PREFIX)
-#                   (default /usr/local)
+#                   (default /usr/local; CACHEDIR=/path for a cache.dir of the site's)
 #   make package    dist/sifkernel_<version>_amd64.deb and .rpm (nfpm)
 
 GO      ?= go
@@ -31,6 +31,11 @@ UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/s
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
+# The node cache root (cache.dir): the installed config, the tmpfiles.d line
+# that makes it at boot and the profile.d snippets name it.
+CACHEDIR    ?= /tmp/sifkernel
+# What install rewrites in the files it copies from the tree.
+PATHS_SED   := -e 's\#/usr/local/bin/sifkernel\#$(BINDIR)/sifkernel\#g' -e 's\#/tmp/sifkernel\#$(CACHEDIR)\#g'
 # A version dpkg and rpm accept: the tag without its v (0.1.0), commits after
 # it as +gitN.HASH (rpm takes no '-'), else 0.0.0 and the commit count and
 # hash (0.0.0+git123.abcdef0); +dirty for local changes.
@@ -126,16 +131,19 @@ install: build man
 	done
 	install -D -m 0644 templates/completion/bash $(DESTDIR)$(BASHCOMPDIR)/sifkernel
 	install -D -m 0644 templates/completion/zsh $(DESTDIR)$(ZSHCOMPDIR)/_sifkernel
-	[ -e $(DESTDIR)$(SYSCONFDIR)/sifkernel/config.toml ] || \
-		install -D -m 0644 examples/config.toml $(DESTDIR)$(SYSCONFDIR)/sifkernel/config.toml
+	[ -e $(DESTDIR)$(SYSCONFDIR)/sifkernel/config.toml ] || { \
+		install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/sifkernel && \
+		sed 's#^dir = "/tmp/sifkernel"$$#dir = "$(CACHEDIR)"#' examples/config.toml >$(DESTDIR)$(SYSCONFDIR)/sifkernel/config.toml && \
+		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/sifkernel/config.toml; }
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/profile.d $(DESTDIR)$(DOCDIR)/examples
 	for u in slurm/systemd/*; do \
 		sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' $$u >$(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
 	for f in slurm/profile.d/*; do \
-		sed 's#/usr/local/bin/sifkernel#$(BINDIR)/sifkernel#g' $$f >$(DESTDIR)$(SYSCONFDIR)/profile.d/$${f##*/} || exit 1; \
+		sed $(PATHS_SED) $$f >$(DESTDIR)$(SYSCONFDIR)/profile.d/$${f##*/} || exit 1; \
 	done
-	install -D -m 0644 slurm/tmpfiles.d/sifkernel.conf $(DESTDIR)$(TMPFILESDIR)/sifkernel.conf
+	install -d -m 0755 $(DESTDIR)$(TMPFILESDIR)
+	sed 's#/tmp/sifkernel#$(CACHEDIR)#g' slurm/tmpfiles.d/sifkernel.conf >$(DESTDIR)$(TMPFILESDIR)/sifkernel.conf
 	@# Jupyter's base config: never over a site's own (append ours to it then).
 	if [ -e $(DESTDIR)$(SYSCONFDIR)/jupyter/jupyter_config.py ] && ! cmp -s slurm/jupyter/jupyter_config.py $(DESTDIR)$(SYSCONFDIR)/jupyter/jupyter_config.py; then \
 		echo "$(DESTDIR)$(SYSCONFDIR)/jupyter/jupyter_config.py exists: append slurm/jupyter/jupyter_config.py to it (see slurm/README.md)"; \
@@ -147,7 +155,7 @@ install: build man
 	install -m 0644 slurm/README.md $(DESTDIR)$(DOCDIR)/ADMIN.md
 	install -m 0644 templates/modulefiles/sifkernel.lua $(DESTDIR)$(DOCDIR)/examples/sifkernel.lua
 	install -m 0644 examples/config.toml examples/jobs/*.sbatch templates/jobs/jupyter.sbatch $(DESTDIR)$(DOCDIR)/examples/
-	chmod 0644 $(DESTDIR)$(UNITDIR)/sifkernel-* $(DESTDIR)$(SYSCONFDIR)/profile.d/sifkernel.* $(DESTDIR)$(DOCDIR)/slurm.conf.snippet
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sifkernel-* $(DESTDIR)$(SYSCONFDIR)/profile.d/sifkernel.* $(DESTDIR)$(DOCDIR)/slurm.conf.snippet $(DESTDIR)$(TMPFILESDIR)/sifkernel.conf
 
 # The .deb and .rpm, from what `make install` puts in a staging tree
 # (slurm/package/nfpm.yaml lists it; nfpm is pinned and run with go run).

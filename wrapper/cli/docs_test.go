@@ -239,7 +239,10 @@ func checkGoTest(root string, args []string) string {
 		files, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
 		found := false
 		for _, f := range files {
-			b, _ := os.ReadFile(f)
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err.Error()
+			}
 			for _, m := range regexp.MustCompile(`(?m)^func (Test\w+)\(`).FindAllStringSubmatch(string(b), -1) {
 				found = found || re.MatchString(m[1])
 			}
@@ -273,6 +276,42 @@ func TestPrologEpilogTimeoutRule(t *testing.T) {
 		}
 		if !strings.Contains(data, rule) {
 			t.Errorf("%s does not state the rule %q", f, rule)
+		}
+	}
+}
+
+// TestErrcheckExcludes: the developer guide lists exactly what
+// .errcheck-excludes lets errcheck pass.
+func TestErrcheckExcludes(t *testing.T) {
+	var file []string
+	for _, l := range strings.Split(string(testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(), ".errcheck-excludes"))), "\n") {
+		if l != "" && !strings.HasPrefix(l, "//") {
+			file = append(file, l)
+		}
+	}
+	guide := string(testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(), "testcluster", "README.md")))
+	_, after, ok := strings.Cut(guide, "`TestErrcheckExcludes` holds to the file:\n\n```\n")
+	if !ok {
+		t.Fatal("testcluster/README.md does not list the errcheck exclusions")
+	}
+	list, _, _ := strings.Cut(after, "\n```")
+	if got := strings.Split(list, "\n"); !slices.Equal(got, file) {
+		t.Errorf("testcluster/README.md lists\n%s\n.errcheck-excludes has\n%s", list, strings.Join(file, "\n"))
+	}
+}
+
+// TestInstallCacheDir: make install's CACHEDIR defaults to cache.dir's
+// default, and every installed file that names the cache root names it so
+// (install rewrites that spelling to CACHEDIR).
+func TestInstallCacheDir(t *testing.T) {
+	dir := config.Default().Cache.Dir
+	mk := string(testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(), "Makefile")))
+	if !regexp.MustCompile(`(?m)^CACHEDIR\s*\?= ` + regexp.QuoteMeta(dir) + `$`).MatchString(mk) {
+		t.Errorf("the Makefile's CACHEDIR default is not cache.dir's default %s", dir)
+	}
+	for _, f := range []string{"slurm/tmpfiles.d/sifkernel.conf", "slurm/profile.d/sifkernel.sh", "slurm/profile.d/sifkernel.csh", "examples/config.toml"} {
+		if !strings.Contains(string(testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(), f))), dir) {
+			t.Errorf("%s does not name %s, which make install rewrites to CACHEDIR", f, dir)
 		}
 	}
 }
