@@ -25,7 +25,8 @@ const marker = "sifkernel test image True"
 
 // Scenario 1: a GPU job on rtx-dev. The Prolog stages the image on m2, the
 // TaskProlog's JUPYTER_PATH reaches the job, jupyter_client starts the
-// user's kernel by name from the staged image with --nv; the Epilog cleans up.
+// user's kernel by name from the staged image with --nv; the Epilog cleans up
+// the job's files and keeps the copy for the user's next job.
 func TestGPUJob(t *testing.T) {
 	requireCluster(t)
 	img := setupUser(t, "sktest1", "bert")
@@ -45,8 +46,8 @@ func TestGPUJob(t *testing.T) {
 	if existsOn(t, "m2", nodeCache+"/jobs/"+id) || len(globOn(t, "m2", staged+"refs/*/"+id)) != 0 {
 		t.Errorf("the Epilog left the job dir or refs of %s on m2", id)
 	}
-	if len(globOn(t, "m2", staged+"*.sif")) != 0 {
-		t.Error("the image stayed cached after the last job (keep_warm is 0s)")
+	if len(globOn(t, "m2", staged+"*.sif")) != 1 || len(globOn(t, "m2", staged+"refs/*/*")) != 0 {
+		t.Error("the image is not kept, unused, after the last job (keep_warm: hours by default)")
 	}
 	if _, err := os.Stat(img); err != nil {
 		t.Error("the source image is gone")

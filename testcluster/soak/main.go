@@ -339,11 +339,15 @@ func pct(xs []float64, p float64) float64 {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
-// staging sums the Prolog's copies and hits from its log.
-func staging() (copies, hits int, bytes int64) {
+// staging sums the Prolog's copies and hits from its log, and the hooks'
+// low-water rounds (see lifecycle/reclaim.go): how many, the idle entries
+// they evicted, and how many fell short (the disk full of what no hook may
+// remove, as during the full-disk phase).
+func staging() (copies, hits int, bytes int64, rounds, evicted, short int) {
 	data, _ := os.ReadFile(filepath.Join(*skc, "log/sifkernel.log"))
 	data = data[min(int64(len(data)), logFrom):]
 	cb := regexp.MustCompile(`\bcopied_bytes=([0-9]+)`)
+	ev := regexp.MustCompile(`; ([0-9]+) idle entries evicted`)
 	for _, l := range strings.Split(string(data), "\n") {
 		switch {
 		case strings.Contains(l, "(copied now)"):
@@ -354,9 +358,17 @@ func staging() (copies, hits int, bytes int64) {
 			}
 		case strings.Contains(l, "(already cached)"):
 			hits++
+		case strings.Contains(l, "reclaim: still"):
+			short++
+		case strings.Contains(l, "idle entries evicted"):
+			rounds++
+			if m := ev.FindStringSubmatch(l); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				evicted += n
+			}
 		}
 	}
-	return copies, hits, bytes
+	return copies, hits, bytes, rounds, evicted, short
 }
 
 // report checks the invariants, prints the table and the closing line, and
@@ -401,13 +413,6 @@ find users -mindepth 3 -path '*/jobs/*' 2>/dev/null | sed 's/^/user job dir: /'
 pgrep -a -f 'sifkernel (internal|prolog|epilog|stage)' | sed 's/^/still running: /'
 ls -A | grep -vx -e jobs -e users | sed 's/^/stray in the cache root: /'
 true`, *nodeCache))
-		// keep_warm is 0 here: with every job gone the disk must be empty. Space
-		// in use means deleted images held open (an orphaned squashfuse_ll).
-		df, _ := onNode(n, "df -B1M --output=used "+*nodeCache+" | tail -1")
-		if used, _ := strconv.Atoi(strings.TrimSpace(df)); used > 1 {
-			left++
-			broken = append(broken, fmt.Sprintf("%s: %d MiB of its cache disk still in use with every job gone", n, used))
-		}
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 			if l != "" {
 				left++
@@ -425,6 +430,20 @@ true`, *nodeCache))
 				broken = append(broken, fmt.Sprintf("%s: %s uses %d bytes, over the quota of %d", n, u, ls.Usage.Used, ls.Usage.Quota))
 			}
 		}
+		// The entries stay for keep_warm; once each user's gc --all has
+		// removed them (nothing is in use with every job gone), the disk must
+		// be empty. Space in use means deleted images held open (an orphaned
+		// squashfuse_ll).
+		for _, u := range users {
+			if out, err := onNode(n, fmt.Sprintf("runuser -u %s -- env HOME=/ %s/bin/sifkernel --config %s/etc/sifkernel/config.toml cache gc --all", u, *skc, *skc)); err != nil {
+				broken = append(broken, fmt.Sprintf("%s: cache gc --all as %s: %v %s", n, u, err, lastLine(out)))
+			}
+		}
+		df, _ := onNode(n, "df -B1M --output=used "+*nodeCache+" | tail -1")
+		if used, _ := strconv.Atoi(strings.TrimSpace(df)); used > 1 {
+			left++
+			broken = append(broken, fmt.Sprintf("%s: %d MiB of its cache disk still in use with every job gone", n, used))
+		}
 	}
 	times := hookTimes()
 	var allTimes []float64
@@ -437,13 +456,13 @@ true`, *nodeCache))
 			broken = append(broken, fmt.Sprintf("a %s ran %.0f ms, past its budget of %s", h, pct(xs, 1), *hookBudget))
 		}
 	}
-	copies, hits, bytes := staging()
+	copies, hits, bytes, rounds, evicted, short := staging()
 	hitRate := 0.0
 	if copies+hits > 0 {
 		hitRate = float64(hits) / float64(copies+hits)
 	}
-	fmt.Printf("\njobs %d, cancelled %d, crashed %d, kernels started %d (%d on a second try: a port race of jupyter_client), failed %d\nimages staged: %d copies (%d MiB), %d cache hits (hit rate %.0f%%)\n",
-		len(all), cancelled-countCrashed(all), countCrashed(all), started, retried, failed, copies, bytes>>20, hits, hitRate*100)
+	fmt.Printf("\njobs %d, cancelled %d, crashed %d, kernels started %d (%d on a second try: a port race of jupyter_client), failed %d\nimages staged: %d copies (%d MiB), %d cache hits (hit rate %.0f%%)\nlow-water rounds: %d, %d idle entries evicted, %d short of the mark\n",
+		len(all), cancelled-countCrashed(all), countCrashed(all), started, retried, failed, copies, bytes>>20, hits, hitRate*100, rounds, evicted, short)
 	for _, b := range broken {
 		fmt.Println("BROKEN: " + b)
 	}

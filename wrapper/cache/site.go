@@ -74,6 +74,12 @@ func (t *Tree) checkSiteDir(uid int) error {
 	return nil
 }
 
+// HasSite says whether the site cache's directory is there.
+func (t *Tree) HasSite() bool {
+	st, err := t.root.Lstat(siteDir)
+	return err == nil && st.IsDir()
+}
+
 // EnsureSite makes site/ for the site user (uid:gid, 0755) and site-refs/
 // (root's, 0755), as root; what is there already must pass the checks.
 func (t *Tree) EnsureSite(uid, gid int) error {

@@ -487,7 +487,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	for _, w := range []string{`+    "--nv",`, "added --nv (gpu policy auto: Slurm allocated GPUs 0)", "node-local copy",
-		"job directory: gone", "cached images: 0", "the user's own kernel.json: unchanged"} {
+		"job directory: gone", "cached images: 1, used by 0 jobs", "the user's own kernel.json: unchanged"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("demo output lacks %q:\n%s", w, out)
 		}

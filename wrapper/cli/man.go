@@ -271,9 +271,14 @@ func manCache() string {
 
 Each user's images are copied once per node into cache.dir/users/UID, under a lock, verified
 (size, SIF header and id) and published by rename, so concurrent jobs never see half a copy. A
-job records that it uses an image; the Epilog releases it and evicts what no job uses and was not
-used for ` + manDefault("cache.keep_warm") + `; set an hour or more where users run job after job
-with one image. Copying stops at the hook's deadline (` + manDefault("prolog.timeout") + `) or after
+job records that it uses an image; the Epilog releases it, and an entry no job uses stays for the
+user's next job, ` + manDefault("cache.keep_warm") + ` after its last use. Room is given back before
+anyone needs it: whenever a Prolog, Epilog or sweep finds less than ` + manDefault("cache.low_water") + `
+free on the cache's file system (never less than cache.reserve), entries no job uses go, least
+recently used first, the site's and every user's alike, until it is free again (each owner's
+child evicts its own; root reads none of them); sweep also holds all entries together to
+` + manDefault("cache.total_quota") + `. A round that cannot meet the mark is counted (reason
+reclaim). Copying stops at the hook's deadline (` + manDefault("prolog.timeout") + `) or after
 ` + manDefault("cache.stage_timeout") + `, within about a second: the job then uses the image where
 it is, and what was copied is kept (.tmp-KEY-partSTAMP, synced) for the next job on the node,
 which resumes it, so an image larger than one Prolog can copy lands after a few jobs. gc removes

@@ -75,9 +75,18 @@ type Node struct {
 
 // Cache configures the node-local image cache.
 type Cache struct {
-	Dir          string   `toml:"dir" json:"dir"`
-	UserQuota    Size     `toml:"user_quota" json:"user_quota"`
-	Reserve      Size     `toml:"reserve" json:"reserve"`
+	Dir       string `toml:"dir" json:"dir"`
+	UserQuota Size   `toml:"user_quota" json:"user_quota"`
+	Reserve   Size   `toml:"reserve" json:"reserve"`
+	// LowWater: whenever a hook finds less free space on the cache file
+	// system than this (and never less than Reserve), entries no job uses
+	// go, least recently used first, the site's and every user's alike,
+	// until it is free again: jobs' own files get the room.
+	LowWater Size `toml:"low_water" json:"low_water"`
+	// TotalQuota bounds every user's entries and the site's together; 0:
+	// only their own quotas.
+	TotalQuota Size `toml:"total_quota" json:"total_quota"`
+	// KeepWarm is the longest an entry no job uses stays.
 	KeepWarm     Duration `toml:"keep_warm" json:"keep_warm"`
 	StageTimeout Duration `toml:"stage_timeout" json:"stage_timeout"`
 	Verify       string   `toml:"verify" json:"verify"`
@@ -191,13 +200,15 @@ func Default() Config {
 			Dir:            "/tmp/sifkernel",
 			UserQuota:      must("50%"),
 			Reserve:        must("2GiB"),
-			KeepWarm:       dur("0s"),
+			LowWater:       must("10%"),
+			TotalQuota:     must("80%"),
+			KeepWarm:       dur("72h"),
 			StageTimeout:   dur("120s"),
 			Verify:         "size",
 			Site:           true,
 			SiteUser:       "sifkernel",
 			SiteQuota:      must("25%"),
-			SiteKeepWarm:   dur("24h"),
+			SiteKeepWarm:   dur("72h"),
 			SiteDirs:       []string{},
 			SiteOwners:     []string{},
 			Prefetch:       []string{},

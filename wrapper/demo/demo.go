@@ -42,6 +42,7 @@ type Result struct {
 	Cached         []cache.Entry    // the node cache while the job ran
 	JobDirGone     bool             // the job directory after the cleanup
 	CachedAfter    int              // entries left after the cleanup
+	RefsAfter      int              // their refs: none, with the job gone
 	UserKernelSame bool             // the user's kernel.json after it all
 }
 
@@ -201,7 +202,7 @@ func (d *demoRun) showCache(context.Context) error {
 }
 
 func (d *demoRun) epilog(context.Context) error {
-	d.say("the job ends: the Epilog's cleanup removes the job directory, its refs, and (keep_warm = 0s) the copy")
+	d.say("the job ends: the Epilog's cleanup removes the job directory and its refs; the copy stays, used by no job, for keep_warm (%v): the user's next job finds it", d.lc.Config.Cache.KeepWarm.Duration)
 	job, err := d.lc.JobID("")
 	if err != nil {
 		return err
@@ -219,7 +220,10 @@ func (d *demoRun) epilog(context.Context) error {
 	}
 	_, statErr := os.Stat(filepath.Join(d.jobDir, "node.json"))
 	d.res.JobDirGone, d.res.CachedAfter = os.IsNotExist(statErr), len(es)
-	fmt.Fprintf(d.e.Stdout, "  job directory: %s\n  cached images: %d\n", map[bool]string{true: "gone", false: "still there"}[os.IsNotExist(statErr)], len(es))
+	for _, en := range es {
+		d.res.RefsAfter += len(en.Refs)
+	}
+	fmt.Fprintf(d.e.Stdout, "  job directory: %s\n  cached images: %d, used by %d jobs\n", map[bool]string{true: "gone", false: "still there"}[os.IsNotExist(statErr)], len(es), d.res.RefsAfter)
 	if b, err := os.ReadFile(d.userKernel); err != nil || !bytes.Contains(b, []byte(d.image)) {
 		return fmt.Errorf("the user's kernel changed")
 	}

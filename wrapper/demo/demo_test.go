@@ -36,8 +36,8 @@ func TestDemo(t *testing.T) {
 	if len(res.Cached) != 1 || !slices.Equal(res.Cached[0].Refs, []string{"1001"}) || !strings.HasSuffix(res.Cached[0].Source, filepath.Base(res.Image)) {
 		t.Errorf("the cache during the job: %+v", res.Cached)
 	}
-	if !res.JobDirGone || res.CachedAfter != 0 || !res.UserKernelSame {
-		t.Errorf("after the cleanup: job dir gone %v, %d entries, user's kernel unchanged %v", res.JobDirGone, res.CachedAfter, res.UserKernelSame)
+	if !res.JobDirGone || res.CachedAfter != 1 || res.RefsAfter != 0 || !res.UserKernelSame {
+		t.Errorf("after the cleanup: job dir gone %v, %d entries (want 1, kept), %d refs, user's kernel unchanged %v", res.JobDirGone, res.CachedAfter, res.RefsAfter, res.UserKernelSame)
 	}
 	if res.JobKernel.Metadata["sifkernel"] == nil || res.JobKernel.DisplayName != "PyTorch (demo)" {
 		t.Errorf("the job's kernel lost what kernel add wrote: %+v", res.JobKernel)

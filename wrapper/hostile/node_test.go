@@ -125,7 +125,7 @@ func newNode(t *testing.T) *node {
 	// The site cache is off but for the site attacks (site_test.go): mallory's
 	// home, as useradd makes it, is readable by others, and the other attacks
 	// are of a user's own cache.
-	n.configText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nstage_timeout = \"20s\"\nsite = false\n"+
+	n.configText = fmt.Sprintf("[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nlow_water = \"0B\"\nstage_timeout = \"20s\"\nsite = false\n"+
 		"[slurm]\nsqueue = %q\n[log]\nlevel = \"debug\"\nfile = %q\n[metrics]\ndir = %q\n",
 		filepath.Join(n.base, "opt/apptainer/bin/apptainer"), n.cache, filepath.Join(n.base, "bin", "squeue"), n.log, filepath.Join(n.base, "metrics"))
 	n.setConfig("")

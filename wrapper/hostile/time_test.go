@@ -28,14 +28,20 @@ const (
 // processes whose command line matches the shell test pick (given $pid),
 // for as long as the hook runs; it returns a function that ends it.
 func (n *node) stopper(t *testing.T, pick string) func() {
+	return n.stopperOf(t, "internal user-par[t]", pick)
+}
+
+// stopperOf is stopper for her children whose command line matches the
+// pgrep pattern kind.
+func (n *node) stopperOf(t *testing.T, kind, pick string) func() {
 	stop := filepath.Join(n.mallory.home, "files", "stop-stopper")
 	cmd := n.malloryCmd(fmt.Sprintf(`end=$(( $(date +%%s) + 120 ))
 while [ ! -e %s ] && [ $(date +%%s) -lt $end ]; do
-  for pid in $(pgrep -u %d -f 'internal user-par[t]'); do
+  for pid in $(pgrep -u %d -f '%s'); do
     if %s; then kill -STOP $pid 2>/dev/null; fi
   done
   sleep 0.01
-done`, stop, n.mallory.uid, pick))
+done`, stop, n.mallory.uid, kind, pick))
 	testkit.Must(t, cmd.Start())
 	return func() { _ = os.WriteFile(stop, nil, 0o644); _ = cmd.Wait(); _ = os.Remove(stop) }
 }

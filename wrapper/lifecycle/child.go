@@ -32,6 +32,8 @@ type ChildRequest struct {
 	Usage    *UsageOptions     `json:"usage,omitempty"`
 	// SiteStage runs as the site user (cache.site_user), never a job user.
 	SiteStage *SiteStageOptions `json:"site_stage,omitempty"`
+	// Reclaim runs as a user, or (Reclaim.Site) as the site user.
+	Reclaim *ReclaimOptions `json:"reclaim,omitempty"`
 }
 
 // UsageOptions ask for the user's part of the node cache (for metrics).
@@ -68,6 +70,7 @@ const (
 	kindUsage    = "user-usage"
 	// kindSiteStage runs as the site user (cache.site_user), not a job user.
 	kindSiteStage = "site-stage"
+	kindReclaim   = "reclaim"
 )
 
 func (r ChildRequest) kind() (string, error) {
@@ -86,6 +89,9 @@ func (r ChildRequest) kind() (string, error) {
 	}
 	if r.SiteStage != nil {
 		kinds = append(kinds, kindSiteStage)
+	}
+	if r.Reclaim != nil {
+		kinds = append(kinds, kindReclaim)
 	}
 	if len(kinds) != 1 {
 		return "", fmt.Errorf("a child request holds one request, not %d", len(kinds))
@@ -141,13 +147,16 @@ func ParseChildRequest(args []string) (ChildRequest, error) {
 // empty for cleanup and sweep. Root decodes it as strictly as the child
 // decodes the request (see decodeChildReply): it is the job user's word.
 type ChildReply struct {
-	UserPart  *Report     `json:"user_part,omitempty"`
-	Usage     *Usage      `json:"usage,omitempty"`
-	SiteStage *SiteReport `json:"site_stage,omitempty"`
+	UserPart  *Report        `json:"user_part,omitempty"`
+	Usage     *Usage         `json:"usage,omitempty"`
+	SiteStage *SiteReport    `json:"site_stage,omitempty"`
+	Reclaim   *ReclaimReport `json:"reclaim,omitempty"`
 }
 
 // Empty says the reply carries nothing (the child prints nothing).
-func (r ChildReply) Empty() bool { return r.UserPart == nil && r.Usage == nil && r.SiteStage == nil }
+func (r ChildReply) Empty() bool {
+	return r.UserPart == nil && r.Usage == nil && r.SiteStage == nil && r.Reclaim == nil
+}
 
 // ServeChild carries out a request as the job user and gives the reply
 // the child prints for the hook.
@@ -171,6 +180,12 @@ func (e *Env) ServeChild(ctx context.Context, r ChildRequest) (ChildReply, error
 			return ChildReply{}, err
 		}
 		return ChildReply{SiteStage: &rep}, nil
+	case r.Reclaim != nil:
+		rep, err := e.serveReclaim(*r.Reclaim)
+		if err != nil {
+			return ChildReply{}, err
+		}
+		return ChildReply{Reclaim: &rep}, nil
 	case r.Cleanup != nil:
 		return ChildReply{}, e.Cleanup(*r.Cleanup)
 	case r.Sweep != nil:
@@ -193,6 +208,7 @@ func decodeChildReply(data []byte, req ChildRequest) (ChildReply, error) {
 		UserPart  json.RawMessage `json:"user_part"`
 		Usage     json.RawMessage `json:"usage"`
 		SiteStage json.RawMessage `json:"site_stage"`
+		Reclaim   json.RawMessage `json:"reclaim"`
 	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
@@ -202,20 +218,34 @@ func decodeChildReply(data []byte, req ChildRequest) (ChildReply, error) {
 	if d.More() {
 		return reply, errors.New("data after the reply")
 	}
+	answers := 0
+	for _, a := range []json.RawMessage{raw.UserPart, raw.Usage, raw.SiteStage, raw.Reclaim} {
+		if a != nil {
+			answers++
+		}
+	}
+	strict := func(data json.RawMessage, v any) error {
+		u := json.NewDecoder(bytes.NewReader(data))
+		u.DisallowUnknownFields()
+		return u.Decode(v)
+	}
 	switch {
-	case raw.UserPart != nil && req.UserPart != nil && raw.Usage == nil && raw.SiteStage == nil:
+	case answers != 1:
+	case raw.UserPart != nil && req.UserPart != nil:
 		reply.UserPart = &Report{}
 		return reply, decodeReport(raw.UserPart, reply.UserPart)
-	case raw.Usage != nil && req.Usage != nil && raw.UserPart == nil && raw.SiteStage == nil:
+	case raw.Usage != nil && req.Usage != nil:
 		reply.Usage = &Usage{}
-		u := json.NewDecoder(bytes.NewReader(raw.Usage))
-		u.DisallowUnknownFields()
-		return reply, u.Decode(reply.Usage)
-	case raw.SiteStage != nil && req.SiteStage != nil && raw.UserPart == nil && raw.Usage == nil:
+		return reply, strict(raw.Usage, reply.Usage)
+	case raw.Reclaim != nil && req.Reclaim != nil:
+		reply.Reclaim = &ReclaimReport{}
+		if err := strict(raw.Reclaim, reply.Reclaim); err != nil {
+			return reply, err
+		}
+		return reply, plausibleIdle(*reply.Reclaim)
+	case raw.SiteStage != nil && req.SiteStage != nil:
 		reply.SiteStage = &SiteReport{}
-		u := json.NewDecoder(bytes.NewReader(raw.SiteStage))
-		u.DisallowUnknownFields()
-		if err := u.Decode(reply.SiteStage); err != nil {
+		if err := strict(raw.SiteStage, reply.SiteStage); err != nil {
 			return reply, err
 		}
 		if len(reply.SiteStage.Results) > maxSiteReport || len(reply.SiteStage.Evicted) > maxRefKeysLogged {

@@ -65,6 +65,7 @@ func (e *Env) Epilog(ctx context.Context) error {
 		run.Fail(metrics.JobDir)
 	}
 	e.releaseSite(ctx, log, dl, tree, hc.JobID)
+	e.reclaim(ctx, log, run, tree, dl.child(0), false)
 	return nil
 }
 

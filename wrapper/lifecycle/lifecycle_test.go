@@ -89,7 +89,7 @@ func newSite(t *testing.T) *site {
 	// [cache] last: tests append cache keys (setConfig).
 	// The site cache is off here: these tests are of a user's own cache
 	// (site_test.go turns it on).
-	s.cfgText = fmt.Sprintf("[metrics]\ndir = %q\n[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\n",
+	s.cfgText = fmt.Sprintf("[metrics]\ndir = %q\n[apptainer]\nsearch = [%q]\ndefault_binds = []\n[cache]\ndir = %q\nreserve = \"0B\"\nlow_water = \"0B\"\n",
 		s.metricsDir(), filepath.Join(s.base, "opt/apps/tacc-apptainer/*/bin/apptainer"), s.cacheDir)
 	s.cfgCache = "site = false\n"
 	s.config = filepath.Join(s.base, "config.toml")
@@ -277,8 +277,11 @@ func TestGPUJobLifecycle(t *testing.T) {
 	if strings.Contains(s.log.String(), "level=error") || strings.Contains(s.log.String(), "level=warn") {
 		t.Errorf("a clean job logged problems:\n%s", s.log.String())
 	}
-	if m, _ := filepath.Glob(filepath.Join(staged, "*.sif")); len(m) != 0 {
-		t.Errorf("entries left after the last job (keep_warm 0): %v", m)
+	// The copy stays for the user's next job (keep_warm), used by none.
+	m, _ := filepath.Glob(filepath.Join(staged, "*.sif"))
+	refs, _ := filepath.Glob(filepath.Join(staged, "refs/*/*"))
+	if len(m) != 1 || len(refs) != 0 {
+		t.Errorf("after the last job: entries %v (want the one, kept), refs %v (want none)", m, refs)
 	}
 	if _, err := os.Stat(s.image); err != nil {
 		t.Error("the source image was removed")

@@ -73,6 +73,8 @@ func (e *Env) Prolog(ctx context.Context) error {
 		run.Fail(metrics.UserDir)
 		stage = false
 	}
+	// Room for this job first, when the disk is short (one statfs otherwise).
+	e.reclaim(ctx, log, run, tree, min(dl.child(0)/4, prologReclaimLimit), false)
 	limit := e.Config.Cache.StageTimeout.Duration
 	site := e.site()
 	if site != nil && stage {
@@ -119,6 +121,10 @@ func (e *Env) Prolog(ctx context.Context) error {
 	countStaging(run, rep, e.Config.Kernel.MaxPerJob, fsSize, e.Config.Prolog.Timeout.Duration, siteCopied)
 	return nil
 }
+
+// prologReclaimLimit bounds a Prolog's low-water round (see reclaim), which
+// takes at most a quarter of what is left: the job's own staging keeps the rest.
+const prologReclaimLimit = 20 * time.Second
 
 // deadlineNote is a child's failure for the log, saying so when it was
 // killed (or never started) for the hook's deadline.

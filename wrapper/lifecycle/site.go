@@ -137,15 +137,21 @@ func (s *siteOn) public(image string) (bool, string) {
 	return true, ""
 }
 
+// openSiteCache opens the site cache as the site user, sharing images of
+// owners (cache.site_owners' uids; nil for a child that stages nothing).
+func (e *Env) openSiteCache(owners []int) (*cache.Cache, error) {
+	c := e.Config.Cache
+	return cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, SiteOwners: owners, Quota: c.SiteQuota, Reserve: c.Reserve,
+		KeepWarm: c.SiteKeepWarm.Duration, StageTimeout: c.StageTimeout.Duration, Verify: c.Verify, Log: e.Log})
+}
+
 // SiteStage is the site child: as the site user, stage each image every
 // user could read into the site cache (cache.Options.Site), within the
 // budget, after evicting what keep_warm no longer keeps when asked.
 func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, error) {
 	r := SiteReport{Results: []SiteResult{}}
-	c := e.Config.Cache
 	owners := e.siteOwners() // one look-up of the names for the run
-	ch, err := cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, SiteOwners: owners, Quota: c.SiteQuota, Reserve: c.Reserve,
-		KeepWarm: c.SiteKeepWarm.Duration, StageTimeout: c.StageTimeout.Duration, Verify: c.Verify, Log: e.Log})
+	ch, err := e.openSiteCache(owners)
 	if err != nil {
 		return r, err
 	}

@@ -101,6 +101,7 @@ func (e *Env) Sweep(ctx context.Context, o SweepOptions) (SweepReport, error) {
 	sw.plan()
 	sw.runUsers()
 	e.sweepSite(ctx, log, dl, tree, running)
+	e.reclaim(ctx, log, run, tree, dl.child(0), true)
 	r.JobDirs, r.Users, r.Left = sw.removed, sw.swept, sw.left
 	sort.Strings(r.JobDirs)
 	sort.Ints(r.Users)

@@ -24,6 +24,7 @@ const (
 	Squeue      Reason = "squeue"
 	Leftovers   Reason = "leftovers"
 	Budget      Reason = "budget"
+	Reclaim     Reason = "reclaim"
 )
 
 // ReasonInfo is a reason and what it means.
@@ -52,5 +53,6 @@ func Reasons() []ReasonInfo {
 		{Squeue, "sweep could not ask squeue which jobs run on the node, and removed nothing"},
 		{Leftovers, "sweep could not remove something a job left (logged; the next run tries again)"},
 		{Budget, "sweep's time ran out before it was done"},
+		{Reclaim, "a low-water round (cache.low_water, cache.total_quota) freed less than it needed: what is left is in use, or its owners' children failed or ran out of time"},
 	}
 }
