@@ -3,6 +3,10 @@
 # container kernels whose images are all cached. Medians of ROUNDS (default
 # 21) runs, each compared with `sifkernel version` run the same way in the
 # same run: warm TaskProlog (as the user) <= 3x, Prolog <= 5x, Epilog <= 3x.
+# BASELINE=/path/to/an/older/sifkernel runs that binary's hooks too, round
+# by round between the new one's (its own cache directory, the same
+# config), and prints new against old: a release against the previous one,
+# same machine, same load.
 # It creates a throwaway user (sifkbench) and removes it at the end.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "hooks.sh runs the Prolog and Epilog: run it as root" >&2; exit 1; }
@@ -18,6 +22,11 @@ id "$user" >/dev/null 2>&1 || useradd -M -d "$work/home" -s /bin/sh "$user"
 uid=$(id -u "$user"); gid=$(id -g "$user")
 install -m 0755 "$bin" "$work/sifkernel"
 bin="$work/sifkernel"
+old=""
+if [ -n "${BASELINE:-}" ]; then
+	install -m 0755 "$BASELINE" "$work/sifkernel-old"
+	old="$work/sifkernel-old"
+fi
 mkdir -p "$work/home/.local/share/jupyter/kernels" "$work/images" "$work/node"
 n=${KERNELS:-10}
 rounds=${ROUNDS:-21}
@@ -26,10 +35,12 @@ for i in $(seq "$n"); do
 	HOME="$work/home" "$bin" kernel add "k$i" --image "$work/images/k$i.sif" >/dev/null 2>&1
 done
 chown -R "$user:" "$work/home" "$work/images"
-printf '[cache]\ndir = "%s/node/cache"\nkeep_warm = "1h"\nreserve = "0B"\n[kernel]\nmax_per_job = 1000\n' "$work" >"$work/config.toml"
-chmod 644 "$work/config.toml"
+for c in config config-old; do
+	printf '[cache]\ndir = "%s/node/%s"\nkeep_warm = "1h"\nreserve = "0B"\n[kernel]\nmax_per_job = 1000\n' "$work" "cache${c#config}" >"$work/$c.toml"
+	chmod 644 "$work/$c.toml"
+done
 export SIFKERNEL_CONFIG="$work/config.toml"
-job_env() { echo "SLURM_JOB_ID=$1 SLURM_JOB_UID=$uid SLURM_JOB_GID=$gid SLURM_JOB_USER=$user SLURM_JOB_PARTITION=normal SIFKERNEL_CONFIG=$SIFKERNEL_CONFIG"; }
+job_env() { echo "SLURM_JOB_ID=$1 SLURM_JOB_UID=$uid SLURM_JOB_GID=$gid SLURM_JOB_USER=$user SLURM_JOB_PARTITION=normal SIFKERNEL_CONFIG=${2:-$SIFKERNEL_CONFIG}"; }
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ms() { awk -v n="$1" 'BEGIN {printf "%.1f ms", n/1e6}'; }
@@ -40,8 +51,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 env -i $(job_env 1) "$bin" prolog 2>/dev/null
 # shellcheck disable=SC2046
 env -i $(job_env 1) "$bin" epilog 2>/dev/null
+if [ -n "$old" ]; then
+	# shellcheck disable=SC2046
+	env -i $(job_env 1 "$work/config-old.toml") "$old" prolog 2>/dev/null
+	# shellcheck disable=SC2046
+	env -i $(job_env 1 "$work/config-old.toml") "$old" epilog 2>/dev/null
+fi
 
-pro=() epi=() task=() ver=() uver=()
+pro=() epi=() task=() ver=() uver=() opro=() oepi=() otask=()
 for r in $(seq 100 $((99 + rounds))); do
 	# shellcheck disable=SC2046
 	{ t0=$(now); env -i $(job_env "$r") "$bin" prolog 2>/dev/null; t1=$(now); }
@@ -56,6 +73,17 @@ for r in $(seq 100 $((99 + rounds))); do
 	epi+=($((t1 - t0)))
 	{ t0=$(now); "$bin" version >/dev/null; t1=$(now); }
 	ver+=($((t1 - t0)))
+	[ -n "$old" ] || continue
+	oc="$work/config-old.toml"
+	# shellcheck disable=SC2046
+	{ t0=$(now); env -i $(job_env "$r" "$oc") "$old" prolog 2>/dev/null; t1=$(now); }
+	opro+=($((t1 - t0)))
+	# shellcheck disable=SC2046
+	{ t0=$(now); runuser -u "$user" -- env -i $(job_env "$r" "$oc") HOME="$work/home" SLURM_SCRIPT_CONTEXT=prolog_task "$old" >/dev/null; t1=$(now); }
+	otask+=($((t1 - t0)))
+	# shellcheck disable=SC2046
+	{ t0=$(now); env -i $(job_env "$r" "$oc") "$old" epilog 2>/dev/null; t1=$(now); }
+	oepi+=($((t1 - t0)))
 done
 kernels=$(find "$work/node/cache/users/$uid" -maxdepth 1 -name '*.sif' | wc -l)
 v=$(printf '%s\n' "${ver[@]}" | median); uv=$(printf '%s\n' "${uver[@]}" | median)
@@ -64,3 +92,9 @@ printf '\n%-40s %12s %12s %8s %s\n' benchmark hook version ratio target
 p=$(printf '%s\n' "${pro[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "Prolog, $n kernels cached" "$(ms "$p")" "$(ms "$v")" "$(ratio "$p" "$v")" "<= 5"
 t=$(printf '%s\n' "${task[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "warm TaskProlog, $n kernels (runuser)" "$(ms "$t")" "$(ms "$uv")" "$(ratio "$t" "$uv")" "<= 3"
 e=$(printf '%s\n' "${epi[@]}" | median); printf '%-40s %12s %12s %8s %s\n' "Epilog, $n kernels" "$(ms "$e")" "$(ms "$v")" "$(ratio "$e" "$v")" "<= 3"
+if [ -n "$old" ]; then
+	printf '\n%-40s %12s %12s %8s\n' "this tree against BASELINE" new old ratio
+	op=$(printf '%s\n' "${opro[@]}" | median); printf '%-40s %12s %12s %8s\n' "Prolog, $n kernels cached" "$(ms "$p")" "$(ms "$op")" "$(ratio "$p" "$op")"
+	ot=$(printf '%s\n' "${otask[@]}" | median); printf '%-40s %12s %12s %8s\n' "warm TaskProlog, $n kernels (runuser)" "$(ms "$t")" "$(ms "$ot")" "$(ratio "$t" "$ot")"
+	oe=$(printf '%s\n' "${oepi[@]}" | median); printf '%-40s %12s %12s %8s\n' "Epilog, $n kernels" "$(ms "$e")" "$(ms "$oe")" "$(ratio "$e" "$oe")"
+fi

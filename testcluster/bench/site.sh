@@ -80,7 +80,7 @@ printf '\n%-52s %12s %12s %8s %s\n' benchmark measured baseline ratio target
 printf '%-52s %12s %12s %8s %s\n' "first user's Prolog (copies it, site cache)" "$(ms "${site_times[0]}")" "$(ms "${own_times[0]}")" "$(ratio "${site_times[0]}" "${own_times[0]}")" "~1 (one copy either way)"
 printf '%-52s %12s %12s %8s %s\n' "second user's Prolog: site hit vs own copy" "$(ms "${site_times[1]}")" "$(ms "${own_times[1]}")" "$(ratio "${site_times[1]}" "${own_times[1]}")" "<< 1 (a hit)"
 printf '%-52s %12s %12s %8s %s\n' "second user's Prolog vs a hit in a user's own cache" "$(ms "${site_times[1]}")" "$(ms "$own_hit")" "$(ratio "${site_times[1]}" "$own_hit")" "~1 (what a hit costs)"
-printf '%-52s %12s %12s %8s %s\n' "a user's second job: site hit vs own-cache hit" "$(ms "$site_hit")" "$(ms "$own_hit")" "$(ratio "$site_hit" "$own_hit")" "~1"
+printf '%-52s %12s %12s %8s %s\n' "a user's second job: site hit vs own-cache hit" "$(ms "$site_hit")" "$(ms "$own_hit")" "$(ratio "$site_hit" "$own_hit")" "<= 1.2"
 printf '%-52s %12s %12s %8s %s\n' "last user's Prolog vs second's (both hits)" "$(ms "${site_times[$((users - 1))]}")" "$(ms "${site_times[1]}")" "$(ratio "${site_times[$((users - 1))]}" "${site_times[1]}")" "~1"
 printf '%-52s %12s %12s %8s %s\n' "copies on the node after $users users' jobs" "$site_copies" "$own_copies" "-" "1 (site) vs $users"
 printf '%-52s %12s %12s %8s %s\n' "bytes copied / saved (metrics counters)" "$staged" "$saved" "-" "saved = $((users - 1)) x image"

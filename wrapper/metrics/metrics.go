@@ -102,7 +102,9 @@ func Add(dir string, r Run) error {
 	if err != nil {
 		return err
 	}
-	if err := fsx.WriteFileIn(root, countersFile, data, 0o644, fsx.Durable); err != nil {
+	// Volatile: a crash may cost the totals (read starts them again, as
+	// Prometheus counters may), not two fsyncs at the end of every hook.
+	if err := fsx.WriteFileIn(root, countersFile, data, 0o644, fsx.Volatile); err != nil {
 		return fmt.Errorf("in %s: %w", dir, err)
 	}
 	return nil
