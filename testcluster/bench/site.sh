@@ -42,7 +42,7 @@ done
 now() { date +%s%N; }
 ms() { awk -v n="$1" 'BEGIN {printf "%.1f ms", n/1e6}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-counter() { awk -v k="\"$1\":" -F'[,{}]' '{for (i=1;i<=NF;i++) if (index($i,k)==1) {sub(k,"",$i); printf "%d\n", $i}}' "$work/metrics/counters.json" 2>/dev/null || echo 0; }
+counter() { awk -v k="\"$1\":" -F'[,{}]' '{for (i=1;i<=NF;i++) if (index($i,k)==1) {sub(k,"",$i); printf "%.0f\n", $i}}' "$work/metrics/counters.json" 2>/dev/null || echo 0; }
 
 # run SITE: one job per user, in turn; prints each Prolog's time and the copies.
 run() {
@@ -83,4 +83,4 @@ printf '%-52s %12s %12s %8s %s\n' "second user's Prolog vs a hit in a user's own
 printf '%-52s %12s %12s %8s %s\n' "a user's second job: site hit vs own-cache hit" "$(ms "$site_hit")" "$(ms "$own_hit")" "$(ratio "$site_hit" "$own_hit")" "<= 1.2"
 printf '%-52s %12s %12s %8s %s\n' "last user's Prolog vs second's (both hits)" "$(ms "${site_times[$((users - 1))]}")" "$(ms "${site_times[1]}")" "$(ratio "${site_times[$((users - 1))]}" "${site_times[1]}")" "~1"
 printf '%-52s %12s %12s %8s %s\n' "copies on the node after $users users' jobs" "$site_copies" "$own_copies" "-" "1 (site) vs $users"
-printf '%-52s %12s %12s %8s %s\n' "bytes copied / saved (metrics counters)" "$staged" "$saved" "-" "saved = $((users - 1)) x image"
+printf '%-52s %12s %12s %8s %s\n' "bytes copied / saved (metrics counters)" "$staged" "$saved" "-" "saved = $users x image (the hits of $((users - 1)) users and one second job)"

@@ -30,6 +30,9 @@ type Options struct {
 	KeepWarm     time.Duration
 	StageTimeout time.Duration
 	Verify       string // "size" or "sha256"
+	// Streams reads a source in that many ranges at once; 0 decides per
+	// source (see streamsFor).
+	Streams int
 	// FallbackDir is where a user without a usable root-made cache keeps one:
 	// <FallbackDir>/sifkernel-<uid>. Empty means $TMPDIR, else /tmp.
 	FallbackDir string

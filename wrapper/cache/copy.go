@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -81,13 +82,30 @@ func (c *Cache) copy(ctx context.Context, dst *os.File, src *source, from int64,
 	// As cp does: the source is read once, front to back, so the kernel
 	// may read ahead further. Only a hint; an error changes nothing.
 	_ = unix.Fadvise(int(src.f.Fd()), from, 0, unix.FADV_SEQUENTIAL)
+	streams, fsKind := streamsFor(c.opts.Streams, src.f)
+	var srcs []*os.File
+	if streams > 1 && h == nil { // a hash is taken in order: one stream
+		var err error
+		if srcs, err = openStreams(src.f, streams); err != nil {
+			c.log.Warnf("staging %s: one stream (%v)", src.path, err)
+		} else {
+			defer closeStreams(srcs)
+			c.log.Infof("staging %s from %s with %d streams", src.path, cmp.Or(fsKind, "its file system"), streams)
+		}
+	}
 	done, step := from, min(firstStep, c.seams.chunk)
 	for done < src.size {
 		if err := ctx.Err(); err != nil {
 			return "", fmt.Errorf("%w: staging %s stopped after %d of %d bytes", ErrTimeout, src.path, done, src.size)
 		}
 		start := time.Now()
-		n, err := c.copyOne(ctx, dst, src, h, step)
+		var n int64
+		var err error
+		if srcs != nil {
+			n, err = copyStreams(dst, srcs, done, min(step, src.size-done))
+		} else {
+			n, err = c.copyOne(ctx, dst, src, h, step)
+		}
 		done += n
 		if progress != nil {
 			progress(done, src.size)

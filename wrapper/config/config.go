@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +91,9 @@ type Cache struct {
 	KeepWarm     Duration `toml:"keep_warm" json:"keep_warm"`
 	StageTimeout Duration `toml:"stage_timeout" json:"stage_timeout"`
 	Verify       string   `toml:"verify" json:"verify"`
+	// ReadStreams is how many ranges of a source are read at once: "auto"
+	// (several on a network file system, one elsewhere) or 1 to MaxStreams.
+	ReadStreams string `toml:"read_streams" json:"read_streams"`
 	// Site turns on the site cache: one copy per node of an image every
 	// user could read, shared by every user's jobs (<dir>/site).
 	Site bool `toml:"site" json:"site"`
@@ -205,6 +209,7 @@ func Default() Config {
 			KeepWarm:       dur("72h"),
 			StageTimeout:   dur("120s"),
 			Verify:         "size",
+			ReadStreams:    "auto",
 			Site:           true,
 			SiteUser:       "sifkernel",
 			SiteQuota:      must("25%"),
@@ -254,6 +259,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.StageTimeout.Duration <= 0 {
 		bad("cache.stage_timeout", "must be above zero")
+	}
+	if _, err := ParseStreams(c.Cache.ReadStreams); err != nil {
+		bad("cache.read_streams", "%v", err)
 	}
 	if c.Cache.Site && (c.Cache.SiteUser == "" || c.Cache.SiteUser == "root" || strings.ContainsAny(c.Cache.SiteUser, "/:\n")) {
 		bad("cache.site_user", "%q: want an unprivileged system user (such as sifkernel or nobody)", c.Cache.SiteUser)
@@ -308,4 +316,26 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return nil
+}
+
+// MaxStreams is the most cache.read_streams may ask for.
+const MaxStreams = 16
+
+// ParseStreams reads cache.read_streams: "auto" is 0 (decided per source),
+// else a count from 1 to MaxStreams.
+func ParseStreams(s string) (int, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxStreams {
+		return 0, fmt.Errorf("%q: want \"auto\" or 1 to %d", s, MaxStreams)
+	}
+	return n, nil
+}
+
+// Streams is cache.read_streams as a count, 0 for "auto".
+func (c Cache) Streams() int {
+	n, _ := ParseStreams(c.ReadStreams)
+	return n
 }

@@ -102,6 +102,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "invalid value", site: "[log]\nformat = \"xml\"\n", want: []string{"log.format", "xml"}},
 		{name: "relative cache dir", site: "[cache]\ndir = \"cache\"\n", want: []string{"cache.dir"}},
 		{name: "unknown fault", site: "[prolog]\nfail_node_on = [\"everything\"]\n", want: []string{"prolog.fail_node_on", "everything"}},
+		{name: "read streams", site: "[cache]\nread_streams = \"17\"\n", want: []string{"cache.read_streams", "1 to 16"}},
+		{name: "read streams word", site: "[cache]\nread_streams = \"many\"\n", want: []string{"cache.read_streams", "\"many\""}},
 		{name: "user sets site key", user: "[cache]\ndir = \"/home/me\"\n", want: []string{"user.toml:2", `"cache.dir" may only be set in the site config`}},
 		{name: "explicit site missing", explicit: true, want: []string{"absent.toml"}},
 	}

@@ -73,7 +73,7 @@ func (e *Env) OpenUserCache(timeout time.Duration) (*cache.Cache, error) {
 	}
 	return cache.Open(cache.Options{
 		Root: cc.Dir, Quota: cc.UserQuota, Reserve: cc.Reserve, KeepWarm: cc.KeepWarm.Duration,
-		StageTimeout: timeout, Verify: cc.Verify, FallbackDir: e.getenv("TMPDIR"), Log: e.Log,
+		StageTimeout: timeout, Verify: cc.Verify, Streams: cc.Streams(), FallbackDir: e.getenv("TMPDIR"), Log: e.Log,
 	})
 }
 

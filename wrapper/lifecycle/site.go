@@ -142,7 +142,7 @@ func (s *siteOn) public(image string) (bool, string) {
 func (e *Env) openSiteCache(owners []int) (*cache.Cache, error) {
 	c := e.Config.Cache
 	return cache.Open(cache.Options{Root: c.Dir, Site: true, SiteDirs: c.SiteDirs, SiteOwners: owners, Quota: c.SiteQuota, Reserve: c.Reserve,
-		KeepWarm: c.SiteKeepWarm.Duration, StageTimeout: c.StageTimeout.Duration, Verify: c.Verify, Log: e.Log})
+		KeepWarm: c.SiteKeepWarm.Duration, StageTimeout: c.StageTimeout.Duration, Verify: c.Verify, Streams: c.Streams(), Log: e.Log})
 }
 
 // SiteStage is the site child: as the site user, stage each image every
