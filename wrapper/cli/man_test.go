@@ -90,16 +90,7 @@ func stripOverstrike(s string) string {
 func TestCheckCodesDocumented(t *testing.T) {
 	help, err := newSite(t).run(t, "kernel", "check", "--help")
 	testkit.Must(t, err)
-	example, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "examples", "config.toml"))
-	testkit.Must(t, err)
-	pages, err := ManPages("1.2.3", example)
-	testkit.Must(t, err)
-	var page string
-	for _, p := range pages {
-		if p.Name == "sifkernel-kernel.1" {
-			page = string(p.Roff)
-		}
-	}
+	page := string(manPage(t, "sifkernel-kernel.1").Roff)
 	flat := func(s string) string {
 		return strings.Join(strings.Fields(strings.NewReplacer(`\-`, "-", `\(aq`, "'", `\`, "").Replace(s)), " ")
 	}
@@ -190,14 +181,7 @@ func TestFailureReasonsDocumented(t *testing.T) {
 	if got := strings.Split(strings.TrimSpace(table), "\n"); !slices.Equal(got, want) {
 		t.Errorf("slurm/README.md's failure reasons:\n%s\nwant (metrics.Reasons):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	pages, err := ManPages("1.2.3", nil)
-	testkit.Must(t, err)
-	var page string
-	for _, p := range pages {
-		if p.Name == "sifkernel-hooks.8" {
-			page = string(p.Markdown)
-		}
-	}
+	page := string(manPage(t, "sifkernel-hooks.8").Markdown)
 	flat := func(s string) string { return strings.Join(strings.Fields(strings.ReplaceAll(s, `\`, "")), " ") }
 	for _, r := range metrics.Reasons() {
 		if !strings.Contains(flat(page), "**"+string(r.Reason)+"** : "+flat(r.Means)) {
@@ -213,4 +197,18 @@ func TestFailureReasonsDocumented(t *testing.T) {
 			t.Errorf("node fault %q is not a failure reason", f)
 		}
 	}
+}
+
+// manPage renders the pages (with the example config) and gives the one named.
+func manPage(t *testing.T, name string) ManPage {
+	t.Helper()
+	pages, err := ManPages("1.2.3", testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(), "examples", "config.toml")))
+	testkit.Must(t, err)
+	for _, p := range pages {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("no page %s", name)
+	return ManPage{}
 }

@@ -289,7 +289,7 @@ func (e *Env) askOwner(ctx context.Context, tree *cache.Tree, o owner, dl deadli
 		if !tree.HasSite() {
 			return ReclaimReport{}, nil
 		}
-		u.Groups, u.Home = []int{u.GID}, "/"
+		u = childUser(u)
 	}
 	t := dl.child(reclaimChildLimit)
 	if t <= 0 {

@@ -92,6 +92,13 @@ type siteOn struct {
 	owners []int // cache.site_owners' uids; root is always one
 }
 
+// childUser is the site user as its children run: its own group alone (it
+// reads what others may, no more), and no home.
+func childUser(site slurm.User) slurm.User {
+	site.Groups, site.Home = []int{site.GID}, "/"
+	return site
+}
+
 func (e *Env) site() *siteOn {
 	if !e.Config.Cache.Site {
 		return nil
@@ -234,9 +241,7 @@ func (e *Env) runSite(ctx context.Context, tree *cache.Tree, s *siteOn, o SiteSt
 	if err := tree.EnsureSite(s.user.UID, s.user.GID); err != nil {
 		return SiteReport{}, err
 	}
-	u := s.user
-	u.Groups = []int{u.GID} // its own group alone: it reads what others may
-	u.Home = "/"
+	u := childUser(s.user)
 	reply, err := e.asUser(ctx, u, slurm.Context{UID: u.UID, GID: u.GID}, timeout, ChildRequest{SiteStage: &o})
 	if err == nil && reply.SiteStage == nil {
 		err = errors.New("it printed no report")
