@@ -18,36 +18,47 @@ import (
 // does, and resumes the same way.
 
 // networkFS are the statfs types of file systems that send reads over a
-// network (linux/magic.h and the file systems' own headers). FUSE is not
-// among them: sshfs is, but most FUSE file systems on a node are local
-// (squashfuse); read_streams = "4" turns streams on there.
-var networkFS = map[int64]string{
-	0x6969:     "nfs",
-	0x0bd00bd0: "lustre",
-	0x47504653: "gpfs",
-	0x19830326: "beegfs",
-	0xff534d42: "cifs",
-	0xfe534d42: "smb2",
-	0x00c36400: "ceph",
+// network (linux/magic.h and the file systems' own headers), and whether
+// "auto" reads them in several streams. A striped parallel file system
+// (Lustre, GPFS, BeeGFS, Ceph) spreads a file over servers, and one stream
+// asks one of them at a time. NFS and CIFS get one: the client's readahead
+// keeps reads in flight already, and on the VM cluster's NFS with 20 ms of
+// round trip four streams took 1.06 times one stream's time (testcluster/
+// README.md, make bench-vm). FUSE is not among them: sshfs is, but most
+// FUSE file systems on a node are local (squashfuse); read_streams = "4"
+// turns streams on anywhere.
+var networkFS = map[int64]struct {
+	name    string
+	striped bool
+}{
+	0x6969:     {"nfs", false},
+	0xff534d42: {"cifs", false},
+	0xfe534d42: {"smb2", false},
+	0x0bd00bd0: {"lustre", true},
+	0x47504653: {"gpfs", true},
+	0x19830326: {"beegfs", true},
+	0x00c36400: {"ceph", true},
 }
 
-// autoStreams is what "auto" (config.Cache.Streams 0) uses on a network
+// autoStreams is what "auto" (config.Cache.Streams 0) uses on a striped
 // file system.
 const autoStreams = 4
 
 // streamsFor is how many streams copy src: the configured count, or with
-// "auto" autoStreams where its file system is a network one and 1
+// "auto" autoStreams where its file system is a striped one and 1
 // elsewhere (a local disk gains nothing and copy_file_range may reflink).
-// kind names the file system, for the log.
+// kind names a network file system, for the log.
 func streamsFor(configured int, src *os.File) (n int, kind string) {
 	var st unix.Statfs_t
+	striped := false
 	if err := unix.Fstatfs(int(src.Fd()), &st); err == nil {
-		kind = networkFS[int64(uint32(st.Type))]
+		fs := networkFS[int64(uint32(st.Type))]
+		kind, striped = fs.name, fs.striped
 	}
 	if configured > 0 {
 		return configured, kind
 	}
-	if kind != "" {
+	if striped {
 		return autoStreams, kind
 	}
 	return 1, kind

@@ -282,9 +282,9 @@ reclaim). Copying stops at the hook's deadline (` + manDefault("prolog.timeout")
 ` + manDefault("cache.stage_timeout") + `, within about a second: the job then uses the image where
 it is, and what was copied is kept (.tmp-KEY-partSTAMP, synced) for the next job on the node,
 which resumes it, so an image larger than one Prolog can copy lands after a few jobs. gc removes
-a cut-off copy untouched for 72 hours. From a network file system (NFS, Lustre, GPFS, BeeGFS,
-CIFS, Ceph) each step is read in several ranges at once, ` + manDefault("cache.read_streams") + `
-(4 there, 1 elsewhere; or a count). Each user's images stay within
+a cut-off copy untouched for 72 hours. From a striped parallel file system (Lustre, GPFS, BeeGFS,
+Ceph) each step is read in several ranges at once, ` + manDefault("cache.read_streams") + `
+(4 there, 1 elsewhere, NFS included; or a count). Each user's images stay within
 ` + manDefault("cache.user_quota") + `, and ` + manDefault("cache.reserve") + ` of the file
 system is always left free.
 
