@@ -88,16 +88,12 @@ func (o owner) String() string {
 	return fmt.Sprintf("uid %d", o.user.UID)
 }
 
-// reclaimDue says whether free space on the cache file system is below the
-// low-water mark (one statfs): what a hook asks before a reclaim.
-func (e *Env) reclaimDue(tree *cache.Tree) (need int64, ok bool) {
-	size, free, err := tree.Filesystem()
-	if err != nil || size <= 0 {
-		return 0, false
-	}
+// belowLowWater is how far free bytes are below the low-water mark
+// (cache.low_water, never less than cache.reserve) of a file system of
+// size bytes; 0 or less when they are not.
+func (e *Env) belowLowWater(size, free int64) int64 {
 	c := e.Config.Cache
-	low := int64(max(c.LowWater.Of(uint64(size)), c.Reserve.Of(uint64(size))))
-	return low - free, free < low
+	return int64(max(c.LowWater.Of(uint64(size)), c.Reserve.Of(uint64(size)))) - free
 }
 
 // maxReclaimPasses bounds the passes of one round: each takes the least
@@ -109,12 +105,12 @@ const maxReclaimPasses = 3
 // enforces cache.total_quota too (sweep). It logs what it did and counts a
 // round that fell short.
 func (e *Env) reclaim(ctx context.Context, log logrus.FieldLogger, run *metrics.Run, tree *cache.Tree, budget time.Duration, withQuota bool) {
-	need, due := e.reclaimDue(tree)
-	if !due && !withQuota {
+	size, free0, err := tree.Filesystem() // the one statfs a hook pays when the disk has room
+	if err != nil || size <= 0 {
 		return
 	}
-	size, free0, err := tree.Filesystem()
-	if err != nil {
+	need := e.belowLowWater(size, free0)
+	if need <= 0 && !withQuota {
 		return
 	}
 	dl := newDeadline(e.Now, budget)
@@ -178,8 +174,7 @@ func (e *Env) reclaim(ctx context.Context, log logrus.FieldLogger, run *metrics.
 			break
 		}
 		freed = free - free0
-		need, _ = e.reclaimDue(tree)
-		need = max(need, overQuota(freed))
+		need = max(e.belowLowWater(size, free), overQuota(freed))
 	}
 	logErrs(log, errs)
 	log.Infof("reclaim: %s needed; %d idle entries evicted, %s free again", cache.HumanBytes(first), evicted, cache.HumanBytes(max(freed, 0)))
