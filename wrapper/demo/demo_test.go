@@ -15,8 +15,8 @@ import (
 // TestDemo checks what the demo did, not what it printed: the job's kernel
 // runs the staged copy with --nv (the demo node has GPU 0), the cache held
 // that copy for job 1001 while the job ran, the cleanup removed the job
-// directory and the copy (keep_warm 0), and the user's kernel.json is as
-// kernel add wrote it.
+// directory and its refs and kept the copy (keep_warm), and the user's
+// kernel.json is as kernel add wrote it.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
 	log := logrus.New()
