@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,8 +50,9 @@ done`, stop, n.mallory.uid, kind, pick))
 
 // timedProlog sets a prolog.timeout, gives mallory a kernel on her own
 // image and one on a public image (so the Prolog runs both user parts and
-// the site child between them), and runs her Prolog under a stopper.
-func (n *node) timedProlog(t *testing.T, job, pick string) {
+// the site child between them), and runs her Prolog under a stopper, then
+// each of then (the job's tasks), then the Epilog.
+func (n *node) timedProlog(t *testing.T, job, pick string, then ...func()) {
 	n.siteOn()
 	n.setConfig(fmt.Sprintf("[prolog]\ntimeout = %q\n", prologTimeout))
 	n.before = n.snapshot()
@@ -64,6 +67,9 @@ func (n *node) timedProlog(t *testing.T, job, pick string) {
 	r := n.hook("prolog_slurmd", job, n.mallory)
 	done()
 	n.expect0(r, prologTimeout+deadlineMargin)
+	for _, f := range then {
+		f()
+	}
 	n.expect0(n.hook("epilog_slurmd", job, n.mallory), hookLimit)
 }
 
@@ -72,8 +78,23 @@ var timeAttacks = []attack{
 		n.timedProlog(t, "401", `grep -q site_stager /proc/$pid/cmdline`)
 		n.logSays("deadline")
 	}},
-	{"SIGSTOP on her own second user part (after the site child): the Prolog outlives its deadline", func(t *testing.T, n *node) {
-		n.timedProlog(t, "402", `! grep -q site_stager /proc/$pid/cmdline`)
+	{"SIGSTOP on her own second user part (after the site child): the Prolog outlives its deadline, or leaves the job unprepared and its TaskProlog copies the site's image into her quota", func(t *testing.T, n *node) {
+		n.timedProlog(t, "402", `! grep -q site_stager /proc/$pid/cmdline`, func() {
+			// The Prolog's kernels stand (the site image in place): the
+			// TaskProlog takes them, and runs no user part of its own.
+			r := n.hook("prolog_task", "402", n.mallory)
+			n.expect0(r, hookLimit)
+			if want := filepath.Join(n.cache, "jobs", "402", "jupyter"); !strings.Contains(r.out, "JUPYTER_PATH="+want) {
+				t.Errorf("the TaskProlog did not export the Prolog's kernels (%s):\n%s", want, r.out)
+			}
+			own := filepath.Join(n.cache, "users", strconv.Itoa(n.mallory.uid))
+			if _, err := os.Lstat(filepath.Join(own, "jobs", "402")); err == nil {
+				t.Errorf("the TaskProlog ran a user part of its own in %s/jobs/402", own)
+			}
+			if copies, _ := filepath.Glob(filepath.Join(own, "*torch*")); len(copies) > 0 {
+				t.Errorf("her own cache holds the site's image: %v", copies)
+			}
+		})
 	}},
 	{"SIGSTOP on every child of hers, in every phase: the Prolog outlives its deadline", func(t *testing.T, n *node) {
 		n.timedProlog(t, "403", `true`)

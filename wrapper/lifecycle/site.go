@@ -285,15 +285,18 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 	// One phase after the site child: the user part again.
 	budget := dl.stage(e.Config.Cache.StageTimeout.Duration, 1)
 	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget}, dl.child(0))
-	if err != nil {
+	var copying []string // what the site child ran out of time on
+	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
+		// Its copies are kept for the next job's Prolog: the images are
+		// used in place, not copied once more for this user alone.
+		copying = pending
+		log.Errorf("site cache: the site user's child: %s; the job uses those images in place", deadlineNote(err, dl))
+		run.Fail(failReason(err, metrics.SiteChild))
+	} else if err != nil {
 		// The user part runs again all the same: it stages per user what the
 		// site cache does not hold, and writes node.json.
 		log.Errorf("site cache: the site user's child failed: %s; the images are staged per user", deadlineNote(err, dl))
 		run.Fail(failReason(err, metrics.SiteChild))
-	}
-	var copying []string // what the site child ran out of time on
-	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
-		copying = pending
 	}
 	for _, r := range sr.Results {
 		if r.Copied && r.Key != "" {

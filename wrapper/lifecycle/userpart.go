@@ -139,12 +139,14 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	}
 	r.bound()
 	r.FinishedAt = e.Now().UTC()
-	if o.SiteStager && slices.ContainsFunc(r.Kernels, func(k KernelReport) bool { return k.SitePending }) {
-		// Root stages the pending images and runs the user part again, which
-		// writes node.json: its presence says the kernels are final (the
-		// TaskProlog and `sifkernel env` take it to mean the Prolog is done).
-		return r, nil
-	}
+	// node.json says the job's kernels are ready: the TaskProlog and
+	// `sifkernel env` take it to mean the Prolog is done. With site images
+	// pending, root runs the site child and this user part again, which
+	// replaces it; when the deadline leaves no time for that, these kernels
+	// (the pending images in place) are the job's. Without it the TaskProlog
+	// would take the job for one no Prolog prepared and run the user part
+	// itself, copying the site's images into the user's own quota (seen in
+	// the VM soak).
 	return r, writeJSON(filepath.Join(o.JobDir, cache.JobReport), r)
 }
 
