@@ -10,6 +10,7 @@
 #   make test-vm    the cluster tests on three Debian VMs under QEMU (root; DISTRO=trixie)
 #   make test-vm-ci the part of it CI runs (root)
 #   make bench-vm   staging against NFS slowed by tc netem, on the VM cluster (root)
+#   make soak-vm    100 jobs, copies that outlast the deadline, a node reset, on the VM cluster (root)
 #   make lint       gofmt, go vet, staticcheck, errcheck (every dropped error
 #                   is one .errcheck-excludes allows or a written `_ =`), shellcheck
 #   make bench      node-cache benchmarks (ratios against cp, measured in one run)
@@ -54,7 +55,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILDFLAGS ?= -buildmode=pie
 FUZZTIME ?= 10s
 
-.PHONY: imports debian13 test-vm test-vm-ci bench-vm test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
+.PHONY: imports debian13 test-vm test-vm-ci bench-vm soak-vm test-package man package cover build demo try test test-unit test-cluster test-cluster-vm soak fuzz lint bench install clean
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
@@ -89,7 +90,7 @@ lint:
 	@if git grep -nE '\b[tb]\.(Skip|Skipf|SkipNow)\(' -- '*.go' ':!testcluster/testkit/*'; then echo "use testkit.Skip, not t.Skip or b.Skip"; exit 1; fi
 	@# Slurm's variables are read in wrapper/slurm (GPU signals: wrapper/node) alone.
 	@if git grep -nE '(etenv|LookupEnv)\("SLURM' -- 'wrapper/*.go' ':!wrapper/slurm/*' ':!wrapper/node/*' ':!*_test.go'; then echo "read Slurm's variables through wrapper/slurm"; exit 1; fi
-	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian-mirror testcluster/debian13/build testcluster/vm/build-box testcluster/vm/cluster testcluster/vm/provision testcluster/vm/run-tests testcluster/vm/bench-nfs testcluster/vm/stage-files testcluster/vm/e2e-on-ctl testcluster/vm/vagrant-box testcluster/vm/vagrant-cluster testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run testcluster/up testcluster/down testcluster/run-tests testcluster/package-test testcluster/lib.sh testcluster/bin/* examples/*.sh examples/jobs/*.sbatch templates/jobs/*.sbatch slurm/profile.d/sifkernel.sh testcluster/bench/*.sh testcluster/image/build testcluster/debian-mirror testcluster/debian13/build testcluster/vm/build-box testcluster/vm/cluster testcluster/vm/provision testcluster/vm/run-tests testcluster/vm/bench-nfs testcluster/vm/soak testcluster/vm/stage-files testcluster/vm/e2e-on-ctl testcluster/vm/vagrant-box testcluster/vm/vagrant-cluster testcluster/soak/run wrapper/sifimage/gen-minimal.sh slurm/package/deb/* slurm/package/rpm/*; \
 	 elif [ "$$SIFKERNEL_NO_SKIP" = 1 ]; then echo "shellcheck missing"; exit 1; \
 	 else echo "shellcheck not installed: shell scripts not linted"; fi
 
@@ -205,6 +206,12 @@ test-vm-ci:
 # Staging against reading in place, on the VM cluster's NFS home slowed by tc netem (root).
 bench-vm:
 	DISTRO=$(DISTRO) testcluster/vm/bench-nfs
+
+# The hooks' deadline on the VM cluster: 100 jobs whose images take several
+# Prologs to copy over netem-slowed NFS, a node reset among them (root; by
+# hand, about 20 minutes under TCG: not in CI).
+soak-vm:
+	DISTRO=$(DISTRO) testcluster/vm/soak
 
 # Inside the ctl VM of a Vagrant cluster (root), with the test binary built on
 # the host (the box has neither Go nor make: testcluster/vm/vagrant-cluster
