@@ -286,16 +286,16 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 	budget := dl.stage(e.Config.Cache.StageTimeout.Duration, 1)
 	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget}, dl.child(0))
 	var copying []string // what the site child ran out of time on
-	if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
-		// Its copies are kept for the next job's Prolog: the images are
-		// used in place, not copied once more for this user alone.
-		copying = pending
-		log.Errorf("site cache: the site user's child: %s; the job uses those images in place", deadlineNote(err, dl))
-		run.Fail(failReason(err, metrics.SiteChild))
-	} else if err != nil {
-		// The user part runs again all the same: it stages per user what the
-		// site cache does not hold, and writes node.json.
-		log.Errorf("site cache: the site user's child failed: %s; the images are staged per user", deadlineNote(err, dl))
+	if err != nil {
+		// The user part runs again all the same and writes node.json. Out
+		// of time, the child's copies are kept for the next job's Prolog:
+		// the images are used in place, not copied once more for this user
+		// alone; otherwise it stages per user what the site cache lacks.
+		then := "the images are staged per user"
+		if errors.Is(err, runas.ErrKilled) || errors.Is(err, runas.ErrNoTime) {
+			copying, then = pending, "the job uses those images in place"
+		}
+		log.Errorf("site cache: the site user's child failed: %s; %s", deadlineNote(err, dl), then)
 		run.Fail(failReason(err, metrics.SiteChild))
 	}
 	for _, r := range sr.Results {
