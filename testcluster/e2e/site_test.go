@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sifkernel/sifkernel/testcluster/testkit"
 )
 
 // siteCache turns the site cache on for one test and off after it: the
@@ -69,10 +71,19 @@ func TestSiteCacheTwoUsers(t *testing.T) {
 		own[u] = len(globOn(t, "m1", fmt.Sprintf("%s/users/%d/*.sif", nodeCache, uid(t, u))))
 	}
 	since := apptainerOffset(t)
-	a := sbatch(t, "sktest1", "-p normal -w m1", "for i in $(seq 1500); do [ -e ~/go-site ] && break; sleep 0.2; done; /usr/bin/python3 ~/client.py shared")
+	mustAs(t, "sktest1", "rm -f ~/site-started")
+	a := sbatch(t, "sktest1", "-p normal -w m1", "touch ~/site-started; for i in $(seq 1500); do [ -e ~/go-site ] && break; sleep 0.2; done; /usr/bin/python3 ~/client.py shared")
 	defer scancel(a)
 	waitState(t, a, 2*time.Minute, "RUNNING")
-	waitFor(t, func() bool { return existsOn(t, "m1", nodeCache+"/jobs/"+a+"/node.json") })
+	// The batch script starts when the whole Prolog has ended (its site
+	// child included). node.json is no sign of that here: the first user
+	// part writes it, before the site child copies.
+	testkit.Eventually(t, scaled(2*time.Minute), 200*time.Millisecond, func() bool {
+		_, err := as(t, "sktest1", "test -e ~/site-started")
+		return err == nil
+	}, func() string {
+		return "job " + a + "'s batch script did not start\n" + lastBytes(sifkernelLog(t), 3000)
+	})
 	copies := globOn(t, "m1", site+"*.sif")
 	if len(copies) != 1 {
 		t.Fatalf("site copies on m1 after the first job's Prolog: %v\n%s", copies, lastBytes(sifkernelLog(t), 3000))
