@@ -129,6 +129,34 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// TestKeyOutlivesARemount: an NFS mount's device number is the kernel's
+// pick at mount time, and a node's reset changed it on the VM cluster's
+// soak: the image's key with it, so the node's copies (entries and cut-off
+// ones alike) were never found again. The same file (inode, ctime, size,
+// mtime, SIF id, path, owner) with another device number keeps its key,
+// its stamp (what resumes a cut-off copy) and its entry.
+func TestKeyOutlivesARemount(t *testing.T) {
+	c := open(t, nil)
+	src := image(t, t.TempDir(), "a.sif", 4096)
+	r, err := c.Stage(context.Background(), src, slurm.JobID{}, nil)
+	testkit.Must(t, err)
+	s, err := openSource(src)
+	testkit.Must(t, err)
+	defer s.f.Close()
+	key, stamp := s.key(), s.stamp()
+	s.dev += 7 // remounted
+	if s.key() != key || s.stamp() != stamp {
+		t.Errorf("another device number: key %s, stamp %s; want %s and %s", s.key(), s.stamp(), key, stamp)
+	}
+	if key != r.Key || !c.published(key, s) {
+		t.Errorf("the entry %s (key now %s) is not found for the same file on another device number", r.Key, key)
+	}
+	s.ino++ // another file
+	if s.key() == key || s.stamp() == stamp || c.published(key, s) {
+		t.Error("another inode kept the key, the stamp or the entry")
+	}
+}
+
 func TestBadSources(t *testing.T) {
 	c := open(t, nil)
 	dir := t.TempDir()

@@ -23,9 +23,10 @@ type Meta struct {
 	SIFID    string    `json:"sif_id,omitempty"`
 	SHA256   string    `json:"sha256,omitempty"`
 	StagedAt time.Time `json:"staged_at"`
-	// Which file the entry was copied from, as no user can fake: device,
-	// inode, ctime (set by the kernel at every change) and owner. The key
-	// is a hash of these too (see source.key).
+	// Which file the entry was copied from, as no user can fake: inode,
+	// ctime (set by the kernel at every change) and owner. The key is a
+	// hash of these too (see source.key). Dev is for people: NFS's changes
+	// at every mount.
 	Dev   uint64    `json:"dev,omitempty"`
 	Ino   uint64    `json:"ino,omitempty"`
 	CTime time.Time `json:"ctime,omitzero"`
@@ -81,7 +82,7 @@ func (c *Cache) published(key string, src *source) bool {
 	}
 	m, err := c.readMeta(key)
 	return err == nil && m.Size == src.size && m.SIFID == src.sifID &&
-		m.Dev == src.dev && m.Ino == src.ino && m.CTime.Equal(src.ctime) && m.UID == src.uid
+		m.Ino == src.ino && m.CTime.Equal(src.ctime) && m.UID == src.uid
 }
 
 // Entries lists the published entries, oldest use first.

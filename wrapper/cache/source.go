@@ -25,8 +25,10 @@ type source struct {
 	size  int64
 	mtime time.Time
 	sifID string // empty for images that are not SIF files
-	// dev, ino and ctime say which file this is, as no user can fake: a
-	// write or chmod sets ctime to now, whatever mtime is made to say.
+	// ino and ctime say which file this is, as no user can fake: a write
+	// or chmod sets ctime to now, whatever mtime is made to say. dev is
+	// recorded, never compared: an NFS mount's device number is the
+	// kernel's pick at mount time and changes when a node restarts.
 	dev, ino uint64
 	ctime    time.Time
 	uid      int
@@ -131,22 +133,25 @@ func (s *source) changed() bool {
 // put back, has another ctime and so another stamp.
 func (s *source) stamp() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%d\x00%d\x00%d\x00%d\x00%d\x00%s", s.dev, s.ino, s.ctime.UnixNano(), s.size, s.mtime.UnixNano(), s.sifID)
+	fmt.Fprintf(h, "%d\x00%d\x00%d\x00%d\x00%s", s.ino, s.ctime.UnixNano(), s.size, s.mtime.UnixNano(), s.sifID)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // key names an entry: the image's base name for people, and a hash of its
-// resolved path, size, mtime and SIF id, and of which file it is (device,
-// inode, ctime, owner), so a changed source gets a new key. Size, mtime and
-// SIF id are whatever the file's writer makes them; ctime no user can set,
-// so another file put at the same path, or the same file rewritten with
-// its size and mtime put back, is never taken for the one an entry was
-// copied from.
+// resolved path, size, mtime and SIF id, and of which file it is (inode,
+// ctime, owner), so a changed source gets a new key. Size, mtime and SIF
+// id are whatever the file's writer makes them; ctime no user can set, so
+// another file put at the same path, or the same file rewritten with its
+// size and mtime put back, is never taken for the one an entry was copied
+// from. The device number is not in it: NFS's changes at every mount, and
+// a node's copies would be lost at its restart; another file system
+// mounted at the same path is the mounter's (root's, or a user's FUSE
+// under her own directory, for her own cache).
 func (s *source) key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%d\x00%d\x00%d\x00%d", s.real, s.size, s.mtime.UnixNano(), s.sifID, s.dev, s.ino, s.ctime.UnixNano(), s.uid)
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%d\x00%d\x00%d", s.real, s.size, s.mtime.UnixNano(), s.sifID, s.ino, s.ctime.UnixNano(), s.uid)
 	name := strings.TrimSuffix(filepath.Base(s.real), ".sif")
 	name = strings.Trim(unsafeChars.ReplaceAllString(name, "_"), "._-")
 	if len(name) > 40 {

@@ -296,7 +296,7 @@ group and others, no ACLs; under cache.site\_dirs if set) is copied once per nod
 cache.dir/site, by a child running as cache.site\_user (never root, never a job user), 0444, and
 shared by every user's jobs; ` + manDefault("cache.site") + `. A user's own file, world-readable or
 not, is staged for her alone. An entry is keyed by the source's path, size, mtime, SIF id,
-device, inode, ctime and owner, so another file at the same path is never taken for it. It stays ` + manDefault("cache.site_keep_warm") + `
+inode, ctime and owner, so another file at the same path is never taken for it. It stays ` + manDefault("cache.site_keep_warm") + `
 after its last job and within ` + manDefault("cache.site_quota") + `. **sifkernel cache warm**
 (root) stages cache.prefetch before the first job, within ` + manDefault("cache.prefetch_budget") + `;
 its site child takes a directory's *.sif only from a directory of the site's, and prints what it
