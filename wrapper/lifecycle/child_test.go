@@ -12,7 +12,7 @@ import (
 func TestChildRequestRoundTrip(t *testing.T) {
 	for _, r := range []ChildRequest{
 		{UserPart: &UserPartOptions{Job: jid("42"), JobDir: "/var/tmp/sifkernel/jobs/42", Home: "/home/a b",
-			Stage: true, Budget: 90 * time.Second, CreatedBy: "prolog"}},
+			Stage: true, Budget: 90 * time.Second, Until: time.Date(2026, 12, 2, 20, 1, 2, 345678901, time.UTC), CreatedBy: "prolog"}},
 		{UserPart: &UserPartOptions{Job: jid("7"), Home: "/h/\"--config=/etc/x\"\n", CreatedBy: "prolog"}},
 		{Cleanup: &CleanupOptions{Job: jid("42"), RootJobDir: true, GC: true}},
 		{Cleanup: &CleanupOptions{Job: jid("43")}},

@@ -64,6 +64,26 @@ func (d deadline) stage(limit time.Duration, later int) time.Duration {
 	return max(t, 0)
 }
 
+// stageBy is stage, with the time that staging ends, for a child's
+// request: on the wall clock root and child share (the same host), so
+// what the child spends starting (Go's runtime, its config, Apptainer's
+// --version, a SIGSTOP from its user) comes out of its budget rather than
+// out of root's reserve for the phases after it.
+func (d deadline) stageBy(limit time.Duration, later int) (time.Duration, time.Time) {
+	b := d.stage(limit, later)
+	return b, time.Now().Add(b)
+}
+
+// stageContext is a child's staging time: budget from now, ending at until
+// when that is set and sooner (see stageBy).
+func stageContext(ctx context.Context, budget time.Duration, until time.Time) (context.Context, context.CancelFunc) {
+	end := time.Now().Add(max(budget, 0))
+	if !until.IsZero() && until.Before(end) {
+		end = until
+	}
+	return context.WithDeadline(ctx, end)
+}
+
 // budgetContext ends after d; a d of 0 or less has ended already (a hook's
 // deadline left nothing), unlike context.WithTimeout's callers' "none".
 func budgetContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -137,3 +137,42 @@ func randomBytes(t *testing.T, n int) []byte {
 	testkit.Must(t, err)
 	return b
 }
+
+// TestSlowStartComesOutOfTheBudget: a user part whose own start is slow
+// (here Apptainer's --version takes 4 s, as on a loaded node's first job)
+// stages only until the end root gave it, not for its whole budget after
+// that start, so root never has to kill it: it writes the job's kernels
+// (the image in place) and replies. A budget counted from the child's own
+// start ran 4 s past root's kill.
+func TestSlowStartComesOutOfTheBudget(t *testing.T) {
+	const timeout = 16 * time.Second
+	s := newSite(t)
+	s.setConfig(t, fmt.Sprintf("[prolog]\ntimeout = %q\n", timeout))
+	runtime := filepath.Join(s.base, "opt/apps/tacc-apptainer/1.4.1/bin/apptainer")
+	testkit.Must(t, os.WriteFile(runtime, []byte("#!/bin/sh\nsleep 4\necho apptainer version 1.4.1\n"), 0o755))
+	src, shared := filepath.Join(s.base, "slow-src"), filepath.Join(s.base, "shared")
+	testkit.Must(t, os.MkdirAll(src, 0o755))
+	testkit.Must(t, os.MkdirAll(shared, 0o755))
+	testkit.Must(t, sifimage.Build(filepath.Join(src, "big.sif"), bytes.NewReader(randomBytes(t, 48<<20))))
+	testkit.Must(t, os.Chown(filepath.Join(src, "big.sif"), uid, gid))
+	testkit.SlowFS(t, src, shared, 2<<20) // 24 s for the image
+	image := filepath.Join(shared, "big.sif")
+	s.addKernel(t, "bert", image, "")
+	s.as("5101", uid)
+	start := time.Now()
+	testkit.Must(t, s.lc(t).Prolog(context.Background()))
+	took := time.Since(start)
+	if took > timeout+2*time.Second {
+		t.Errorf("the Prolog took %v, want at most %v", took.Round(time.Millisecond), timeout+2*time.Second)
+	}
+	if strings.Contains(s.log.String(), "killed") {
+		t.Errorf("root killed the user part: its start came out of the time after its budget\n%s", s.log.String())
+	}
+	if _, err := os.Stat(filepath.Join(s.jobDir("5101"), "node.json")); err != nil {
+		t.Errorf("the user part wrote no node.json: %v\n%s", err, s.log.String())
+	}
+	if argv := s.overlay(t, "5101", "bert").Argv; !slices.Contains(argv, image) {
+		t.Errorf("the job's kernel does not use the image in place: %q", argv)
+	}
+	testkit.Must(t, s.lc(t).Epilog(context.Background()))
+}

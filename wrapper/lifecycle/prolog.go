@@ -89,8 +89,10 @@ func (e *Env) Prolog(ctx context.Context) error {
 		if siteStager {
 			later = 2 // the site child, then this user part again
 		}
+		budget, until := dl.stageBy(limit, later)
 		reply, err := e.asUser(ctx, u, hc, dl.child(0), ChildRequest{UserPart: &UserPartOptions{
-			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: slurm.Prolog, Stage: stage, Budget: dl.stage(limit, later), SiteStager: siteStager, SiteCopying: siteCopying}})
+			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: slurm.Prolog, Stage: stage, Budget: budget, Until: until,
+			SiteStager: siteStager, SiteCopying: siteCopying}})
 		if err == nil && reply.UserPart == nil {
 			err = errors.New("it printed no report")
 		}

@@ -33,7 +33,8 @@ import (
 type SiteStageOptions struct {
 	Images []string      `json:"images"`
 	Budget time.Duration `json:"budget"`
-	GC     bool          `json:"gc,omitempty"` // evict what no job uses and keep_warm allows, first
+	Until  time.Time     `json:"until,omitzero"` // as UserPartOptions.Until
+	GC     bool          `json:"gc,omitempty"`   // evict what no job uses and keep_warm allows, first
 	// Dirs: Images may name directories (cache warm), each standing for
 	// its *.sif, and taken only if the site owns it (fsx.OpenSiteDir).
 	Dirs bool `json:"dirs,omitempty"`
@@ -169,7 +170,7 @@ func (e *Env) SiteStage(ctx context.Context, o SiteStageOptions) (SiteReport, er
 			return r, fmt.Errorf("site gc: %w", err)
 		}
 	}
-	ctx, cancel := budgetContext(ctx, o.Budget)
+	ctx, cancel := stageContext(ctx, o.Budget, o.Until)
 	defer cancel()
 	images := o.Images
 	if o.Dirs {
@@ -283,8 +284,8 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 		return next, copied
 	}
 	// One phase after the site child: the user part again.
-	budget := dl.stage(e.Config.Cache.StageTimeout.Duration, 1)
-	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget}, dl.child(0))
+	budget, until := dl.stageBy(e.Config.Cache.StageTimeout.Duration, 1)
+	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget, Until: until}, dl.child(0))
 	var copying []string // what the site child ran out of time on
 	if err != nil {
 		// The user part runs again all the same and writes node.json. Out
@@ -470,7 +471,8 @@ func (e *Env) Warm(ctx context.Context, images []string) (SiteReport, error) {
 	dl := newDeadline(e.Now, e.Config.Cache.PrefetchBudget.Duration)
 	ctx, cancel := dl.context(ctx)
 	defer cancel()
-	return e.runSite(ctx, tree, s, SiteStageOptions{Images: all, Budget: dl.stage(0, 0), Dirs: true}, dl.child(0))
+	budget, until := dl.stageBy(0, 0)
+	return e.runSite(ctx, tree, s, SiteStageOptions{Images: all, Budget: budget, Until: until, Dirs: true}, dl.child(0))
 }
 
 // sweepSite drops the site refs of jobs that no longer run, as root, and

@@ -30,12 +30,15 @@ const versionCacheFile = "apptainer-version"
 
 // UserPartOptions say what the user part does for one job.
 type UserPartOptions struct {
-	Job       slurm.JobID   `json:"job"`
-	JobDir    string        `json:"job_dir"` // exists, owned by the calling user
-	Home      string        `json:"home"`
-	Stage     bool          `json:"stage"`      // stage images (prolog.stage, prolog.partitions)
-	Budget    time.Duration `json:"budget"`     // for all staging together
-	CreatedBy string        `json:"created_by"` // prolog, taskprolog, activate or run
+	Job    slurm.JobID   `json:"job"`
+	JobDir string        `json:"job_dir"` // exists, owned by the calling user
+	Home   string        `json:"home"`
+	Stage  bool          `json:"stage"`  // stage images (prolog.stage, prolog.partitions)
+	Budget time.Duration `json:"budget"` // for all staging together
+	// Until, when set, ends the staging (see stageContext): root's budget
+	// as a time, so the child's own start comes out of it.
+	Until     time.Time `json:"until,omitzero"`
+	CreatedBy string    `json:"created_by"` // prolog, taskprolog, activate or run
 	// SiteStager: root runs the site child after this user part, so a
 	// site image not yet in the site cache is left to it (SitePending)
 	// rather than copied for this user alone.
@@ -132,7 +135,7 @@ func (e *Env) UserPart(ctx context.Context, o UserPartOptions) (Report, error) {
 	if err := os.MkdirAll(p.kernelsDir, 0o755); err != nil {
 		return r, fmt.Errorf("creating %s: %w", p.kernelsDir, err)
 	}
-	stageCtx, cancel := budgetContext(ctx, o.Budget)
+	stageCtx, cancel := stageContext(ctx, o.Budget, o.Until)
 	defer cancel()
 	for _, en := range containerKernels(p.kenv, &r, e.Config.Kernel.MaxPerJob) {
 		r.Kernels = append(r.Kernels, p.overlayOne(stageCtx, en))
