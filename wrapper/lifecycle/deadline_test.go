@@ -55,6 +55,30 @@ func TestDeadline(t *testing.T) {
 	if ctx.Err() == nil {
 		t.Error("a budget of 0 left time")
 	}
+	// The child's end is on the wall clock it shares with root.
+	now = time.Unix(1000, 0)
+	b, until := dl.stageBy(0, 0)
+	if left := time.Until(until); b != 15*time.Second || left > b || left < b-time.Second {
+		t.Errorf("stageBy = %v, ending in %v; want 15s, ending in 15s", b, left)
+	}
+	for _, c := range []struct {
+		name   string
+		budget time.Duration
+		until  time.Time
+		left   time.Duration
+	}{
+		{"no end given: the budget", time.Hour, time.Time{}, time.Hour},
+		{"an end sooner than the budget", time.Hour, time.Now().Add(time.Minute), time.Minute},
+		{"an end past: no time", time.Hour, time.Now().Add(-time.Second), 0},
+		{"a budget sooner than the end", time.Minute, time.Now().Add(time.Hour), time.Minute},
+	} {
+		ctx, cancel := stageContext(context.Background(), c.budget, c.until)
+		end, _ := ctx.Deadline()
+		if left := max(time.Until(end), 0); left > c.left || left < c.left-time.Second {
+			t.Errorf("%s: stageContext ends in %v, want %v", c.name, left, c.left)
+		}
+		cancel()
+	}
 }
 
 // TestSlowSourceResumes: a private and a public image on a shared file
