@@ -13,7 +13,7 @@ func TestChildRequestRoundTrip(t *testing.T) {
 	for _, r := range []ChildRequest{
 		{UserPart: &UserPartOptions{Job: jid("42"), JobDir: "/var/tmp/sifkernel/jobs/42", Home: "/home/a b",
 			Stage: true, Budget: 90 * time.Second, Until: time.Date(2026, 12, 2, 20, 1, 2, 345678901, time.UTC), CreatedBy: "prolog"}},
-		{UserPart: &UserPartOptions{Job: jid("7"), Home: "/h/\"--config=/etc/x\"\n", CreatedBy: "prolog"}},
+		{UserPart: &UserPartOptions{Job: jid("7"), Home: "/h/\"--config=/etc/x\"\n", CreatedBy: "prolog", CutOff: []string{"/scratch/a b.sif"}}},
 		{Cleanup: &CleanupOptions{Job: jid("42"), RootJobDir: true, GC: true}},
 		{Cleanup: &CleanupOptions{Job: jid("43")}},
 		{Sweep: &UserSweepOptions{Running: []slurm.JobID{jid("3"), jid("1"), jid("2")}}},

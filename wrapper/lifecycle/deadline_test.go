@@ -129,6 +129,12 @@ func TestSlowSourceResumes(t *testing.T) {
 		if j == 1 && (cached(job, "pub") || cached(job, "own")) {
 			t.Errorf("the first job's kernels use a cached copy: a copy that takes longer than the Prolog finished")
 		}
+		// The user part after the site child leaves her own image's copy,
+		// cut off by the first user part, to the next job: resuming it for
+		// the second or so left ran it into root's kill on a slow node.
+		if j == 1 && !strings.Contains(s.log.String(), "copy was cut off by this Prolog's first user part") {
+			t.Errorf("job %s: the second user part did not leave the first one's cut-off copy alone\n%s", job, s.log.String())
+		}
 		if own, _ := filepath.Glob(filepath.Join(s.cacheDir, "users", strconv.Itoa(uid), "*pub*")); len(own) > 0 {
 			t.Errorf("job %s: alice's own cache holds a copy of the public image, which the site cache is copying: %v", job, own)
 		}
@@ -199,4 +205,35 @@ func TestSlowStartComesOutOfTheBudget(t *testing.T) {
 		t.Errorf("the job's kernel does not use the image in place: %q", argv)
 	}
 	testkit.Must(t, s.lc(t).Epilog(context.Background()))
+}
+
+// TestCutOffBounded: the images a first user part ran out of time on go
+// back to her second one in its argv, once each, within max_per_job and
+// maxCutOffBytes, however her report was shaped.
+func TestCutOffBounded(t *testing.T) {
+	long := "/scratch/" + strings.Repeat("x", maxReportString-20) + ".sif"
+	r := Report{Kernels: []KernelReport{
+		{Name: "a", Image: "/scratch/a.sif", TimedOut: true},
+		{Name: "b", Image: "/scratch/a.sif", TimedOut: true},
+		{Name: "c", Image: "/cache/c.sif", Staged: true},
+		{Name: "d", Image: "/site/d.sif", TimedOut: true, Site: true},
+		{Name: "e", Image: "/scratch/e.sif", TimedOut: true},
+	}}
+	if got := r.cutOff(64); !slices.Equal(got, []string{"/scratch/a.sif", "/scratch/e.sif"}) {
+		t.Errorf("cutOff = %q", got)
+	}
+	if got := r.cutOff(4); !slices.Equal(got, []string{"/scratch/a.sif"}) {
+		t.Errorf("cutOff within 4 kernels = %q", got)
+	}
+	r.Kernels = nil
+	for i := range 200 {
+		r.Kernels = append(r.Kernels, KernelReport{Name: strconv.Itoa(i), Image: long + strconv.Itoa(i), TimedOut: true})
+	}
+	n := 0
+	for _, img := range r.cutOff(1000) {
+		n += len(img)
+	}
+	if n == 0 || n > maxCutOffBytes {
+		t.Errorf("cutOff of 200 long paths: %d bytes, want some and at most %d", n, maxCutOffBytes)
+	}
 }

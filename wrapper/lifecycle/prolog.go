@@ -84,7 +84,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 			site = nil
 		}
 	}
-	userPart := func(siteStager bool, siteCopying []string) (Report, error) {
+	userPart := func(siteStager bool, siteCopying, cutOff []string) (Report, error) {
 		later := 0
 		if siteStager {
 			later = 2 // the site child, then this user part again
@@ -92,7 +92,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 		budget, until := dl.stageBy(limit, later)
 		reply, err := e.asUser(ctx, u, hc, dl.child(0), ChildRequest{UserPart: &UserPartOptions{
 			Job: hc.JobID, JobDir: dir, Home: u.Home, CreatedBy: slurm.Prolog, Stage: stage, Budget: budget, Until: until,
-			SiteStager: siteStager, SiteCopying: siteCopying}})
+			SiteStager: siteStager, SiteCopying: siteCopying, CutOff: cutOff}})
 		if err == nil && reply.UserPart == nil {
 			err = errors.New("it printed no report")
 		}
@@ -101,7 +101,7 @@ func (e *Env) Prolog(ctx context.Context) error {
 		}
 		return *reply.UserPart, nil
 	}
-	rep, err := userPart(site != nil && stage, nil)
+	rep, err := userPart(site != nil && stage, nil, nil)
 	if err != nil {
 		log.Errorf("user part as %s failed: %s; the job's kernels use their images in place", u.Name, deadlineNote(err, dl))
 		run.Fail(failReason(err, metrics.UserPart))
@@ -111,8 +111,9 @@ func (e *Env) Prolog(ctx context.Context) error {
 	if site != nil && stage {
 		// Pinned before anything else may evict them (see stageForJob).
 		gone := e.recordSiteRefs(log, tree, site, hc.JobID, rep)
+		cutOff := rep.cutOff(e.Config.Kernel.MaxPerJob) // the next job resumes them
 		rep, siteCopied = e.stageForJob(ctx, log, run, dl, tree, site, hc.JobID, rep, gone > 0,
-			func(copying []string) (Report, error) { return userPart(false, copying) })
+			func(copying []string) (Report, error) { return userPart(false, copying, cutOff) })
 		if gone := e.recordSiteRefs(log, tree, site, hc.JobID, rep); gone > 0 {
 			log.Errorf("site cache: %d of the job's site entries were evicted before the job could pin them; those kernels will not start (raise cache.site_quota)", gone)
 			run.Fail(metrics.SiteEvicted)

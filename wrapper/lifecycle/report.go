@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // A user part's report comes from the job user's process, which the user
@@ -67,3 +68,25 @@ func decodeList[T any](data []byte, max int) ([]T, int, error) {
 	}
 	return out, dropped, nil
 }
+
+// cutOff are the images whose copies this user part ran out of time on
+// (see UserPartOptions.CutOff), among the first maxKernels kernels and
+// within maxCutOffBytes: the report is the user's, and the list goes back
+// to her next child in its argv, where one argument may not pass 128 KiB.
+func (r Report) cutOff(maxKernels int) []string {
+	var images []string
+	n := 0
+	for i, k := range r.Kernels {
+		if i >= maxKernels {
+			break
+		}
+		if k.TimedOut && !k.Site && k.Image != "" && !slices.Contains(images, k.Image) && n+len(k.Image) <= maxCutOffBytes {
+			images = append(images, k.Image)
+			n += len(k.Image)
+		}
+	}
+	return images
+}
+
+// maxCutOffBytes bounds the paths Report.cutOff returns, together.
+const maxCutOffBytes = 32 << 10

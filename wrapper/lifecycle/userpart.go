@@ -46,6 +46,10 @@ type UserPartOptions struct {
 	// SiteCopying are the images the site child ran out of time on (after
 	// SiteStager's user part): used in place, not copied for this user.
 	SiteCopying []string `json:"site_copying,omitempty"`
+	// CutOff are the images whose copies the first user part of the same
+	// Prolog ran out of time on: used in place, not resumed in the second
+	// or so a later phase has left (the next job resumes them).
+	CutOff []string `json:"cut_off,omitempty"`
 }
 
 // KernelReport says what became of one kernel.
@@ -264,6 +268,9 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 		} else if !public {
 			kr.SiteNote = why // fsx.ErrNotPublic: "not a site image: ..."
 		}
+	}
+	if kr.Reason == "" && !kr.Staged && slices.Contains(o.CutOff, image) {
+		kr.Reason, kr.TimedOut = "its copy was cut off by this Prolog's first user part; the next job on this node resumes it", true
 	}
 	if kr.Reason == "" && !kr.Staged {
 		res, err := ch.Stage(ctx, image, o.Job, nil)
