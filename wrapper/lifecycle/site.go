@@ -253,6 +253,9 @@ func (e *Env) runSite(ctx context.Context, tree *cache.Tree, s *siteOn, o SiteSt
 	return *reply.SiteStage, nil
 }
 
+// minSiteStage is the least staging time the site child is started for.
+const minSiteStage = time.Second
+
 // stageForJob is the Prolog's site step: the images the user part left to
 // the site cache are staged by the site child, and the user part runs again
 // to use them. It returns the report the job ends with.
@@ -285,6 +288,20 @@ func (e *Env) stageForJob(ctx context.Context, log logrus.FieldLogger, run *metr
 	}
 	// One phase after the site child: the user part again.
 	budget, until := dl.stageBy(e.Config.Cache.StageTimeout.Duration, 1)
+	if budget < minSiteStage && !gone {
+		// Two children's starts for less than a second of copying: the
+		// first user part's kernels stand, those images in place, and a
+		// later job's Prolog stages them (the soak saw the user part after
+		// such a site child killed at the deadline on a congested link).
+		log.Warnf("site cache: %s left to copy, under %s: not staging %d site images in this Prolog; the job uses them in place, a later job's Prolog stages them",
+			budget.Round(time.Millisecond), minSiteStage, len(pending))
+		for i := range rep.Kernels {
+			if k := &rep.Kernels[i]; k.SitePending {
+				k.TimedOut, k.Reason = true, "the Prolog had no time left for the site cache; a later job's Prolog stages it"
+			}
+		}
+		return rep, copied
+	}
 	sr, err := e.runSite(ctx, tree, s, SiteStageOptions{Images: pending, Budget: budget, Until: until}, dl.child(0))
 	var copying []string // what the site child ran out of time on
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/testcluster/testkit"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
+	"github.com/sifkernel/sifkernel/wrapper/config"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/sifimage"
@@ -270,4 +271,32 @@ func kernelspecLoad(t *testing.T, dir string) *kernelspec.Spec {
 	k := kernelspec.Load(dir)
 	testkit.Must(t, k.Err)
 	return k.Spec
+}
+
+// TestSiteStepWithoutTime: with under minSiteStage left for the site child
+// (a first user part that ran long), the Prolog starts neither it nor the
+// user part after it: the first part's kernels stand, the pending site
+// images in place and counted as cut off by the deadline.
+func TestSiteStepWithoutTime(t *testing.T) {
+	var log bytes.Buffer
+	l := logrus.New()
+	l.SetOutput(&log)
+	e := &Env{Config: &config.Loaded{Config: config.Default()}, Log: l, Now: time.Now}
+	dl := newDeadline(time.Now, childTail+2*phaseReserve+minSiteStage/2)
+	rep := Report{Kernels: []KernelReport{
+		{Name: "pub", Image: "/apps/pub.sif", SitePending: true, Reason: "left to the site cache (every user may read it)"},
+		{Name: "own", Image: "/cache/own.sif", Staged: true},
+	}}
+	again := 0
+	got, copied := e.stageForJob(context.Background(), l, &metrics.Run{}, dl, nil, nil, jid("9"), rep, false,
+		func([]string) (Report, error) { again++; return Report{}, nil })
+	if again != 0 || len(copied) != 0 {
+		t.Errorf("with %v left, the user part ran again %d times and the site child copied %v", dl.left(), again, copied)
+	}
+	if k := got.Kernels[0]; !k.TimedOut || k.Staged || k.Image != "/apps/pub.sif" {
+		t.Errorf("the pending site image: %+v; want it in place, cut off by the deadline", k)
+	}
+	if !got.Kernels[1].Staged || !strings.Contains(log.String(), "not staging 1 site images") {
+		t.Errorf("report %+v, log:\n%s", got.Kernels, log.String())
+	}
 }
