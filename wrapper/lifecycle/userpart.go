@@ -47,8 +47,9 @@ type UserPartOptions struct {
 	// SiteStager's user part): used in place, not copied for this user.
 	SiteCopying []string `json:"site_copying,omitempty"`
 	// CutOff are the images whose copies the first user part of the same
-	// Prolog ran out of time on: used in place, not resumed in the second
-	// or so a later phase has left (the next job resumes them).
+	// Prolog ran out of time on: staged with no time left, so a copy the
+	// cache holds by now is used and none is resumed in the second or so a
+	// later phase has left (the next job resumes them).
 	CutOff []string `json:"cut_off,omitempty"`
 }
 
@@ -269,13 +270,19 @@ func (p *userPart) overlayOne(ctx context.Context, en kernelspec.Entry) KernelRe
 			kr.SiteNote = why // fsx.ErrNotPublic: "not a site image: ..."
 		}
 	}
-	if kr.Reason == "" && !kr.Staged && slices.Contains(o.CutOff, image) {
-		kr.Reason, kr.TimedOut = "its copy was cut off by this Prolog's first user part; the next job on this node resumes it", true
-	}
 	if kr.Reason == "" && !kr.Staged {
-		res, err := ch.Stage(ctx, image, o.Job, nil)
+		sctx, cutOff := ctx, slices.Contains(o.CutOff, image)
+		if cutOff { // a cached copy only (the cache uses one with no time left); the next job copies
+			var cancel context.CancelFunc
+			sctx, cancel = stageContext(ctx, 0, time.Time{})
+			defer cancel()
+		}
+		res, err := ch.Stage(sctx, image, o.Job, nil)
 		if err != nil {
 			kr.Reason, kr.TimedOut = err.Error(), errors.Is(err, cache.ErrTimeout)
+			if cutOff && kr.TimedOut {
+				kr.Reason = "its copy was cut off by this Prolog's first user part; the next job on this node resumes it"
+			}
 			log.Warnf("image %s of kernel %s not staged, the kernel uses it in place: %s", q(image), q(en.Name), q(err.Error()))
 		} else {
 			kr.Image, kr.Staged, kr.Copied, kr.Bytes, kr.Resumed = res.Path, true, res.Copied, res.Bytes, res.Resumed > 0
