@@ -75,17 +75,13 @@ func (d deadline) stageBy(limit time.Duration, later int) (time.Duration, time.T
 }
 
 // stageContext is a child's staging time: budget from now, ending at until
-// when that is set and sooner (see stageBy).
+// when that is set and sooner (see stageBy); a budget of 0 or less has ended
+// already (a hook's deadline left nothing), unlike context.WithTimeout's
+// callers' "none".
 func stageContext(ctx context.Context, budget time.Duration, until time.Time) (context.Context, context.CancelFunc) {
 	end := time.Now().Add(max(budget, 0))
 	if !until.IsZero() && until.Before(end) {
 		end = until
 	}
 	return context.WithDeadline(ctx, end)
-}
-
-// budgetContext ends after d; a d of 0 or less has ended already (a hook's
-// deadline left nothing), unlike context.WithTimeout's callers' "none".
-func budgetContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, max(d, 0))
 }

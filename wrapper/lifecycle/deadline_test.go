@@ -50,7 +50,7 @@ func TestDeadline(t *testing.T) {
 			t.Errorf("%s: stage = %v, want %v", tt.name, got, tt.stage)
 		}
 	}
-	ctx, cancel := budgetContext(context.Background(), 0)
+	ctx, cancel := stageContext(context.Background(), 0, time.Time{})
 	defer cancel()
 	if ctx.Err() == nil {
 		t.Error("a budget of 0 left time")
