@@ -143,6 +143,11 @@ func TestEvictSeesALateRef(t *testing.T) {
 		if _, err := os.Lstat(c.entryPath(key)); err == nil {
 			t.Error("the entry is still in place while its refs are read the last time")
 		}
+		// The Epilog's reaping of leftover holders knows the name it has now.
+		names, _ := filepath.Glob(filepath.Join(c.dir, ".tmp-*"))
+		if len(names) != 1 || !IsEntryName(filepath.Base(names[0])) || IsEntryName(filepath.Base(r.Path)+".partial") {
+			t.Errorf("the entry moved aside is %v; IsEntryName does not know it", names)
+		}
 		testkit.Must(t, c.ref(key, jid("2"))) // root pins it now
 	}
 	rep, err := c.GC(GCOptions{All: true})

@@ -150,7 +150,7 @@ func (c *Cache) evict(key string) (bool, error) {
 	// without this lock and then looks for the entry (Tree.AddSiteRef), so
 	// a job that pinned the entry meanwhile either finds it gone or has
 	// its ref seen here, and the entry is put back.
-	aside := filepath.Join(c.dir, ".tmp-"+key+"-evict")
+	aside := c.path(evictedName(key))
 	if err := os.Rename(c.entryPath(key), aside); err != nil && !os.IsNotExist(err) {
 		return false, err
 	}
@@ -172,6 +172,26 @@ func (c *Cache) evict(key string) (bool, error) {
 	_ = os.Remove(c.refDir(key))
 	c.dropLock(key)
 	return true, nil
+}
+
+// evictedName is where evict moves an entry aside before it removes it.
+func evictedName(key string) string { return ".tmp-" + key + "-evict" }
+
+// IsEntryName says whether base names an entry of a cache directory, in
+// place (<key>.sif) or as evict moves it aside before removing it
+// (.tmp-<key>-evict): the names a process left over from an ended job may
+// hold open after the entry was evicted. A partial copy's name
+// (.tmp-<key>-<random>) is not one: a stager of a running job holds it.
+func IsEntryName(base string) bool {
+	if k, ok := strings.CutSuffix(base, ".sif"); ok {
+		return validKey(k)
+	}
+	k, ok := strings.CutPrefix(base, ".tmp-")
+	if !ok {
+		return false
+	}
+	k, ok = strings.CutSuffix(k, "-evict")
+	return ok && validKey(k)
 }
 
 func sortByLastUse(es []Entry) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
 )
 
@@ -51,7 +52,8 @@ func reapHolders(userCache string) int {
 	return killed
 }
 
-// holdsDeleted says whether pid has an evicted entry under prefix open.
+// holdsDeleted says whether pid has an evicted entry under prefix open:
+// deleted, in place or moved aside first (see cache.IsEntryName).
 func holdsDeleted(pid int, prefix string) bool {
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	f, err := os.Open(dir)
@@ -62,7 +64,10 @@ func holdsDeleted(pid int, prefix string) bool {
 	fds, _ := f.Readdirnames(maxFDs)
 	for _, fd := range fds {
 		target, err := os.Readlink(dir + "/" + fd)
-		if err == nil && strings.HasPrefix(target, prefix) && strings.HasSuffix(target, ".sif (deleted)") {
+		if err != nil || !strings.HasPrefix(target, prefix) {
+			continue
+		}
+		if name, ok := strings.CutSuffix(target, " (deleted)"); ok && cache.IsEntryName(filepath.Base(name)) {
 			return true
 		}
 	}

@@ -12,7 +12,10 @@ import (
 )
 
 // TestReapHolders: a process holding an evicted (deleted) cache entry open
-// is killed; one holding an entry still in the cache is left alone.
+// is killed, whether the entry was removed in place or, as Cache.evict
+// does, moved aside to .tmp-<key>-evict first; one holding an entry still
+// in the cache is left alone, and so is one holding a deleted partial copy
+// (a stager of another job of the user's, see dropPartial).
 func TestReapHolders(t *testing.T) {
 	dir := t.TempDir()
 	hold := func(name string) *exec.Cmd {
@@ -33,22 +36,33 @@ func TestReapHolders(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // killed: Wait's error is the signal
 		return cmd
 	}
-	evicted, live := hold("old-0123456789abcdef.sif"), hold("new-0123456789abcdef.sif")
+	evicted := hold("old-0123456789abcdef.sif")
+	aside := hold("aside-0123456789abcdef.sif")
+	live := hold("new-0123456789abcdef.sif")
+	partial := hold(".tmp-part-0123456789abcdef-2718281828")
 	testkit.Must(t, os.Remove(filepath.Join(dir, "old-0123456789abcdef.sif")))
-	if n := reapHolders(dir); n != 1 {
-		t.Errorf("reapHolders killed %d, want 1", n)
+	moved := filepath.Join(dir, ".tmp-aside-0123456789abcdef-evict")
+	testkit.Must(t, os.Rename(filepath.Join(dir, "aside-0123456789abcdef.sif"), moved))
+	testkit.Must(t, os.Remove(moved))
+	testkit.Must(t, os.Remove(filepath.Join(dir, ".tmp-part-0123456789abcdef-2718281828")))
+	if n := reapHolders(dir); n != 2 {
+		t.Errorf("reapHolders killed %d, want 2", n)
 	}
-	done := make(chan error, 1)
-	go func() { done <- evicted.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Error("the holder of the evicted entry exited by itself; want it killed")
+	for name, cmd := range map[string]*exec.Cmd{"removed in place": evicted, "moved aside": aside} {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("the holder of the evicted entry (%s) exited by itself; want it killed", name)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("the holder of the evicted entry (%s) still runs", name)
 		}
-	case <-time.After(5 * time.Second):
-		t.Error("the holder of the evicted entry still runs")
 	}
-	if err := syscall.Kill(live.Process.Pid, 0); err != nil {
-		t.Errorf("the holder of a live entry was killed: %v", err)
+	for name, cmd := range map[string]*exec.Cmd{"a live entry": live, "a deleted partial copy": partial} {
+		if err := syscall.Kill(cmd.Process.Pid, 0); err != nil {
+			t.Errorf("the holder of %s was killed: %v", name, err)
+		}
 	}
 }
