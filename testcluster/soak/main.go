@@ -277,6 +277,18 @@ func crash(node string) []string {
 	}
 	must(sh(`killtree() { local c; for c in $(pgrep -P "$1"); do killtree "$c"; done; kill -9 "$1" 2>/dev/null; }
 for p in ` + strings.Join(pids, " ") + `; do killtree "$p"; done; true`))
+	// A process a job forked while its parent was being killed escapes the
+	// tree (an Apptainer starter, reparented to init, kept a kernel and its
+	// squashfuse_ll holding an image): a real crash leaves none, so
+	// whatever still carries a victim's SLURM_JOB_ID goes too.
+	for _, id := range victims {
+		must(sh(`for round in 1 2 3; do
+for e in /proc/[0-9]*/environ; do
+	tr '\0' '\n' <"$e" 2>/dev/null | grep -qx 'SLURM_JOB_ID=` + id + `' && kill -9 "$(basename "$(dirname "$e")")" 2>/dev/null
+done
+sleep 0.2
+done; true`))
+	}
 	_, _ = sh("scontrol update nodename=" + node + " state=down reason=soak-crash")
 	must(onNode(node, filepath.Join(*skc, "bin/sifkernel")+" sweep --all"))
 	must(onNode(node, fmt.Sprintf("slurmd -N %s -f %s/etc/slurm.conf", node, *skc)))
