@@ -25,6 +25,8 @@ GO      ?= go
 PREFIX  ?= /usr/local
 # Where each part goes; a package (PREFIX=/usr) puts the config in /etc.
 BINDIR      ?= $(PREFIX)/bin
+# The Epilog's small cleanup child; sifkernel looks for it in ../libexec/sifkernel.
+LIBEXECDIR  ?= $(dir $(BINDIR))libexec
 SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 MANDIR      ?= $(PREFIX)/share/man
 DOCDIR      ?= $(PREFIX)/share/doc/sifkernel
@@ -63,6 +65,7 @@ FUZZ_CHECK ?= 10000x
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel ./wrapper/cmd/sifkernel
+	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/sifkernel-cleanup ./wrapper/cmd/sifkernel-cleanup
 	$(GO) build -trimpath -o bin/mkimage ./wrapper/cmd/mkimage
 
 demo: build
@@ -131,6 +134,7 @@ man:
 # profile.d snippets and slurm.conf snippet are rewritten to BINDIR.
 install: build man
 	install -D -m 0755 bin/sifkernel $(DESTDIR)$(BINDIR)/sifkernel
+	install -D -m 0755 bin/sifkernel-cleanup $(DESTDIR)$(LIBEXECDIR)/sifkernel/sifkernel-cleanup
 	for p in build/man/*; do \
 		d=$(DESTDIR)$(MANDIR)/man$${p##*.}; install -D -m 0644 $$p $$d/$${p##*/} && gzip -9nf $$d/$${p##*/} || exit 1; \
 	done

@@ -166,7 +166,7 @@ func (e *env) before(c *cli.Context) error {
 	}
 	explicit := site != ""
 	if !explicit {
-		site = e.installedConfig()
+		site = config.Installed(e.Self)
 	}
 	e.configFile = site
 	hook := e.isHook(c) || isHookCommand(c) && !isInternal(c)
@@ -213,23 +213,6 @@ func (e *env) before(c *cli.Context) error {
 		return e.ConfigureLog(cfg.Log, e.isHook(c) || isHookCommand(c))
 	}
 	return nil
-}
-
-// installedConfig is the site config when none is named: etc/sifkernel/
-// config.toml beside the binary's bin/ (make install's PREFIX, a module or
-// the test cluster) if there is one, else "" for /etc/sifkernel/config.toml
-// (the package's: /usr/bin has no /usr/etc beside it). The binary's own
-// config comes first, so a second install on a node (a module beside the
-// package) never runs with the other one's config.
-func (e *env) installedConfig() string {
-	if e.Self == "" {
-		return ""
-	}
-	p := filepath.Join(filepath.Dir(filepath.Dir(e.Self)), "etc", "sifkernel", "config.toml")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return ""
 }
 
 // userConfig is the user's config file, or "" when running as root.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,6 +18,24 @@ import (
 
 // DefaultSiteFile is read when no --config or SIFKERNEL_CONFIG names another.
 const DefaultSiteFile = "/etc/sifkernel/config.toml"
+
+// Installed is the site config of the binary at self when none is named:
+// etc/sifkernel/config.toml beside the binary's bin/ (make install's
+// PREFIX, a module or the test cluster) if there is one, else "" for
+// DefaultSiteFile (the package's: /usr/bin has no /usr/etc beside it). The
+// binary's own config comes first, so a second install on a node (a module
+// beside the package) never runs with the other one's config. sifkernel
+// and sifkernel-cleanup, side by side, find the same one.
+func Installed(self string) string {
+	if self == "" {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(filepath.Dir(self)), "etc", "sifkernel", "config.toml")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
 
 // maxFileSize bounds how much of a config file is read; configs are small.
 const maxFileSize = 1 << 20

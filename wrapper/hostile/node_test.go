@@ -34,10 +34,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary, forgeBinary = filepath.Join(dir, "sifkernel"), filepath.Join(dir, "sifkernel-forge")
-	for _, b := range [][]string{{"-o", binary}, {"-tags", "sifkernel_forge", "-o", forgeBinary}} {
-		if out, err := exec.Command("go", append(append([]string{"build"}, b...), "../cmd/sifkernel")...).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
+	// The forge binary has a directory of its own: no sifkernel-cleanup
+	// beside it, so its Epilog's cleanup child is forged too. The real one
+	// has the cleanup child beside it, as make build lays them out.
+	binary, forgeBinary = filepath.Join(dir, "sifkernel"), filepath.Join(dir, "forge", "sifkernel-forge")
+	for _, b := range [][]string{{"-o", binary, "../cmd/sifkernel"}, {"-o", filepath.Join(dir, "sifkernel-cleanup"), "../cmd/sifkernel-cleanup"},
+		{"-tags", "sifkernel_forge", "-o", forgeBinary, "../cmd/sifkernel"}} {
+		if out, err := exec.Command("go", append([]string{"build"}, b...)...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b[len(b)-1], err, out)
 			os.Exit(1)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/sifkernel/sifkernel/wrapper/jobclean"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 )
 
@@ -65,7 +66,7 @@ const ChildUserPartKind = kindUserPart
 // The kinds, as they show in `ps` on a node.
 const (
 	kindUserPart = "user-part"
-	kindCleanup  = "user-cleanup"
+	kindCleanup  = jobclean.Kind
 	kindSweep    = "user-sweep"
 	kindUsage    = "user-usage"
 	// kindSiteStage runs as the site user (cache.site_user), not a job user.

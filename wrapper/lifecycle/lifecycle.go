@@ -14,6 +14,7 @@ import (
 	"github.com/sifkernel/sifkernel/wrapper/apptainer"
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/config"
+	"github.com/sifkernel/sifkernel/wrapper/jobclean"
 	"github.com/sifkernel/sifkernel/wrapper/kernels"
 	"github.com/sifkernel/sifkernel/wrapper/kernelspec"
 	"github.com/sifkernel/sifkernel/wrapper/node"
@@ -67,14 +68,7 @@ func userJobDir(c *cache.Cache, job slurm.JobID) string { return cache.JobDirIn(
 
 // OpenUserCache opens the calling user's part of the node cache.
 func (e *Env) OpenUserCache(timeout time.Duration) (*cache.Cache, error) {
-	cc := e.Config.Cache
-	if timeout <= 0 {
-		timeout = cc.StageTimeout.Duration
-	}
-	return cache.Open(cache.Options{
-		Root: cc.Dir, Quota: cc.UserQuota, Reserve: cc.Reserve, KeepWarm: cc.KeepWarm.Duration,
-		StageTimeout: timeout, Verify: cc.Verify, Streams: cc.Streams(), FallbackDir: e.getenv("TMPDIR"), Log: e.Log,
-	})
+	return jobclean.OpenUserCache(e.Config.Cache, e.getenv("TMPDIR"), e.Log, timeout)
 }
 
 func (e *Env) finder() apptainer.Finder { return e.Config.Apptainer.Finder(e.getenv) }

@@ -43,10 +43,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "sifkernel")
-	build := append(append([]string{"build"}, testkit.BuildFlags()...), "-o", binary, "../cmd/sifkernel")
-	if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building sifkernel: %v\n%s", err, out)
-		os.Exit(1)
+	// The Epilog's cleanup child beside it, as make build lays them out.
+	for _, b := range []struct{ out, pkg string }{{binary, "../cmd/sifkernel"}, {filepath.Join(dir, CleanerName), "../cmd/sifkernel-cleanup"}} {
+		build := append(append([]string{"build"}, testkit.BuildFlags()...), "-o", b.out, b.pkg)
+		if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b.pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	if err := os.RemoveAll(dir); err != nil {

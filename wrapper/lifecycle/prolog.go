@@ -218,7 +218,7 @@ func (e *Env) asUser(ctx context.Context, u slurm.User, hc slurm.Context, timeou
 	if timeout <= 0 {
 		return ChildReply{}, runas.ErrNoTime
 	}
-	res, err := runas.Run(ctx, runas.Cmd{Path: e.Self, Args: full, UID: hc.UID, GID: gid, Groups: groups, Env: env, Timeout: timeout})
+	res, err := runas.Run(ctx, runas.Cmd{Path: e.childBinary(req), Args: full, UID: hc.UID, GID: gid, Groups: groups, Env: env, Timeout: timeout})
 	if err != nil {
 		return ChildReply{}, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sifkernel/sifkernel/wrapper/cache"
 	"github.com/sifkernel/sifkernel/wrapper/fsx"
+	"github.com/sifkernel/sifkernel/wrapper/jobclean"
 	"github.com/sifkernel/sifkernel/wrapper/metrics"
 	"github.com/sifkernel/sifkernel/wrapper/slurm"
 	"github.com/sifkernel/sifkernel/wrapper/untrusted"
@@ -336,7 +337,7 @@ func (e *Env) SweepUser(o UserSweepOptions) (cache.GCReport, error) {
 			stale = append(stale, job)
 		}
 	}
-	errs = append(errs, removeJobFiles(ch.Dir(), stale...))
+	errs = append(errs, jobclean.RemoveJobFiles(ch.Dir(), stale...))
 	jobs := make([]slurm.JobID, 0, len(gone))
 	for j := range gone {
 		jobs = append(jobs, j)
