@@ -1,7 +1,9 @@
 // Package lifecycle is sifkernel's job lifecycle: the Slurm Prolog, TaskProlog
 // and Epilog, activate and run for job scripts, and sweep. Root code here
 // never touches what a user owns: it creates the job directory and then runs
-// this binary again as the job user for everything inside it.
+// this binary again as the job user for everything inside it (the Epilog's
+// cleanup runs in sifkernel-cleanup where that is installed, see
+// childBinary).
 package lifecycle
 
 import (
