@@ -82,7 +82,7 @@ func Run(e Env, o Options) error {
 	if o.GC {
 		_, err := ch.GC(cache.GCOptions{Now: e.Now()})
 		errs = append(errs, err)
-		if n := reapHolders(ch.Dir()); n > 0 {
+		if n := reapHolders(ch.Dir(), cache.SiteDir(e.Cache.Dir)); n > 0 {
 			e.Log.WithField("job", o.Job).Warnf("killed %d leftover processes of ended jobs holding evicted images open (orphaned squashfuse?)", n)
 		}
 	}

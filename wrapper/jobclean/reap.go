@@ -24,9 +24,18 @@ const (
 // killed with SIGKILL (Jupyter's "shut down now", Slurm's KillWait) on a
 // node whose proctrack does not follow orphans (proctrack/linuxproc). It
 // keeps the deleted image's blocks in use, so the node cache fills up while
-// looking empty; the soak found this. It returns how many it killed.
-func reapHolders(userCache string) int {
-	prefix := filepath.Clean(userCache) + "/"
+// looking empty; the soak found this. dirs are the cache directories whose
+// entries count: the user's own, and the site's (a site entry the site
+// child evicted is held by nobody's running job either: each holds a ref
+// to what it uses). It returns how many it killed.
+func reapHolders(dirs ...string) int {
+	in := map[string]bool{}
+	for _, d := range dirs {
+		in[filepath.Clean(d)] = true
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			in[real] = true // what /proc shows, where the path has a (root's) link in it
+		}
+	}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
@@ -45,16 +54,17 @@ func reapHolders(userCache string) int {
 		if o, ok := fsx.OwnerOf(st); !ok || o.UID != me {
 			continue
 		}
-		if holdsDeleted(pid, prefix) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+		if holdsDeleted(pid, in) && syscall.Kill(pid, syscall.SIGKILL) == nil {
 			killed++
 		}
 	}
 	return killed
 }
 
-// holdsDeleted says whether pid has an evicted entry under prefix open:
-// deleted, in place or moved aside first (see cache.IsEntryName).
-func holdsDeleted(pid int, prefix string) bool {
+// holdsDeleted says whether pid has an evicted entry of one of the
+// directories in open: deleted, in place or moved aside first (see
+// cache.IsEntryName).
+func holdsDeleted(pid int, in map[string]bool) bool {
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	f, err := os.Open(dir)
 	if err != nil {
@@ -64,10 +74,10 @@ func holdsDeleted(pid int, prefix string) bool {
 	fds, _ := f.Readdirnames(maxFDs)
 	for _, fd := range fds {
 		target, err := os.Readlink(dir + "/" + fd)
-		if err != nil || !strings.HasPrefix(target, prefix) {
+		if err != nil {
 			continue
 		}
-		if name, ok := strings.CutSuffix(target, " (deleted)"); ok && cache.IsEntryName(filepath.Base(name)) {
+		if name, ok := strings.CutSuffix(target, " (deleted)"); ok && in[filepath.Dir(name)] && cache.IsEntryName(filepath.Base(name)) {
 			return true
 		}
 	}

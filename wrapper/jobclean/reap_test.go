@@ -17,9 +17,12 @@ import (
 // in the cache is left alone, and so is one holding a deleted partial copy
 // (a stager of another job of the user's, see dropPartial).
 func TestReapHolders(t *testing.T) {
-	dir := t.TempDir()
+	dir, site := t.TempDir(), t.TempDir()
 	hold := func(name string) *exec.Cmd {
 		p := filepath.Join(dir, name)
+		if filepath.IsAbs(name) {
+			p = name
+		}
 		if err := os.WriteFile(p, []byte("sif"), 0o400); err != nil {
 			t.Fatal(err)
 		}
@@ -40,15 +43,26 @@ func TestReapHolders(t *testing.T) {
 	aside := hold("aside-0123456789abcdef.sif")
 	live := hold("new-0123456789abcdef.sif")
 	partial := hold(".tmp-part-0123456789abcdef-2718281828")
+	// A site entry the site child evicted, held by a process of this user's
+	// left over from an ended job (a job that still runs holds a site ref,
+	// and a referenced entry is never evicted).
+	siteEntry := hold(filepath.Join(site, "shared-0123456789abcdef.sif"))
+	siteAside := filepath.Join(site, ".tmp-shared-0123456789abcdef-evict")
+	testkit.Must(t, os.Rename(filepath.Join(site, "shared-0123456789abcdef.sif"), siteAside))
+	testkit.Must(t, os.Remove(siteAside))
 	testkit.Must(t, os.Remove(filepath.Join(dir, "old-0123456789abcdef.sif")))
 	moved := filepath.Join(dir, ".tmp-aside-0123456789abcdef-evict")
 	testkit.Must(t, os.Rename(filepath.Join(dir, "aside-0123456789abcdef.sif"), moved))
 	testkit.Must(t, os.Remove(moved))
 	testkit.Must(t, os.Remove(filepath.Join(dir, ".tmp-part-0123456789abcdef-2718281828")))
-	if n := reapHolders(dir); n != 2 {
-		t.Errorf("reapHolders killed %d, want 2", n)
+	// The user's directory named through a link, as a cache.dir with a
+	// (root's) link on its path is: /proc shows the resolved path.
+	link := filepath.Join(t.TempDir(), "cache")
+	testkit.Must(t, os.Symlink(dir, link))
+	if n := reapHolders(link, site); n != 3 {
+		t.Errorf("reapHolders killed %d, want 3", n)
 	}
-	for name, cmd := range map[string]*exec.Cmd{"removed in place": evicted, "moved aside": aside} {
+	for name, cmd := range map[string]*exec.Cmd{"removed in place": evicted, "moved aside": aside, "a site entry": siteEntry} {
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
