@@ -35,6 +35,11 @@ type Options struct {
 // Kind is a cleanup request's kind, as it shows in `ps` on a node.
 const Kind = "user-cleanup"
 
+// DefaultsEnv, set to "1" in a hook child's environment, says the hook
+// runs on the built-in config (the site's is broken), and so must the
+// child (lifecycle.ChildDefaultsEnv is this name).
+const DefaultsEnv = "SIFKERNEL_CONFIG_DEFAULTS"
+
 // Budget bounds how long the user's side of a cleanup removes; the hook
 // gives the child a little more, then removes the rest itself.
 const Budget = 20 * time.Second

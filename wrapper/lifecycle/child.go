@@ -16,7 +16,7 @@ import (
 // runs on the built-in config (the site's is broken). The child must do the
 // same: one that cannot read the site config itself (a file only root may
 // read) must fail, not quietly use another cache directory.
-const ChildDefaultsEnv = "SIFKERNEL_CONFIG_DEFAULTS"
+const ChildDefaultsEnv = jobclean.DefaultsEnv
 
 // ChildCommand is the hidden command a root hook runs as the job user:
 // `sifkernel internal KIND REQUEST`, REQUEST being the JSON of a ChildRequest.

@@ -1,7 +1,8 @@
 // Command sifkernel-cleanup is the job user's side of the Epilog, and
 // nothing else: root's Epilog runs it as the job user, in place of
-// `sifkernel internal user-cleanup`, where it is installed beside
-// sifkernel (same directory, root's, writable by nobody else). It takes
+// `sifkernel internal user-cleanup`, where it is installed in
+// ../libexec/sifkernel beside sifkernel's bin/ or beside sifkernel, on a
+// path root alone can change (see lifecycle.Cleaners). It takes
 // the same arguments and does the same work (package jobclean), but it is
 // built from only that work's packages and without cgo, so it starts in a
 // fraction of sifkernel's time: that start is the larger part of what an
@@ -27,10 +28,6 @@ const (
 	exitProblems = 1
 	exitUsage    = 2
 )
-
-// childDefaultsEnv is lifecycle.ChildDefaultsEnv (a test keeps the two
-// equal): the hook runs on the built-in config, and so does its child.
-const childDefaultsEnv = "SIFKERNEL_CONFIG_DEFAULTS"
 
 func main() {
 	if err := runas.NotDumpable(); err != nil {
@@ -87,7 +84,7 @@ func parseArgs(args []string) (string, jobclean.Options, error) {
 // being removed); the built-in defaults when the hook runs on them.
 func loadConfig(site string) (*config.Loaded, error) {
 	var cfg *config.Loaded
-	if os.Getenv(childDefaultsEnv) == "1" {
+	if os.Getenv(jobclean.DefaultsEnv) == "1" {
 		cfg = config.Defaults()
 	} else {
 		if site == "" {
